@@ -1,0 +1,48 @@
+"""``ltxic`` command line: one subcommand per step of the course.
+
+Each subcommand is a thin wrapper over the package function of the same name; the logic lives there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    from ltxic.envcheck import environment_report
+
+    report = environment_report()
+    for key, value in report.items():
+        print(f"{key:>14}: {value}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ltxic.demo import run_demo
+
+    run_demo(args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("env", help="print versions, devices and what the course can run here")
+    p.set_defaults(func=_cmd_env)
+
+    p = sub.add_parser("demo", help="the main job on the embedded default (tiny model, data_samples/), no downloads")
+    p.add_argument("--out", default="outputs/demo", help="where results are written (default: outputs/demo)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
