@@ -310,8 +310,9 @@ def summarize(r: dict[str, Any]) -> str:
             val = r[key]
             parts.append(f"{key}={val:.3f}" if isinstance(val, float) else f"{key}={val}")
     if "stages" in r:
-        parts.append(" | ".join(f"{s['stage']} {s['seconds']:.2f}s peak {s.get('peak_allocated_gib') or 0:.1f}GiB"
-                                for s in r["stages"]))
+        parts.append(" | ".join(
+            f"{s['stage']} {s['seconds']:.2f}s peak {s.get('peak_allocated_gib') or 0:.1f}GiB" if "seconds" in s
+            else f"{s['stage']} skipped ({s.get('skipped', '')})" for s in r["stages"]))
     return " ".join(parts)
 
 
