@@ -402,7 +402,8 @@ class LoraUnavailable(Exception):
     pass
 
 
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
+LORA_TARGETS = {"attn+ffn": ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"),
+                "attn": ("to_q", "to_k", "to_v", "to_out.0")}
 
 
 class _LocalLoraLinear(torch.nn.Module):
@@ -422,16 +423,16 @@ class _LocalLoraLinear(torch.nn.Module):
         return self.base(x) + delta * self.scale
 
 
-def _inject_local_lora(model: torch.nn.Module, rank: int, alpha: float) -> None:
+def _inject_local_lora(model: torch.nn.Module, rank: int, alpha: float, targets_key: str) -> None:
     targets = [(name, mod) for name, mod in model.named_modules()
                if name.startswith("transformer_blocks.") and isinstance(mod, torch.nn.Linear)
-               and name.endswith(LORA_TARGETS)]
+               and name.endswith(LORA_TARGETS[targets_key])]
     for name, mod in targets:
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, _LocalLoraLinear(mod, rank, alpha))
 
 
-def attach_lora(model: torch.nn.Module, rank: int, alpha: float, allow_local: bool) -> str:
+def attach_lora(model: torch.nn.Module, rank: int, alpha: float, allow_local: bool, targets: str = "attn+ffn") -> str:
     """Freeze the base model and add LoRA adapters; returns which implementation was used."""
     model.requires_grad_(False)
     try:
@@ -444,8 +445,8 @@ def attach_lora(model: torch.nn.Module, rank: int, alpha: float, allow_local: bo
         inject_lora(model, **kwargs)
         return "ltxic.lora.inject_lora"
     if allow_local:
-        _inject_local_lora(model, rank, alpha)
-        return "benchmark-local adapter (--local-lora)"
+        _inject_local_lora(model, rank, alpha, targets)
+        return f"benchmark-local adapter (--local-lora, {targets})"
     raise LoraUnavailable("lora not available: ltxic.lora.inject_lora is missing (merge main once the lora "
                           "branch has landed, or pass --local-lora to measure with the benchmark's own adapter)")
 
@@ -563,7 +564,7 @@ def section_training(rec: Recorder, scale: Scale, device: torch.device, dtype: t
         def run(setting: Setting = setting) -> dict[str, Any]:
             model = build_model(scale, device, dtype, args.seed)
             try:
-                impl = attach_lora(model, args.lora_rank, args.lora_alpha, args.local_lora)
+                impl = attach_lora(model, args.lora_rank, args.lora_alpha, args.local_lora, args.lora_targets)
             except LoraUnavailable as err:
                 print(str(err), flush=True)
                 raise Skip(str(err)) from err
@@ -777,6 +778,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lora-alpha", type=float, default=128.0)
     p.add_argument("--local-lora", action="store_true",
                    help="if ltxic.lora is missing, measure with the benchmark's own minimal adapter")
+    p.add_argument("--lora-targets", choices=sorted(LORA_TARGETS), default="attn+ffn",
+                   help="modules the --local-lora adapter wraps (every block, video, audio and AV attention)")
     p.add_argument("--no-offload", dest="offload", action="store_false",
                    help="pipeline: keep the transformer on the GPU between stages")
     p.add_argument("--tiled-decode-only", action="store_true", help="pipeline: skip the untiled VAE decode attempt")
