@@ -769,6 +769,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="tiny preset and shapes on the CPU (tests every path)")
     p.add_argument("--device", default=None, help="default: cuda, or cpu with --tiny")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
+    p.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
+                   help="auto: bfloat16 on CUDA, float32 on the CPU")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -796,7 +798,10 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: run on a GPU, or pass --tiny for the CPU test", file=sys.stderr)
         return 2
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if args.dtype == "auto":
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    else:
+        dtype = getattr(torch, args.dtype)
     ref = args.ref_downscale or None
     scale = (tiny_scale if args.tiny else real_scale)(ref, args.ref_audio_seconds)
     import ltx_core

@@ -35,7 +35,7 @@ def test_tiny_inference_and_fp8_quick(tmp_path: Path) -> None:
 
 # Everything ltx-core declares but the script must not need (the GPU run carries only REQUIREMENTS-gpu.txt).
 HIDDEN = ["transformers", "accelerate", "scipy", "torchaudio", "tqdm", "PIL", "huggingface_hub", "tokenizers",
-          "ltx_pipelines", "av", "soundfile", "cv2", "matplotlib", "moviepy"]
+          "ltx_pipelines", "av", "soundfile", "cv2", "matplotlib", "moviepy", "pydantic", "yaml"]
 
 
 @pytest.mark.slow  # ~20 s alone, up to a minute on a loaded 2-core machine
