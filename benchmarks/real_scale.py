@@ -344,7 +344,8 @@ def reference_latent_size(setting: Setting, geometry: VideoGeometry) -> tuple[in
 
 
 def make_inputs(cfg: dict[str, Any], scale: Scale, setting: Setting, device: torch.device, dtype: torch.dtype,
-                sigma: float = 0.7, seed: int = 0, video_latent: torch.Tensor | None = None) -> Inputs:
+                sigma: float = 0.7, seed: int = 0, video_latent: torch.Tensor | None = None,
+                audio_latent: torch.Tensor | None = None) -> Inputs:
     """Transformer inputs laid out as the IC pipelines do: target tokens, then clean reference tokens."""
     tcfg = cfg["transformer"]
     geometry, ageo = VideoGeometry(), AudioGeometry()
@@ -361,22 +362,23 @@ def make_inputs(cfg: dict[str, Any], scale: Scale, setting: Setting, device: tor
         ref = torch.randn(1, tcfg["in_channels"], 1, rh, rw, generator=gen).to(device, dtype)
         state = VideoConditionByReferenceLatent(ref, downscale_factor=setting.ref_downscale).apply_to(state, vtools)
     sig = torch.tensor([sigma], device=device, dtype=torch.float32)
+    context = torch.randn(1, scale.context_len, tcfg["cross_attention_dim"], generator=gen).to(device, dtype)
     video = Modality(latent=state.latent, sigma=sig, timesteps=sig * state.denoise_mask[..., 0],
-                     positions=state.positions, attention_mask=state.attention_mask,
-                     context=torch.randn(1, scale.context_len, tcfg["cross_attention_dim"], generator=gen).to(device, dtype))
+                     positions=state.positions, attention_mask=state.attention_mask, context=context)
 
     mel = scale.audio_mel_bins
     channels = tcfg["audio_in_channels"] // mel
     patchifier = AudioPatchifier(patch_size=1, sample_rate=ageo.sample_rate, hop_length=ageo.hop_length,
                                  audio_latent_downsample_factor=ageo.latent_downsample)
 
-    def audio_state(seconds: float):
+    def audio_state(seconds: float, latent: torch.Tensor | None = None):
         shape = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=channels, mel_bins=mel)
-        latent = torch.randn(tuple(shape.to_torch_shape()), generator=gen).to(device, dtype)
-        return shape, AudioLatentTools(patchifier, shape).create_initial_state(device=device, dtype=dtype,
-                                                                               initial_latent=latent)
+        if latent is None:
+            latent = torch.randn(tuple(shape.to_torch_shape()), generator=gen)
+        return shape, AudioLatentTools(patchifier, shape).create_initial_state(
+            device=device, dtype=dtype, initial_latent=latent.to(device, dtype))
 
-    ashape, astate = audio_state(setting.frames / setting.fps)
+    ashape, astate = audio_state(setting.frames / setting.fps, audio_latent)
     tokens, positions, timesteps = astate.latent, astate.positions.float(), sig * astate.denoise_mask[..., 0]
     if setting.ref_audio_seconds > 0:
         # audio_ref_only_ic: clean reference-voice tokens appended to the audio sequence (timestep 0)
@@ -692,6 +694,8 @@ def section_pipeline(rec: Recorder, scale: Scale, device: torch.device, dtype: t
                 v_tok, a_tok = _denoise(model, inputs, STAGE1_SIGMAS, args.seed)
                 v_lat = VideoLatentPatchifier(patch_size=1).unpatchify(
                     v_tok, VideoLatentShape.from_torch_shape(inputs.video_latent_shape))
+                a_lat = AudioPatchifier(patch_size=1).unpatchify(
+                    a_tok, AudioLatentShape.from_torch_shape(inputs.audio_latent_shape))
             if offload is not None:
                 with Stage("transformer_to_cpu"):
                     model.to(offload)
@@ -708,7 +712,7 @@ def section_pipeline(rec: Recorder, scale: Scale, device: torch.device, dtype: t
                     model.to(device)
             with Stage("stage2_denoise", steps=len(STAGE2_SIGMAS) - 1, shape=asdict(full)) as r:
                 inputs = make_inputs(model.ltxic_config, scale, full, device, dtype, seed=args.seed,
-                                     sigma=STAGE2_SIGMAS[0], video_latent=v_up)
+                                     sigma=STAGE2_SIGMAS[0], video_latent=v_up, audio_latent=a_lat)
                 r.update(inputs.counts())
                 v_tok, a_tok = _denoise(model, inputs, STAGE2_SIGMAS, args.seed + 1)
                 v_lat = VideoLatentPatchifier(patch_size=1).unpatchify(
