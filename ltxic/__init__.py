@@ -4,6 +4,7 @@ The public API is deliberately small; each name lives in the module named for wh
 """
 
 from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
+from ltxic.media import MediaError
 from ltxic.models import (
     PRESETS,
     CheckpointError,
@@ -19,6 +20,7 @@ __all__ = [
     "PRESETS",
     "AudioGeometry",
     "CheckpointError",
+    "MediaError",
     "VideoGeometry",
     "__version__",
     "audio_tokens",
