@@ -152,7 +152,8 @@ class ResolutionBucket:
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
             _validate_bucket,
-            serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json"),
+            # Dumps (Python and JSON alike) write the "768x448x49" form, which validates back to the same bucket.
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
         )
 
     @classmethod
@@ -212,10 +213,6 @@ def _resolve(path: Path, info: ValidationInfo) -> Path:
     return path
 
 
-def _resolved_path(path: Path, info: ValidationInfo) -> Path:
-    return _resolve(path, info)
-
-
 def _missing(path: Path, info: ValidationInfo, what: str) -> PydanticCustomError:
     base = (info.context or {}).get("base_dir")
     where = f"relative paths resolve against {base}" if base is not None else "relative to the current folder"
@@ -241,7 +238,7 @@ def _existing_path(path: Path, info: ValidationInfo) -> Path:
     return path
 
 
-ConfigPath = Annotated[Path, AfterValidator(_resolved_path)]
+ConfigPath = Annotated[Path, AfterValidator(_resolve)]
 InputFile = Annotated[Path, AfterValidator(_existing_file)]
 InputPath = Annotated[Path, AfterValidator(_existing_path)]
 

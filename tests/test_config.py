@@ -165,6 +165,16 @@ def test_to_yaml_does_not_touch_an_existing_file_on_failure(files: Path, monkeyp
     assert sorted(p.name for p in files.iterdir() if p.name.startswith(".")) == []
 
 
+def test_dumps_and_json_schema(files: Path):
+    cfg = load_config(write(files, good_dict()))
+    assert cfg.model_dump()["dataset"]["resolution_buckets"][0] == "128x128x25"
+    assert TrainingConfig.model_validate(cfg.model_dump()) == cfg
+    assert cfg.model_dump(mode="json")["dataset"]["resolution_buckets"] == ["128x128x25", "96x64x17"]
+    assert TrainingConfig.model_validate_json(cfg.model_dump_json()) == cfg
+    schema = TrainingConfig.model_json_schema()  # for editors' YAML completion
+    assert schema["$defs"]["LoraConfig"]["properties"]["rank"]["exclusiveMinimum"] == 0
+
+
 def test_model_validate_checks_values_but_not_files():
     cfg = TrainingConfig.model_validate(good_dict())  # the files do not exist; plain validation allows that
     assert cfg.dataset.dataset_file == Path("data/dataset.json")
