@@ -508,7 +508,7 @@ def load_lora(model: nn.Module, path: str | os.PathLike[str], strength: float = 
     for name, a, b, rank, alpha in plans:
         mod = modules[name]
         if not isinstance(mod, LoRALinear):
-            mod = LoRALinear(mod, rank, alpha)
+            mod = LoRALinear(mod, rank, alpha, generator=torch.Generator())  # A is overwritten below
             _set_submodule(model, name, mod)
         dt, dev = mod.lora_A.dtype, mod.weight.device
         mod.rank, mod.alpha, mod.strength = rank, alpha, float(strength)
