@@ -56,6 +56,8 @@ class SamplingConfig:
         audio_seconds: audio length; ``None`` = ``frames / fps`` (as ltx-pipelines).
         steps: Euler steps of the LTX2Scheduler schedule (ignored when ``distilled``).
         distilled: use the distilled model's fixed 8-step sigma list.
+        sigmas: an explicit descending schedule ending at 0 (e.g. ltx-pipelines' stage-2 list
+            ``STAGE_2_DISTILLED_SIGMA_VALUES`` with an initial latent); overrides ``steps``/``distilled``.
         video_cfg_scale, audio_cfg_scale: text CFG per stream; 1 = off (no extra pass).
         reference_guidance_scale: ``scale * (cond - without references)``; 0 = off.
         seed: noise seed.
@@ -72,6 +74,7 @@ class SamplingConfig:
     audio_seconds: float | None = None
     steps: int = 30
     distilled: bool = False
+    sigmas: tuple[float, ...] | None = None
     video_cfg_scale: float = 1.0
     audio_cfg_scale: float = 1.0
     reference_guidance_scale: float = 0.0
@@ -99,12 +102,21 @@ class SamplingConfig:
 
 def sigma_schedule(config: SamplingConfig, video_tokens_count: int) -> torch.Tensor:
     """The sigmas (descending, ending at 0) for ``config``."""
+    if config.sigmas is not None:
+        sigmas = torch.tensor(config.sigmas, dtype=torch.float32)
+        if sigmas.ndim != 1 or len(sigmas) < 2 or sigmas[-1] != 0 or not torch.all(sigmas[1:] < sigmas[:-1]) or sigmas[0] > 1:
+            raise ValueError(
+                f"SamplingConfig.sigmas={config.sigmas} must descend strictly from <= 1 and end at 0, e.g. (1.0, 0.5, 0.0)"
+            )
+        return sigmas
     if config.distilled:
         from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES
 
         return torch.tensor(DISTILLED_SIGMA_VALUES, dtype=torch.float32)
-    if config.steps < 1:
-        raise ValueError(f"SamplingConfig.steps must be >= 1, got {config.steps}")
+    if config.steps < 2:
+        # LTX2Scheduler stretches the last non-zero sigma to 0.1: with one step that sigma is 1 and it divides by 0
+        raise ValueError(f"SamplingConfig.steps must be >= 2 for the LTX2Scheduler schedule, got {config.steps}; "
+                         "for a single step pass sigmas=(1.0, 0.0)")
     tokens = config.schedule_tokens if config.schedule_tokens is not None else video_tokens_count
     # LTX2Scheduler reads only the shape of `latent`: prod(shape[2:]) tokens
     return LTX2Scheduler().execute(steps=config.steps, latent=torch.empty(1, 1, tokens, device="meta"))
@@ -131,6 +143,8 @@ def sample_latents(
     negative_context_mask: torch.Tensor | None = None,
     ref_video_latent: torch.Tensor | None = None,
     ref_audio_latent: torch.Tensor | None = None,
+    initial_video_latent: torch.Tensor | None = None,
+    initial_audio_latent: torch.Tensor | None = None,
     strategy: Strategy | str = "text_to_video",
     config: SamplingConfig | None = None,
     progress: bool = False,
@@ -139,6 +153,8 @@ def sample_latents(
 
     Contexts are batched ``(B, L, D)``; references are batched latents, placed by ``strategy`` exactly
     as in training. LoRA strength is whatever the model carries (``ltxic.lora.set_lora_strength``).
+    ``initial_*_latent`` start from a latent noised to the first sigma (``(1 - s0) x + s0 eps``, as
+    ltx-core's ``GaussianNoiser`` with ``noise_scale = s0``): the refine stage of a two-stage pipeline.
     """
     config = config or SamplingConfig()
     strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
@@ -166,15 +182,23 @@ def sample_latents(
 
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     v_shape = config.video_latent_shape(batch, video_width)
-    noise_v = torch.randn(v_shape, generator=gen)
-    x_v, pos_v = video_tokens(noise_v.to(device=device, dtype=dtype), config.fps, config.video_geometry)
+    sigmas = sigma_schedule(config, math.prod(v_shape[2:]))
+    s0 = float(sigmas[0])
+    sigmas = sigmas.to(device)
+
+    def start(shape: tuple[int, ...], initial: torch.Tensor | None, name: str) -> torch.Tensor:
+        noise = torch.randn(shape, generator=gen)
+        if initial is None:
+            return noise.to(device=device, dtype=dtype)
+        if tuple(initial.shape) != tuple(shape):
+            raise ValueError(f"{name} has shape {tuple(initial.shape)} but the config asks for {tuple(shape)}; match SamplingConfig's size")
+        return ((1 - s0) * initial.float() + s0 * noise).to(device=device, dtype=dtype)
+
+    x_v, pos_v = video_tokens(start(v_shape, initial_video_latent, "initial_video_latent"), config.fps, config.video_geometry)
     x_a = pos_a = a_shape = None
     if with_audio:
         a_shape = config.audio_latent_shape(batch, audio_width)
-        noise_a = torch.randn(a_shape, generator=gen)
-        x_a, pos_a = audio_tokens(noise_a.to(device=device, dtype=dtype), config.audio_geometry)
-
-    sigmas = sigma_schedule(config, math.prod(v_shape[2:])).to(device)
+        x_a, pos_a = audio_tokens(start(a_shape, initial_audio_latent, "initial_audio_latent"), config.audio_geometry)
 
     def to_dev(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else t.to(device=device, dtype=dtype if t.is_floating_point() else None)

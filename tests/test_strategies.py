@@ -235,7 +235,7 @@ def test_loss_decreases_when_overfitting_one_example() -> None:
             return total / 4
 
     start = fixed_loss()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(30):
         loss, logs = strategy.loss(model, batch, gen)
