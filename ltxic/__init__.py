@@ -12,6 +12,8 @@ from ltxic.models import (
     preset_config,
     save_transformer,
 )
+from ltxic.sampler import SamplingConfig, sample_latents
+from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
 
 __version__ = "0.1.0"
 
@@ -19,12 +21,18 @@ __all__ = [
     "PRESETS",
     "AudioGeometry",
     "CheckpointError",
+    "EncodedBatch",
+    "EncodedSample",
+    "SamplingConfig",
     "VideoGeometry",
     "__version__",
     "audio_tokens",
     "build_transformer",
+    "collate",
+    "get_strategy",
     "load_transformer",
     "preset_config",
+    "sample_latents",
     "save_transformer",
     "video_tokens",
 ]

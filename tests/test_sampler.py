@@ -8,7 +8,7 @@ import torch
 
 import ltxic
 from ltxic.sampler import SamplingConfig, sample_latents, sigma_schedule
-from ltxic.strategies import get_strategy
+from ltxic.strategies import EncodedSample, collate, get_strategy
 
 CFG = SamplingConfig(width=96, height=64, frames=17, fps=24.0, steps=4)
 
@@ -78,11 +78,15 @@ def test_references_change_the_result(model, inputs) -> None:
 
 def test_reference_tokens_matter_more_after_training_with_them() -> None:
     """A few IC steps on one example make the sample depend more on its reference than before."""
-    from tests.test_strategies import make_sample  # the same tiny example the strategy tests use
-    from ltxic.strategies import collate
-
+    g = torch.Generator().manual_seed(0)
+    sample = EncodedSample(
+        video_latent=torch.randn(16, 3, 2, 3, generator=g),
+        video_context=torch.randn(5, 128, generator=g),
+        audio_context=torch.randn(5, 64, generator=g),
+        audio_latent=torch.randn(4, 18, 4, generator=g),
+        ref_video_latent=torch.randn(16, 1, 2, 3, generator=g),
+    )
     model = ltxic.build_transformer("tiny", seed=0)
-    sample = make_sample(0)
     batch = collate([sample])
     strategy = get_strategy("ic")
     ctx = {"video_context": sample.video_context[None], "audio_context": sample.audio_context[None]}
