@@ -7,7 +7,7 @@ from scipy import ndimage
 
 
 def _tolerance(colour: np.ndarray) -> float:
-    return float(0.1 * np.linalg.norm(colour) + 10.0)
+    return float(0.1 * np.linalg.norm(colour) + 6.0)
 
 
 def locate_face(frame: np.ndarray, skin: tuple[int, int, int] | None = None) -> tuple[int, int, int, int] | None:
