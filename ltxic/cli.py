@@ -37,6 +37,9 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
     buckets = ", ".join(str(b) for b in cfg.dataset.resolution_buckets)
     print(f"{args.config}: ok ({cfg.training_strategy.name}, {cfg.optimization.steps} steps, "
           f"LoRA rank {cfg.lora.rank}, buckets {buckets})")
+    return 0
+
+
 def _cmd_toy_make_dataset(args: argparse.Namespace) -> int:
     from ltxic.toy.make_samples import make_dataset, random_identities
 
@@ -64,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="path to the training config (.yaml)")
     p.add_argument("--no-check-files", action="store_true", help="skip checking that input files exist")
     p.set_defaults(func=_cmd_validate_config)
+
     toy = sub.add_parser("toy", help="the toy identity world").add_subparsers(dest="toy_command", required=True)
     p = toy.add_parser("make-dataset", help="render a toy dataset (clips, portraits, voice clips, dataset.json)")
     p.add_argument("--identities", type=int, default=8, help="training identities (default 8)")
