@@ -26,6 +26,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_download(args: argparse.Namespace) -> int:
+    from ltxic.assets import check_disk_space, download_assets, format_plan, format_status, load_manifest, plan_download
+
+    manifest = load_manifest(args.manifest)
+    plan = plan_download(args.root, only=args.only, manifest=manifest)
+    print(format_plan(plan))
+    if args.dry_run:
+        return 0 if plan.fits else 1
+    check_disk_space(plan)
+    rows = download_assets(args.root, only=args.only, manifest=manifest, max_workers=args.workers)
+    print(format_status(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on the embedded default (tiny model, data_samples/), no downloads")
     p.add_argument("--out", default="outputs/demo", help="where results are written (default: outputs/demo)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("download", help="fetch LTX-2.3 assets into a ComfyUI-style tree (resumable, verified)")
+    p.add_argument("--root", default=".", help="tree root; files go to ROOT/models/<folder>/ (default: .)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="asset names to fetch (default: the default set)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the disk space needed; fetch nothing")
+    p.add_argument("--manifest", default=None, help="an asset manifest YAML (default: the one shipped with ltxic)")
+    p.add_argument("--workers", type=int, default=4, help="files fetched in parallel (default: 4)")
+    p.set_defaults(func=_cmd_download)
     return parser
 
 
