@@ -40,6 +40,21 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_captions(args: argparse.Namespace) -> int:
+    from ltxic.captions import check_dataset_captions, clean_dataset
+
+    if args.write_clean:
+        cleaned = clean_dataset(args.dataset, args.write_clean)
+        print(cleaned.to_markdown())
+        print(f"wrote {cleaned.out_path} and {cleaned.report_path}")
+        flagged = cleaned.after.flagged
+    else:
+        report = check_dataset_captions(args.dataset)
+        print(report.to_markdown())
+        flagged = report.flagged
+    return 1 if args.strict and flagged else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", default=None, help="an asset manifest YAML (default: the one shipped with ltxic)")
     p.add_argument("--workers", type=int, default=4, help="files fetched in parallel (default: 4)")
     p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("captions", help="check dataset captions (traits, vague motion, length, duplicates, names)")
+    p.add_argument("dataset", help="a dataset.json")
+    p.add_argument("--write-clean", metavar="OUT.json", help="write a copy with rewritten captions and a report")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when any caption is flagged")
+    p.set_defaults(func=_cmd_captions)
     return parser
 
 
