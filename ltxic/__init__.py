@@ -5,7 +5,20 @@ The public API is deliberately small; each name lives in the module named for wh
 
 from ltxic.assets import asset_status, download_assets
 from ltxic.captions import check_captions, clean_dataset
+from ltxic.config import ConfigError, TrainingConfig, load_config
 from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
+from ltxic.media import MediaError
+from ltxic.lora import (
+    LoRAConfig,
+    LoRAError,
+    inject_lora,
+    load_lora,
+    lora_state_dict,
+    merge_lora,
+    read_lora_metadata,
+    save_lora,
+    set_lora_strength,
+)
 from ltxic.models import (
     PRESETS,
     CheckpointError,
@@ -21,6 +34,11 @@ __all__ = [
     "PRESETS",
     "AudioGeometry",
     "CheckpointError",
+    "MediaError",
+    "ConfigError",
+    "TrainingConfig",
+    "LoRAConfig",
+    "LoRAError",
     "VideoGeometry",
     "__version__",
     "asset_status",
@@ -29,8 +47,16 @@ __all__ = [
     "check_captions",
     "clean_dataset",
     "download_assets",
+    "load_config",
+    "inject_lora",
+    "load_lora",
     "load_transformer",
+    "lora_state_dict",
+    "merge_lora",
     "preset_config",
+    "read_lora_metadata",
+    "save_lora",
     "save_transformer",
+    "set_lora_strength",
     "video_tokens",
 ]

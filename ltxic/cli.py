@@ -55,6 +55,20 @@ def _cmd_captions(args: argparse.Namespace) -> int:
     return 1 if args.strict and flagged else 0
 
 
+def _cmd_validate_config(args: argparse.Namespace) -> int:
+    from ltxic.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, check_files=not args.no_check_files)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    buckets = ", ".join(str(b) for b in cfg.dataset.resolution_buckets)
+    print(f"{args.config}: ok ({cfg.training_strategy.name}, {cfg.optimization.steps} steps, "
+          f"LoRA rank {cfg.lora.rank}, buckets {buckets})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-clean", metavar="OUT.json", help="write a copy with rewritten captions and a report")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when any caption is flagged")
     p.set_defaults(func=_cmd_captions)
+    p = sub.add_parser("validate-config", help="check a training YAML and list every problem with its fix")
+    p.add_argument("config", help="path to the training config (.yaml)")
+    p.add_argument("--no-check-files", action="store_true", help="skip checking that input files exist")
+    p.set_defaults(func=_cmd_validate_config)
     return parser
 
 
