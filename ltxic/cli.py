@@ -69,6 +69,26 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pair(args: argparse.Namespace) -> int:
+    import json
+
+    from ltxic.dataset import pair_folder
+
+    consent = json.loads(open(args.consent, encoding="utf-8").read())
+    out = pair_folder(args.clips, args.out, identity=args.identity, consent=consent, voice_dir=args.voice,
+                      reference_image=args.reference_image, eval_fraction=args.eval_fraction)
+    print(f"wrote {out}; check it with `ltxic validate-dataset {out}`")
+    return 0
+
+
+def _cmd_validate_dataset(args: argparse.Namespace) -> int:
+    from ltxic.dataset import validate_dataset
+
+    report = validate_dataset(args.dataset, check_media=not args.no_media)
+    print(report.to_markdown())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-clean", metavar="OUT.json", help="write a copy with rewritten captions and a report")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when any caption is flagged")
     p.set_defaults(func=_cmd_captions)
+
+    p = sub.add_parser("pair", help="make dataset.json from a folder of clips (captions from NAME.txt) and voice clips")
+    p.add_argument("clips", help="folder of the subject's video clips")
+    p.add_argument("--identity", required=True, help="identity name used in dataset.json")
+    p.add_argument("--consent", required=True, help="a JSON consent record (subject, granted_by, media, date, scope)")
+    p.add_argument("--out", default="dataset.json", help="dataset.json to write or extend (default: ./dataset.json)")
+    p.add_argument("--voice", help="folder of voice recordings (5-15 s of clean speech each)")
+    p.add_argument("--reference-image", help="a held portrait (default: the first frame of the first clip)")
+    p.add_argument("--eval-fraction", type=float, default=0.0, help="share of clips split 'eval' (default 0)")
+    p.set_defaults(func=_cmd_pair)
+
+    p = sub.add_parser("validate-dataset", help="check files, media, consent and captions of a dataset.json")
+    p.add_argument("dataset", help="a dataset.json")
+    p.add_argument("--no-media", action="store_true", help="only check that files exist; do not open them")
+    p.set_defaults(func=_cmd_validate_dataset)
     p = sub.add_parser("validate-config", help="check a training YAML and list every problem with its fix")
     p.add_argument("config", help="path to the training config (.yaml)")
     p.add_argument("--no-check-files", action="store_true", help="skip checking that input files exist")
