@@ -201,3 +201,18 @@ def test_cli_captions(tmp_path: Path, capsys):
     assert main(["captions", str(src), "--write-clean", str(tmp_path / "clean.json")]) == 0
     assert "Flagged captions: 3 before, 1 after" in capsys.readouterr().out
     assert (tmp_path / "clean.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "trait",
+    [  # the toy world's trait vocabulary (ltxic.toy.identity) in the phrasings a caption would use
+        "porcelain skin", "beige skin", "deep skin", "dark brown skin", "tan skin",
+        "auburn hair", "platinum hair", "long grey hair", "short dark brown hair", "blonde hair in a bun",
+        "close-set blue eyes", "wide-set amber eyes", "evenly set green eyes",
+        "a round face", "a long face", "a low-pitched voice", "a high-pitched voice", "bald",
+    ],
+)
+def test_toy_trait_vocabulary_is_flagged_and_removed(trait):
+    text = f"A person with {trait} nods in a dim green room, close-up."
+    assert "trait" in kinds(text), text
+    assert suggest_rewrite(text) == "A person nods in a dim green room, close-up."
