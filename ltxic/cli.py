@@ -30,6 +30,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from ltxic.assets import check_disk_space, download_assets, format_plan, format_status, load_manifest, plan_download
 
     manifest = load_manifest(args.manifest)
+    if args.status:
+        from ltxic.assets import asset_status
+
+        rows = asset_status(args.root, only=args.only, manifest=manifest)
+        print(format_status(rows))
+        return 0 if all(r.state in ("ok", "unverified") for r in rows) else 1
     plan = plan_download(args.root, only=args.only, manifest=manifest)
     print(format_plan(plan))
     if args.dry_run:
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan and the disk space needed; fetch nothing")
     p.add_argument("--manifest", default=None, help="an asset manifest YAML (default: the one shipped with ltxic)")
     p.add_argument("--workers", type=int, default=4, help="files fetched in parallel (default: 4)")
+    p.add_argument("--status", action="store_true", help="only report what is present, missing or corrupt (no network)")
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("captions", help="check dataset captions (traits, vague motion, length, duplicates, names)")

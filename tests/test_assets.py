@@ -250,6 +250,12 @@ def test_full_download_places_verified_files(hub, tmp_path):
     ]
     status = asset_status(root, manifest=hub.manifest)
     assert [r.state for r in status] == ["ok", "ok", "ok"]
+    from ltxic.cli import main
+
+    assert main(["download", "--root", str(root), "--manifest", str(hub.manifest_path), "--status"]) == 0
+    (root / "models/loras/toy-lora.safetensors").unlink()
+    assert main(["download", "--root", str(root), "--manifest", str(hub.manifest_path), "--status"]) == 1
+    _download(hub, root)
     assert "3 ok, 0 unverified, 0 missing, 0 corrupt" in format_status(status)
     # a second run fetches nothing
     n_gets = len([e for e in hub.events if e[0] == "GET"])
