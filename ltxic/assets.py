@@ -1,9 +1,14 @@
 """LTX-2.3 asset manifest, download (huggingface_hub), verification and status, in a ComfyUI-style tree.
 
-The manifest is data (``assets_manifest.yaml`` beside this module). Files are fetched with ``hf_hub_download`` into a
-staging folder under ``<root>/.ltxic/downloads``, verified (size, then sha256 against the manifest or the hub's LFS
-sha256), and only then moved to their ComfyUI place (``<root>/models/checkpoints/...``), so the tree never holds a
-half-written or unverified file. A dropped connection is resumed by huggingface_hub with an HTTP Range request.
+The manifest is data (``assets_manifest.yaml`` beside this module). Files are fetched into a staging folder under
+``<root>/.ltxic/downloads``, verified (size, then sha256 against the manifest or the hub's LFS sha256), and only then
+moved to their ComfyUI place (``<root>/models/checkpoints/...``): the tree never holds a half-written or unverified
+file.
+
+Transfers: files the hub serves through Xet go through ``hf_hub_download`` (Xet's own chunked transfer). Plain HTTP
+files (and every file when ``HF_HUB_DISABLE_XET=1``) go through huggingface_hub's ``http_get`` into a persistent
+``.part`` file: a dropped connection resumes with a Range request in the same run, and a crashed or interrupted
+run resumes from the ``.part`` on the next one (``hf_hub_download`` 2.x deletes its partial file on failure).
 """
 
 from __future__ import annotations
@@ -291,6 +296,26 @@ def _staging_dir(root: Path, f: AssetFile) -> Path:
     return root / STATE_DIR / "downloads" / f.repo_id.replace("/", "__")
 
 
+def _http_download(
+    url: str, part: Path, expected_size: int | None, token: str | None, same_host: bool, restart: bool
+) -> Path:
+    """Append the missing bytes of ``url`` to ``part`` (a Range request from its current size); return ``part``."""
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import WeakFileLock, build_hf_headers
+
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with WeakFileLock(part.with_name(part.name + ".lock")):
+        if restart or (expected_size is not None and part.is_file() and part.stat().st_size > expected_size):
+            part.unlink(missing_ok=True)
+        headers = build_hf_headers(token=token)
+        if not same_host:
+            headers.pop("authorization", None)  # signed CDN urls must not receive the hub token
+        with open(part, "ab") as fh:
+            http_get(url, fh, resume_size=fh.tell(), headers=headers, expected_size=expected_size,
+                     displayed_filename=part.name.rsplit(".", 2)[0])
+    return part
+
+
 def _fetch_one(
     f: AssetFile,
     root: Path,
@@ -300,11 +325,14 @@ def _fetch_one(
     token: str | None,
     cache_dir: str | None,
 ) -> FileStatus:
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from importlib.util import find_spec
+    from urllib.parse import urlsplit
 
-    meta = get_hf_file_metadata(
-        hf_hub_url(f.repo_id, f.filename, revision=f.revision, endpoint=endpoint), token=token, endpoint=endpoint
-    )
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+    url = hf_hub_url(f.repo_id, f.filename, revision=f.revision, endpoint=endpoint)
+    meta = get_hf_file_metadata(url, token=token, endpoint=endpoint)
+    use_xet = meta.xet_file_data is not None and find_spec("hf_xet") is not None and not constants.HF_HUB_DISABLE_XET
     hub_sha = (meta.etag or "").lower()
     expected_sha = f.sha256 or (hub_sha if _SHA256.fullmatch(hub_sha) else None)
     expected_size = meta.size if meta.size is not None else (f.size if f.size_exact else None)
@@ -336,19 +364,24 @@ def _fetch_one(
             return FileStatus(f.asset, target, state, f.size, f.size_exact, target.stat().st_size, "already present")
         target.unlink()  # corrupt: remove before fetching again
     last = ""
+    part = _staging_dir(root, f) / f"{Path(f.filename).name}.{(meta.etag or 'noetag')[:16]}.part"
     for attempt in range(2):  # a corrupted transfer is deleted and fetched once more
-        staged = Path(
-            hf_hub_download(
-                f.repo_id,
-                f.filename,
-                revision=f.revision,
-                local_dir=_staging_dir(root, f),
-                endpoint=endpoint,
-                token=token,
-                cache_dir=cache_dir,
-                force_download=attempt > 0,
+        if use_xet:
+            staged = Path(
+                hf_hub_download(
+                    f.repo_id,
+                    f.filename,
+                    revision=f.revision,
+                    local_dir=_staging_dir(root, f),
+                    endpoint=endpoint,
+                    token=token,
+                    cache_dir=cache_dir,
+                    force_download=attempt > 0,
+                )
             )
-        )
+        else:
+            same_host = urlsplit(meta.location).netloc == urlsplit(url).netloc
+            staged = _http_download(meta.location, part, expected_size, token, same_host, restart=attempt > 0)
         state, last, actual = _check_file(staged, expected_size, expected_sha, None)
         if state in ("ok", "unverified"):
             target.parent.mkdir(parents=True, exist_ok=True)

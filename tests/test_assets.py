@@ -54,7 +54,7 @@ class FakeHub(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.files = files
         self.events: list[tuple[str, str, int, int]] = []  # (method, filename, range start, bytes sent)
-        self.drop_once: dict[str, int] = {}  # filename -> bytes to send before dropping the connection
+        self.drops: dict[str, list[int]] = {}  # filename -> bytes sent before hanging up, one per GET
         self.corrupt_once: set[str] = set()
         self.corrupt_always: set[str] = set()
         self.lock = threading.Lock()
@@ -117,7 +117,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             start = int(rng.split("=")[1].split("-")[0])
         body = data[start:]
         with self.server.lock:
-            drop = self.server.drop_once.pop(filename, None)
+            plan = self.server.drops.get(filename)
+            drop = plan.pop(0) if plan else None
             if filename in self.server.corrupt_always or filename in self.server.corrupt_once:
                 self.server.corrupt_once.discard(filename)
                 body = bytes(b ^ 0xFF for b in body[:16]) + body[16:]
@@ -265,7 +266,7 @@ def test_full_download_places_verified_files(hub, tmp_path):
 
 def test_interrupted_download_resumes_from_offset(hub, tmp_path):
     name = "ltx-toy-dev.safetensors"
-    hub.drop_once[name] = 300_000  # the server hangs up mid-file once
+    hub.drops[name] = [300_000]  # the server hangs up mid-file once
     root = tmp_path / "comfy"
     rows = _download(hub, root, only=["checkpoint"])
     assert rows[0].state == "ok"
@@ -275,6 +276,32 @@ def test_interrupted_download_resumes_from_offset(hub, tmp_path):
     assert 0 < offset <= 300_000  # resumed with a Range request, not from scratch
     assert second[3] == len(hub.files[("toy/ltx", name)]) - offset
     assert (root / "models/checkpoints" / name).read_bytes() == hub.files[("toy/ltx", name)]
+
+
+def test_crashed_run_resumes_from_its_part_file_on_the_next_run(hub, tmp_path, monkeypatch):
+    import huggingface_hub.file_download as hf_download
+
+    monkeypatch.setattr(hf_download.time, "sleep", lambda seconds: None)  # skip the back-off between retries
+    name = "ltx-toy-dev.safetensors"
+    data = hub.files[("toy/ltx", name)]
+    # first run: 200 KB arrive, then the connection keeps dropping until huggingface_hub gives up
+    hub.drops[name] = [200_000] + [0] * 10
+    root = tmp_path / "comfy"
+    with pytest.raises(AssetError, match=name):
+        _download(hub, root, only=["checkpoint"])
+    part = root / ".ltxic/downloads/toy__ltx" / f"{name}.{hashlib.sha256(data).hexdigest()[:16]}.part"
+    kept = part.stat().st_size
+    assert 0 < kept <= 200_000 and part.read_bytes() == data[:kept]
+    assert not (root / "models/checkpoints" / name).exists()
+    # second run: one GET, from where the first run stopped
+    hub.drops.clear()
+    before = len(hub.gets(name))
+    rows = _download(hub, root, only=["checkpoint"])
+    assert rows[0].state == "ok"
+    (get,) = hub.gets(name)[before:]
+    assert get[2] == kept and get[3] == len(data) - kept
+    assert (root / "models/checkpoints" / name).read_bytes() == data
+    assert not part.exists()
 
 
 def test_corrupted_file_on_disk_is_detected_and_refetched(hub, tmp_path):
