@@ -324,6 +324,7 @@ def _fetch_one(
     endpoint: str | None,
     token: str | None,
     cache_dir: str | None,
+    transfer: str = "auto",
 ) -> FileStatus:
     from importlib.util import find_spec
     from urllib.parse import urlsplit
@@ -332,7 +333,8 @@ def _fetch_one(
 
     url = hf_hub_url(f.repo_id, f.filename, revision=f.revision, endpoint=endpoint)
     meta = get_hf_file_metadata(url, token=token, endpoint=endpoint)
-    use_xet = meta.xet_file_data is not None and find_spec("hf_xet") is not None and not constants.HF_HUB_DISABLE_XET
+    xet = meta.xet_file_data is not None and find_spec("hf_xet") is not None and not constants.HF_HUB_DISABLE_XET
+    use_hub = transfer == "hub" or (transfer == "auto" and xet)
     hub_sha = (meta.etag or "").lower()
     expected_sha = f.sha256 or (hub_sha if _SHA256.fullmatch(hub_sha) else None)
     expected_size = meta.size if meta.size is not None else (f.size if f.size_exact else None)
@@ -366,7 +368,7 @@ def _fetch_one(
     last = ""
     part = _staging_dir(root, f) / f"{Path(f.filename).name}.{(meta.etag or 'noetag')[:16]}.part"
     for attempt in range(2):  # a corrupted transfer is deleted and fetched once more
-        if use_xet:
+        if use_hub:
             staged = Path(
                 hf_hub_download(
                     f.repo_id,
@@ -407,12 +409,17 @@ def download_assets(
     free_space: Callable[[Path], int] = _free_bytes,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    transfer: str = "auto",
 ) -> list[FileStatus]:
     """Fetch the selected assets into ``root`` (ComfyUI layout), in parallel, verified; return their status.
 
     The token comes from ``token`` or the ``HF_TOKEN`` environment variable (gated repos such as Gemma need one).
-    Raises :class:`InsufficientDiskSpaceError` before any transfer when the files cannot fit.
+    Raises :class:`InsufficientDiskSpaceError` before any transfer when the files cannot fit. ``transfer``:
+    ``auto`` (Xet-served files through ``hf_hub_download``, the rest through the resumable ``.part`` path),
+    ``hub`` (always ``hf_hub_download``) or ``http`` (always the resumable path).
     """
+    if transfer not in ("auto", "hub", "http"):
+        raise ValueError(f"transfer must be 'auto', 'hub' or 'http', got {transfer!r}")
     from tqdm.auto import tqdm
 
     root = Path(root)
@@ -431,7 +438,7 @@ def download_assets(
         ) as bar:
             futures = {
                 pool.submit(
-                    _fetch_one, f, root, records, lock, endpoint, token, str(cache_dir) if cache_dir else None
+                    _fetch_one, f, root, records, lock, endpoint, token, str(cache_dir) if cache_dir else None, transfer
                 ): f
                 for f in files
             }

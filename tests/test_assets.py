@@ -236,9 +236,10 @@ def test_shipped_manifest_is_well_formed():
     assert 40e9 < assets["checkpoint"].size < 50e9
 
 
-def test_full_download_places_verified_files(hub, tmp_path):
+@pytest.mark.parametrize("transfer", ["auto", "hub"])
+def test_full_download_places_verified_files(hub, tmp_path, transfer):
     root = tmp_path / "comfy"
-    rows = _download(hub, root)
+    rows = _download(hub, root, transfer=transfer)  # "hub": through hf_hub_download, as for Xet-served files
     assert [r.state for r in rows] == ["ok", "ok", "ok"]  # the lora is verified against the hub's sha256
     for (_, filename), data in hub.files.items():
         target = next(root.glob(f"models/*/{Path(filename).name}"))
@@ -256,11 +257,11 @@ def test_full_download_places_verified_files(hub, tmp_path):
     assert main(["download", "--root", str(root), "--manifest", str(hub.manifest_path), "--status"]) == 0
     (root / "models/loras/toy-lora.safetensors").unlink()
     assert main(["download", "--root", str(root), "--manifest", str(hub.manifest_path), "--status"]) == 1
-    _download(hub, root)
+    _download(hub, root, transfer=transfer)
     assert "3 ok, 0 unverified, 0 missing, 0 corrupt" in format_status(status)
     # a second run fetches nothing
     n_gets = len([e for e in hub.events if e[0] == "GET"])
-    _download(hub, root)
+    _download(hub, root, transfer=transfer)
     assert len([e for e in hub.events if e[0] == "GET"]) == n_gets
 
 
@@ -320,17 +321,18 @@ def test_corrupted_file_on_disk_is_detected_and_refetched(hub, tmp_path):
     assert lora.read_bytes() == hub.files[("toy/ltx", "toy-lora.safetensors")]
 
 
-def test_corrupted_transfer_is_deleted_and_fetched_once_more(hub, tmp_path):
+@pytest.mark.parametrize("transfer", ["auto", "hub"])
+def test_corrupted_transfer_is_deleted_and_fetched_once_more(hub, tmp_path, transfer):
     root = tmp_path / "comfy"
     hub.corrupt_once.add("split_files/text_encoders/enc.safetensors")
-    rows = _download(hub, root, only=["text-encoder"])
+    rows = _download(hub, root, only=["text-encoder"], transfer=transfer)
     assert rows[0].state == "ok" and "re-fetch" in rows[0].detail
     assert len(hub.gets("split_files/text_encoders/enc.safetensors")) == 2
 
     root2 = tmp_path / "comfy2"
     hub.corrupt_always.add("ltx-toy-dev.safetensors")
     with pytest.raises(AssetError, match="ltx-toy-dev.safetensors.*failed verification twice"):
-        _download(hub, root2, only=["checkpoint"])
+        _download(hub, root2, only=["checkpoint"], transfer=transfer)
     assert not (root2 / "models/checkpoints/ltx-toy-dev.safetensors").exists()  # nothing unverified placed
 
 
