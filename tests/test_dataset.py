@@ -119,3 +119,21 @@ def test_cli_pair_and_validate(media, tmp_path, capsys):
                  "--voice", str(media / "voice")]) == 0
     assert main(["validate-dataset", str(out)]) == 0
     assert "3 entries, 0 error(s)" in capsys.readouterr().out
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+
+
+@pytest.mark.skipif(not (SAMPLES / "dataset_bad.json").is_file(), reason="data_samples/ comes with the toy world")
+def test_shipped_samples_clean_and_planted():
+    from ltxic.captions import check_dataset_captions
+
+    assert check_dataset_captions(SAMPLES / "dataset.json").flagged == []
+    assert validate_dataset(SAMPLES / "dataset.json").problems == []
+    bad = json.loads((SAMPLES / "dataset_bad.json").read_text(encoding="utf-8"))
+    planted = {(p["entry"], p["field"], p["problem"]) for p in bad["planted_problems"]}
+    captions = check_dataset_captions(SAMPLES / "dataset_bad.json")
+    assert {i.entry for i in captions.flagged} == {e for e, f, _ in planted if f == "caption"}
+    found = {(p.entry, p.field, p.problem) for p in validate_dataset(SAMPLES / "dataset_bad.json").problems}
+    # the 4-word vague caption is also too short: same entry, same field
+    assert found - {(e, "caption", "too_short") for e, f, _ in planted if f == "caption"} == planted
