@@ -223,8 +223,9 @@ def validate_dataset(
         if (issue.entry, code) in seen:
             continue
         seen.add((issue.entry, code))
-        detail = "; ".join(str(x).split(": ", 1)[-1] for x in captions.for_entry(issue.entry)
-                           if _CAPTION_PROBLEM.get(x.kind, x.kind) == code)
+        detail = "; ".join(f"{x.message}" + (f" ({x.match!r})" if x.match else "")
+                           for x in captions.for_entry(issue.entry) if _CAPTION_PROBLEM.get(x.kind, x.kind) == code)
+        detail += f"; {issue.suggestion}" if issue.suggestion else ""
         add(Problem(issue.entry, "caption", code, detail, "warning"))
     report.problems.sort(key=lambda p: (-1 if p.entry is None else p.entry, p.field))
     return report
