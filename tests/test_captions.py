@@ -216,3 +216,12 @@ def test_toy_trait_vocabulary_is_flagged_and_removed(trait):
     text = f"A person with {trait} nods in a dim green room, close-up."
     assert "trait" in kinds(text), text
     assert suggest_rewrite(text) == "A person nods in a dim green room, close-up."
+
+
+def test_every_toy_identity_description_part_is_flagged():
+    from ltxic.toy.make_samples import random_identities
+
+    for identity in random_identities(24, seed=3):
+        for part in identity.describe().split(", "):
+            text = f"A person with {part} nods in a dim green room, close-up."
+            assert "trait" in kinds(text), (identity.name, part)
