@@ -3,6 +3,8 @@
 The public API is deliberately small; each name lives in the module named for what it does.
 """
 
+from ltxic.assets import asset_status, download_assets
+from ltxic.captions import check_captions, clean_dataset
 from ltxic.config import ConfigError, TrainingConfig, load_config
 from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
 from ltxic.media import MediaError
@@ -44,8 +46,12 @@ __all__ = [
     "SamplingConfig",
     "VideoGeometry",
     "__version__",
+    "asset_status",
     "audio_tokens",
     "build_transformer",
+    "check_captions",
+    "clean_dataset",
+    "download_assets",
     "load_config",
     "inject_lora",
     "load_lora",
