@@ -25,6 +25,8 @@ from ltxic.models import (
     preset_config,
     save_transformer,
 )
+from ltxic.sampler import SamplingConfig, sample_latents
+from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,9 @@ __all__ = [
     "TrainingConfig",
     "LoRAConfig",
     "LoRAError",
+    "EncodedBatch",
+    "EncodedSample",
+    "SamplingConfig",
     "VideoGeometry",
     "__version__",
     "audio_tokens",
@@ -44,12 +49,15 @@ __all__ = [
     "load_config",
     "inject_lora",
     "load_lora",
+    "collate",
+    "get_strategy",
     "load_transformer",
     "lora_state_dict",
     "merge_lora",
     "preset_config",
     "read_lora_metadata",
     "save_lora",
+    "sample_latents",
     "save_transformer",
     "set_lora_strength",
     "video_tokens",

@@ -73,6 +73,18 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_toy_make_dataset(args: argparse.Namespace) -> int:
+    from ltxic.toy.make_samples import make_dataset, random_identities
+
+    people = random_identities(args.identities + args.eval_identities, args.seed)
+    path = make_dataset(
+        args.out, people[: args.identities], people[args.identities :], clips_per_identity=args.clips_per_identity,
+        width=args.width, height=args.height, frames=args.frames, fps=args.fps, seed=args.seed,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="path to the training config (.yaml)")
     p.add_argument("--no-check-files", action="store_true", help="skip checking that input files exist")
     p.set_defaults(func=_cmd_validate_config)
+
+    toy = sub.add_parser("toy", help="the toy identity world").add_subparsers(dest="toy_command", required=True)
+    p = toy.add_parser("make-dataset", help="render a toy dataset (clips, portraits, voice clips, dataset.json)")
+    p.add_argument("--identities", type=int, default=8, help="training identities (default 8)")
+    p.add_argument("--eval-identities", type=int, default=1, help="held-out identities, split 'eval' (default 1)")
+    p.add_argument("--clips-per-identity", type=int, default=16)
+    p.add_argument("--out", required=True, help="output folder (dataset.json is written there)")
+    p.add_argument("--width", type=int, default=128, help="multiple of 32 (default 128)")
+    p.add_argument("--height", type=int, default=128, help="multiple of 32 (default 128)")
+    p.add_argument("--frames", type=int, default=49, help="8k+1 frames (default 49)")
+    p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_toy_make_dataset)
 
     p = sub.add_parser("course", help="run the course notebooks in order (papermill), executed copies in --out")
     p.add_argument("--out", default="outputs/course", help="where executed notebooks go (default: outputs/course)")
