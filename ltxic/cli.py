@@ -95,6 +95,39 @@ def _cmd_validate_dataset(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_course(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ltxic.course import CourseError, run_course
+
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"-p {item!r}: write KEY=VALUE, e.g. -p config_name=ltx23_h100", file=sys.stderr)
+            return 2
+        params[key] = yaml.safe_load(value)  # as papermill -y: numbers, booleans and lists keep their type
+    try:
+        runs = run_course(args.out, only=args.only, notebooks_dir=args.notebooks, parameters=params)
+    except CourseError as err:
+        print(err, file=sys.stderr)
+        return 1
+    for run in runs:
+        print(f"{run.notebook.stem}: {run.seconds:.1f} s -> {run.output}")
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from ltxic.course import CourseError, build_book
+
+    try:
+        print(f"book written to {build_book(args.out) / 'index.html'}")
+    except CourseError as err:
+        print(err, file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_toy_make_dataset(args: argparse.Namespace) -> int:
     from ltxic.toy.make_samples import make_dataset, random_identities
 
@@ -164,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=24.0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_toy_make_dataset)
+
+    p = sub.add_parser("course", help="run the course notebooks in order (papermill), executed copies in --out")
+    p.add_argument("--out", default="outputs/course", help="where executed notebooks go (default: outputs/course)")
+    p.add_argument("--only", nargs="+", metavar="NN", help="run only these lessons, e.g. --only 00 04")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a lesson parameter (the GPU value beside each default), e.g. -p steps=6000")
+    p.add_argument("--notebooks", default=None, help="the notebooks folder (default: the checkout's notebooks/)")
+    p.set_defaults(func=_cmd_course)
+
+    p = sub.add_parser("book", help="build the course book (HTML, offline; notebooks shown as committed)")
+    p.add_argument("--out", default="book/_build/html", help="output folder (default: book/_build/html)")
+    p.set_defaults(func=_cmd_book)
     return parser
 
 
