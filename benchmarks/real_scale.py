@@ -26,7 +26,8 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import inspect
+import importlib.machinery
+import importlib.util
 import json
 import math
 import platform
@@ -50,9 +51,27 @@ from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 from ltx_core.tools import AudioLatentTools, VideoLatentTools
 from ltx_core.types import AudioLatentShape, VideoLatentShape
 
-from ltxic.io_utils import write_json_atomic
-from ltxic.latents import AudioGeometry, VideoGeometry
-from ltxic.models import build_transformer, count_parameters, preset_config, quantize_fp8
+
+
+def _register_ltxic_without_init() -> None:
+    """Make ``ltxic.<module>`` importable without running ``ltxic/__init__.py``.
+
+    The package's ``__init__`` imports the whole course (pydantic, PyYAML, scipy, ...); this script needs only
+    ``ltxic.models``, ``ltxic.latents``, ``ltxic.lora`` and ``ltxic.io_utils``, so the GPU machine needs only
+    the wheels in REQUIREMENTS-gpu.txt. If ``ltxic`` is already imported (tests), that module is used.
+    """
+    if "ltxic" in sys.modules:
+        return
+    spec = importlib.machinery.ModuleSpec("ltxic", None, is_package=True)
+    spec.submodule_search_locations = [str(Path(__file__).resolve().parents[1] / "ltxic")]
+    sys.modules["ltxic"] = importlib.util.module_from_spec(spec)
+
+
+_register_ltxic_without_init()
+
+from ltxic.io_utils import write_json_atomic  # noqa: E402
+from ltxic.latents import AudioGeometry, VideoGeometry  # noqa: E402
+from ltxic.models import build_transformer, count_parameters, preset_config, quantize_fp8  # noqa: E402
 
 GIB = 1024**3
 
@@ -404,53 +423,24 @@ class LoraUnavailable(Exception):
     pass
 
 
-LORA_TARGETS = {"attn+ffn": ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"),
-                "attn": ("to_q", "to_k", "to_v", "to_out.0")}
+LORA_TARGETS = ("attn+ffn", "attn")
 
 
-class _LocalLoraLinear(torch.nn.Module):
-    """Minimal LoRA for measuring cost only (``--local-lora``): y = base(x) + B(A(x)) * alpha / rank."""
-
-    def __init__(self, base: torch.nn.Linear, rank: int, alpha: float) -> None:
-        super().__init__()
-        self.base = base
-        device = base.weight.device
-        self.lora_A = torch.nn.Parameter(torch.empty(rank, base.in_features, device=device))
-        self.lora_B = torch.nn.Parameter(torch.zeros(base.out_features, rank, device=device))
-        torch.nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-        self.scale = alpha / rank
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        delta = F.linear(F.linear(x, self.lora_A.to(x.dtype)), self.lora_B.to(x.dtype))
-        return self.base(x) + delta * self.scale
-
-
-def _inject_local_lora(model: torch.nn.Module, rank: int, alpha: float, targets_key: str) -> None:
-    targets = [(name, mod) for name, mod in model.named_modules()
-               if name.startswith("transformer_blocks.") and isinstance(mod, torch.nn.Linear)
-               and name.endswith(LORA_TARGETS[targets_key])]
-    for name, mod in targets:
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, _LocalLoraLinear(mod, rank, alpha))
-
-
-def attach_lora(model: torch.nn.Module, rank: int, alpha: float, allow_local: bool, targets: str = "attn+ffn") -> str:
-    """Freeze the base model and add LoRA adapters; returns which implementation was used."""
-    model.requires_grad_(False)
+def attach_lora(model: torch.nn.Module, rank: int, alpha: float, targets: str = "attn+ffn",
+                lora_dtype: str = "float32") -> str:
+    """Freeze the base model and add ``ltxic.lora`` adapters; returns a description of what was attached."""
     try:
-        from ltxic.lora import inject_lora
-    except ImportError:
-        inject_lora = None
-    if inject_lora is not None:
-        accepted = inspect.signature(inject_lora).parameters
-        kwargs = {k: v for k, v in {"rank": rank, "alpha": alpha}.items() if k in accepted}
-        inject_lora(model, **kwargs)
-        return "ltxic.lora.inject_lora"
-    if allow_local:
-        _inject_local_lora(model, rank, alpha, targets)
-        return f"benchmark-local adapter (--local-lora, {targets})"
-    raise LoraUnavailable("lora not available: ltxic.lora.inject_lora is missing (merge main once the lora "
-                          "branch has landed, or pass --local-lora to measure with the benchmark's own adapter)")
+        from ltxic.lora import DEFAULT_TARGET_MODULES, LoRAConfig, inject_lora, lora_parameters
+    except ImportError as err:
+        raise LoraUnavailable(f"lora not available: ltxic.lora cannot be imported ({err})") from err
+    patterns = DEFAULT_TARGET_MODULES  # q, k, v, out of all six attentions + video and audio FFN, every block
+    if targets == "attn":
+        patterns = tuple(p for p in patterns if ".ff.net." not in p and ".audio_ff.net." not in p)
+    inject_lora(model, LoRAConfig(rank=rank, alpha=alpha, target_modules=patterns))
+    if lora_dtype == "float32":  # fp32 adapters over bf16 base weights, the usual mixed-precision setup
+        for param in lora_parameters(model):
+            param.data = param.data.float()
+    return f"ltxic.lora.inject_lora ({targets}, adapters {lora_dtype})"
 
 
 # --- Sections -------------------------------------------------------------------------------------
@@ -566,7 +556,7 @@ def section_training(rec: Recorder, scale: Scale, device: torch.device, dtype: t
         def run(setting: Setting = setting) -> dict[str, Any]:
             model = build_model(scale, device, dtype, args.seed)
             try:
-                impl = attach_lora(model, args.lora_rank, args.lora_alpha, args.local_lora, args.lora_targets)
+                impl = attach_lora(model, args.lora_rank, args.lora_alpha, args.lora_targets, args.lora_dtype)
             except LoraUnavailable as err:
                 print(str(err), flush=True)
                 raise Skip(str(err)) from err
@@ -782,10 +772,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ref-audio-seconds", type=float, default=5.0, help="reference voice appended to the audio stream")
     p.add_argument("--lora-rank", type=int, default=128)
     p.add_argument("--lora-alpha", type=float, default=128.0)
-    p.add_argument("--local-lora", action="store_true",
-                   help="if ltxic.lora is missing, measure with the benchmark's own minimal adapter")
-    p.add_argument("--lora-targets", choices=sorted(LORA_TARGETS), default="attn+ffn",
-                   help="modules the --local-lora adapter wraps (every block, video, audio and AV attention)")
+    p.add_argument("--lora-targets", choices=LORA_TARGETS, default="attn+ffn",
+                   help="attn+ffn: q/k/v/out of every attention (video, audio, both AV directions) and both FFNs")
+    p.add_argument("--lora-dtype", choices=["float32", "base"], default="float32",
+                   help="adapter parameters in float32 (mixed precision) or in the base weights' dtype")
     p.add_argument("--no-offload", dest="offload", action="store_false",
                    help="pipeline: keep the transformer on the GPU between stages")
     p.add_argument("--tiled-decode-only", action="store_true", help="pipeline: skip the untiled VAE decode attempt")

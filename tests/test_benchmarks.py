@@ -45,7 +45,7 @@ def test_every_section_with_only_the_gpu_wheels(tmp_path: Path) -> None:
     If this fails with an ImportError after a merge, something on the import path needs another wheel:
     add its pin to benchmarks/REQUIREMENTS-gpu.txt (and drop it from HIDDEN).
     """
-    argv = ["--tiny", "--out", str(tmp_path), "--repeats", "2", "--warmup", "0", "--local-lora",
+    argv = ["--tiny", "--out", str(tmp_path), "--repeats", "2", "--warmup", "0",
             "--lora-rank", "8", "--tiled-decode-only", "--ref-audio-seconds", "1"]
     code = (f"import sys, runpy\nfor name in {HIDDEN!r}: sys.modules[name] = None\n"
             f"sys.argv = ['real_scale.py'] + {argv!r}\n"
@@ -69,6 +69,7 @@ def test_every_section_with_only_the_gpu_wheels(tmp_path: Path) -> None:
 
     train = by_setting(results, "training")["tiny_train_128x96x17"]
     assert train["gradient_checkpointing"] and train["lora_rank"] == 8
+    assert train["lora_impl"] == "ltxic.lora.inject_lora (attn+ffn, adapters float32)"
     assert train["lora_params_m"] > 0 and len(train["losses"]) == 2
     assert all(torch.isfinite(torch.tensor(train["losses"])))
 
@@ -98,14 +99,20 @@ def test_components_add_up_to_22b(tmp_path: Path) -> None:
     assert comp["vocoder_with_bwe"]["status"] == ("ok" if audio_decode else "skipped")
 
 
-def test_training_without_lora_is_skipped_or_uses_ltxic_lora(tmp_path: Path) -> None:
-    real_scale.main(["--tiny", "--out", str(tmp_path), "--sections", "training", "--repeats", "1",
-                     "--warmup", "0", "--ref-downscale", "0", "--ref-audio-seconds", "0"])
+def test_training_lora_attention_only_counts(tmp_path: Path) -> None:
+    """--lora-targets attn adapts q, k, v, out of all six attentions in every block, nothing else."""
+    code = real_scale.main(["--tiny", "--out", str(tmp_path), "--sections", "training", "--repeats", "1",
+                            "--warmup", "0", "--lora-rank", "4", "--lora-targets", "attn", "--ref-downscale", "0",
+                            "--ref-audio-seconds", "0"])
     (record,) = json.loads((tmp_path / "results.json").read_text())["results"]
-    if importlib.util.find_spec("ltxic.lora") is None:
-        assert record["status"] == "skipped" and record["reason"].startswith("lora not available")
-    else:
-        assert record["status"] == "ok" and record["lora_impl"] == "ltxic.lora.inject_lora"
+    assert code == 0 and record["status"] == "ok", record.get("reason")
+    model = ltxic.build_transformer("tiny")
+    expected = sum(4 * (m.in_features + m.out_features) for name, m in model.named_modules()
+                   if isinstance(m, torch.nn.Linear) and name.startswith("transformer_blocks.")
+                   and "attn" in name.split(".")[2]
+                   and name.endswith(("to_q", "to_k", "to_v", "to_out.0")))
+    assert expected > 0 and round(record["lora_params_m"] * 1e6) == expected
+    assert record["video_tokens"] == record["video_target_tokens"]  # no reference
 
 
 def test_out_of_memory_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
