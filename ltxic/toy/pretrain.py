@@ -73,7 +73,7 @@ class PretrainConfig:
 
     @classmethod
     def smoke_config(cls, out: str) -> PretrainConfig:
-        return cls(out=out, device="cpu", width=64, height=64, frames=17, codec_steps=12, codec_batch=2, codec_pool=4,
+        return cls(out=out, device="cpu", width=64, height=64, frames=9, codec_steps=8, codec_batch=2, codec_pool=4,
                    steps=20, batch=4, latent_pool=8, eval_clips=2, lr=1e-3, workers=1, bf16=False, ckpt_every=10, smoke=True)
 
 
