@@ -5,6 +5,7 @@ The public API is deliberately small; each name lives in the module named for wh
 
 from ltxic.assets import asset_status, download_assets
 from ltxic.captions import check_captions, clean_dataset
+from ltxic.codecs import AudioCodec, VideoCodec
 from ltxic.config import ConfigError, TrainingConfig, load_config
 from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
 from ltxic.media import MediaError
@@ -23,18 +24,27 @@ from ltxic.models import (
     PRESETS,
     CheckpointError,
     build_transformer,
+    load_pretrained_tiny,
     load_transformer,
     preset_config,
     save_transformer,
 )
 from ltxic.sampler import SamplingConfig, sample_latents
 from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
+from ltxic.text_encoder import TextEncoder
+from ltxic.tiny import TinyAssets, load_tiny_assets
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
+    "AudioCodec",
     "AudioGeometry",
+    "TextEncoder",
+    "TinyAssets",
+    "VideoCodec",
+    "load_pretrained_tiny",
+    "load_tiny_assets",
     "CheckpointError",
     "MediaError",
     "ConfigError",
