@@ -288,3 +288,24 @@ def save_transformer(
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# The shipped tiny weights live beside the package in a source checkout; LTXIC_TINY_DIR points elsewhere.
+TINY_DIR = Path(__file__).resolve().parent.parent / "data_samples" / "tiny"
+TINY_TRANSFORMER_FILE = "transformer.safetensors"
+PRETRAIN_COMMAND = "python -m ltxic.toy.pretrain --out data_samples/tiny"
+
+
+def default_tiny_dir() -> Path:
+    return Path(os.environ.get("LTXIC_TINY_DIR", TINY_DIR))
+
+
+def load_pretrained_tiny(dir: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu") -> LTXModel:
+    """The tiny preset transformer with its toy-world pretrained weights (float32), from ``dir`` (no download)."""
+    path = Path(dir if dir is not None else default_tiny_dir()) / TINY_TRANSFORMER_FILE
+    if not path.exists():
+        raise CheckpointError(
+            f"{path}: no pretrained tiny transformer there. Create it with `{PRETRAIN_COMMAND}` "
+            "(about 10 min on a GPU), or pass dir= where the tiny assets are."
+        )
+    return load_transformer(path, device=device, dtype=torch.float32)
