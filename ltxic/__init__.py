@@ -29,6 +29,8 @@ from ltxic.models import (
     preset_config,
     save_transformer,
 )
+from ltxic.inference import GenerateConfig, generate
+from ltxic.pipeline import TwoStagePipeline
 from ltxic.sampler import SamplingConfig, sample_latents
 from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
 from ltxic.text_encoder import TextEncoder
@@ -54,6 +56,8 @@ __all__ = [
     "EncodedBatch",
     "EncodedSample",
     "SamplingConfig",
+    "GenerateConfig",
+    "TwoStagePipeline",
     "VideoGeometry",
     "__version__",
     "asset_status",
@@ -67,6 +71,7 @@ __all__ = [
     "load_lora",
     "collate",
     "get_strategy",
+    "generate",
     "load_transformer",
     "lora_state_dict",
     "merge_lora",

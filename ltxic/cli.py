@@ -140,6 +140,61 @@ def _cmd_toy_make_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from ltxic.dataset import ConsentError
+    from ltxic.inference import GenerateConfig, Models, generate, read_prompts_file
+    from ltxic.lora import LoRAError
+    from ltxic.media import MediaError
+    from ltxic.models import CheckpointError
+
+    prompts = list(args.prompt or [])
+    if args.prompts_file:
+        prompts += read_prompts_file(args.prompts_file)
+    if not prompts:
+        print("ltxic sample: give --prompt TEXT or --prompts-file FILE", file=sys.stderr)
+        return 2
+    consent = None
+    if args.consent:
+        import json
+
+        consent = json.loads(open(args.consent, encoding="utf-8").read())
+    config = GenerateConfig(width=args.width, height=args.height, frames=args.frames, fps=args.fps, steps=args.steps,
+                            seed=args.seed, strength=args.strength)
+    try:
+        models = Models.tiny(args.tiny_dir)
+        results = generate(models, prompts, lora=args.lora, reference_image=args.reference_image,
+                           reference_audio=args.reference_audio, consent=consent, dataset=args.dataset,
+                           identity=args.identity, config=config, out_dir=args.out)
+    except (ConsentError, LoRAError, MediaError, CheckpointError, ValueError) as err:
+        print(f"ltxic sample: {err}", file=sys.stderr)
+        return 1
+    for r in results:
+        print(f"wrote {r.path}")
+    return 0
+
+
+def _cmd_export_comfyui(args: argparse.Namespace) -> int:
+    from ltxic.comfyui import export_workflow
+    from ltxic.lora import LoRAError
+
+    try:
+        path = export_workflow(args.lora, args.out, reference_image=args.reference_image,
+                               reference_audio=args.reference_audio, prompt=args.prompt, lora_subfolder=args.lora_subfolder)
+    except (LoRAError, ValueError, OSError) as err:
+        print(f"ltxic export-comfyui: {err}", file=sys.stderr)
+        return 1
+    from pathlib import Path
+
+    sub = f"{args.lora_subfolder.strip('/')}/" if args.lora_subfolder else ""
+    print(f"wrote {path} (UI workflow: drag it onto the ComfyUI canvas)")
+    print(f"copy {args.lora} to ComfyUI/models/loras/{sub}{Path(args.lora).name}")
+    for ref in (args.reference_image, args.reference_audio):
+        if ref:
+            print(f"copy {ref} to ComfyUI/input/{Path(ref).name}")
+    print("needs the ComfyUI-LTXVideo node pack (LTXICLoRALoaderModelOnly, LTXAddVideoICLoRAGuide)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,6 +264,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("book", help="build the course book (HTML, offline; notebooks shown as committed)")
     p.add_argument("--out", default="book/_build/html", help="output folder (default: book/_build/html)")
     p.set_defaults(func=_cmd_book)
+
+    p = sub.add_parser("sample", help="generate clips with an identity IC-LoRA, a reference face and voice (tiny model)")
+    p.add_argument("--lora", help="the trained LoRA (.safetensors)")
+    p.add_argument("--reference-image", help="reference face image")
+    p.add_argument("--reference-audio", help="reference voice clip (5-15 s of speech)")
+    p.add_argument("--prompt", action="append", help="a prompt (repeat for several clips)")
+    p.add_argument("--prompts-file", help="one prompt per line")
+    p.add_argument("--dataset", help="dataset.json holding the identity's consent record")
+    p.add_argument("--identity", help="the identity in --dataset whose consent covers the references")
+    p.add_argument("--consent", help="a consent record as JSON (subject, granted_by, media, date, scope)")
+    p.add_argument("--out", default="outputs/samples", help="output folder (default: outputs/samples)")
+    p.add_argument("--tiny-dir", help="folder of the tiny model files (default: data_samples/tiny)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--strength", type=float, default=1.0, help="LoRA strength (default 1.0)")
+    p.add_argument("--frames", type=int, default=25, help="8k+1 frames (default 25)")
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--height", type=int, default=128)
+    p.add_argument("--fps", type=float, default=24.0)
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("export-comfyui", help="write a ComfyUI workflow (.json) that runs the LoRA on LTX-2.3")
+    p.add_argument("--lora", required=True, help="the trained LoRA (.safetensors)")
+    p.add_argument("--out", required=True, help="workflow file to write (.json)")
+    p.add_argument("--reference-image", help="reference face image (referenced by file name in ComfyUI/input/)")
+    p.add_argument("--reference-audio", help="reference voice clip (referenced by file name in ComfyUI/input/)")
+    p.add_argument("--prompt", help="the prompt placed in the workflow")
+    p.add_argument("--lora-subfolder", default="", help="subfolder of ComfyUI/models/loras/ the LoRA is copied to")
+    p.set_defaults(func=_cmd_export_comfyui)
     return parser
 
 
