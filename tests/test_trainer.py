@@ -1,0 +1,181 @@
+"""The training loop on the tiny LTX-2 transformer: exact resume after SIGKILL, damaged checkpoints, full disk, OOM.
+
+LoRA injection, the strategy and the cache are test-only stand-ins (tests/trainer_standins.py) until their
+branches land; the loop, checkpoints and resume are the real code under test.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import trainer_standins as standins
+from ltxic import trainer
+from ltxic.io_utils import DiskFullError
+from ltxic.trainer import (
+    DataOrder,
+    TrainingError,
+    TrainingOOMError,
+    checkpoint_is_complete,
+    latest_checkpoint,
+    load_training_state,
+    plot_metrics,
+    read_metrics,
+)
+
+TESTS = Path(__file__).parent
+STEPS, INTERVAL = 24, 8
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> list[float]:
+    """The loss curve of an uninterrupted run."""
+    out = tmp_path_factory.mktemp("ref")
+    result = standins.run(out, STEPS, INTERVAL)
+    assert len(result.losses) == STEPS
+    assert [r["step"] for r in read_metrics(out)] == list(range(1, STEPS + 1))
+    return result.losses
+
+
+def test_data_order_depends_only_on_seed_and_index() -> None:
+    groups = ["a", "a", "b", "b", "b", "c"]
+    order = DataOrder(groups, batch_size=2, seed=3)
+    assert order.batches_per_epoch == 4  # a: 1 batch, b: 2 batches, c: 1 batch
+    epoch0 = [order.batch(i) for i in range(4)]
+    assert sorted(i for b in epoch0 for i in b) == list(range(6))  # every sample once per epoch
+    assert all(len({groups[i] for i in b}) == 1 for b in epoch0)  # one bucket per batch
+    fresh = DataOrder(groups, batch_size=2, seed=3)
+    assert [fresh.batch(i) for i in (9, 2, 5)] == [order.batch(i) for i in (9, 2, 5)]
+    assert [order.batch(i) for i in range(4, 8)] != epoch0 or [order.batch(i) for i in range(8, 12)] != epoch0
+    assert [DataOrder(groups, 2, seed=4).batch(i) for i in range(8)] != [order.batch(i) for i in range(8)]
+
+
+def test_trains_only_the_adapter(tmp_path) -> None:
+    model = standins.make_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    result = trainer.run_training(model, standins.make_samples(), standins.FlowMatching(), standins.options(tmp_path, 6, 3),
+                                  save_lora=standins.save_adapter)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert changed == trainable and changed
+    rows = read_metrics(result.metrics_path)
+    assert set(rows[0]) >= {"step", "loss", "video_loss", "audio_loss", "lr", "grad_norm", "seconds"}
+    assert rows[0]["lr"] == pytest.approx(1e-3 / 3)  # warm-up: step 1 of 3
+    state = load_training_state(result.checkpoint)  # weights_only=True
+    assert state["step"] == 6 and isinstance(state["rng"]["torch"], torch.Tensor)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_000003", "step_000006"]
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step_000006"
+    fig = plot_metrics(tmp_path / "metrics.jsonl")
+    assert len(fig.axes[0].lines) == 3
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, reference) -> None:
+    out = tmp_path / "run"
+    # after the first checkpoint each loss call sleeps, so the kill lands between checkpoints
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import runpy; sys.argv = sys.argv[1:]; " \
+           "runpy.run_path(sys.argv[0] + '/trainer_standins.py', run_name='__main__')"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(TESTS), str(out), str(STEPS), str(INTERVAL), str(INTERVAL * 2)],
+                            env={**os.environ, "PYTHONPATH": str(TESTS.parent)}, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (out / "checkpoints" / "latest").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint within 60 s"
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    logged = read_metrics(out)
+    assert INTERVAL <= len(logged) < STEPS  # killed after the first checkpoint, before the end
+    assert latest_checkpoint(out).name == "step_000008"
+
+    result = standins.run(out, STEPS, INTERVAL, resume=True)
+    assert result.resumed_from == INTERVAL
+    torch.testing.assert_close(torch.tensor(result.losses), torch.tensor(reference[INTERVAL:]), rtol=1e-5, atol=1e-6)
+    # the log holds each step once: the steps the killed run did past its checkpoint were dropped
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    torch.testing.assert_close(torch.tensor([r["loss"] for r in rows]), torch.tensor(reference), rtol=1e-5, atol=1e-6)
+
+
+def test_half_written_checkpoints_are_never_used(tmp_path, reference) -> None:
+    standins.run(tmp_path, STEPS, INTERVAL)
+    ckpts = tmp_path / "checkpoints"
+    # a crashed writer's temp folder, and a damaged newest checkpoint (truncated state file)
+    stale = ckpts / ".tmp-step_000032-99999"
+    stale.mkdir()
+    (stale / "training_state.pt").write_bytes(b"\x80\x02half")
+    state = ckpts / "step_000024" / "training_state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+    assert not checkpoint_is_complete(ckpts / "step_000024")
+    with pytest.warns(UserWarning, match="step_000024: incomplete or damaged"):
+        assert latest_checkpoint(tmp_path).name == "step_000016"
+
+    with pytest.warns(UserWarning, match="damaged"):
+        result = standins.run(tmp_path, STEPS, INTERVAL, resume=True)
+    assert result.resumed_from == 2 * INTERVAL
+    torch.testing.assert_close(torch.tensor(result.losses), torch.tensor(reference[2 * INTERVAL:]), rtol=1e-5, atol=1e-6)
+    assert checkpoint_is_complete(ckpts / "step_000024")  # rewritten, good this time
+    assert not stale.exists()
+    assert (ckpts / "latest").read_text().strip() == "step_000024"
+
+
+def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch) -> None:
+    real_save = torch.save
+
+    def save(obj, path, *a, **kw):
+        if obj.get("step") == 2 * INTERVAL:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *a, **kw)
+
+    monkeypatch.setattr(trainer.torch, "save", save)
+    with pytest.raises(DiskFullError, match=r"disk full while writing checkpoint step 16.*previous checkpoint is intact: .*step_000008"):
+        standins.run(tmp_path, STEPS, INTERVAL)
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["latest", "step_000008"]
+    assert checkpoint_is_complete(ckpts / "step_000008")
+    assert (ckpts / "latest").read_text().strip() == "step_000008"
+
+
+def test_out_of_memory_names_settings_to_lower(tmp_path) -> None:
+    class Oom(standins.FlowMatching):
+        def loss(self, model, batch, generator):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    with pytest.raises(TrainingOOMError) as info:
+        standins.run(tmp_path, 4, 2, strategy=Oom())
+    message = str(info.value)
+    for setting in ("batch_size", "resolution_buckets", "gradient_checkpointing", "fp8"):
+        assert setting in message
+
+
+def test_refuses_to_overwrite_a_run_without_resume(tmp_path) -> None:
+    standins.run(tmp_path, 2, 2)
+    with pytest.raises(TrainingError, match="--resume"):
+        standins.run(tmp_path, 2, 2)
+
+
+def test_resume_with_a_different_lora_is_refused(tmp_path) -> None:
+    standins.run(tmp_path, 2, 2)
+    model = standins.make_model()
+    model.proj_out.weight.requires_grad_(True)  # another adapter layout
+    with pytest.raises(TrainingError, match="lora section changed"):
+        trainer.run_training(model, standins.make_samples(), standins.FlowMatching(), standins.options(tmp_path, 4, 2),
+                             save_lora=standins.save_adapter, resume=True)
+
+
+def test_state_file_loads_with_weights_only(tmp_path) -> None:
+    result = standins.run(tmp_path, 2, 2)
+    state = torch.load(result.checkpoint / "training_state.pt", weights_only=True)
+    assert set(state) == {"step", "trainable", "optimizer", "scheduler", "data_order", "rng"}
+    manifest = json.loads((result.checkpoint / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"lora.safetensors", "training_state.pt"}
