@@ -26,6 +26,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ltxic.trainer import train
+
+    result = train(args.config, resume=args.resume)
+    print(f"trained to step {result.step} in {result.seconds:.0f} s; LoRA: {result.lora_path}; metrics: {result.metrics_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on the embedded default (tiny model, data_samples/), no downloads")
     p.add_argument("--out", default="outputs/demo", help="where results are written (default: outputs/demo)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("train", help="train an IC-LoRA from a YAML config (checkpoints, validation, metrics)")
+    p.add_argument("config", help="the training config (see ltxic/configs/)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in output.dir")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

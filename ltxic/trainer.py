@@ -456,7 +456,7 @@ def _oom_advice(options: TrainOptions, batch: Any) -> str:
     lines.append(f"  optimization.batch_size (now {options.batch_size}; use gradient accumulation to keep the effective batch)")
     lines.append("  dataset.resolution_buckets: a smaller width x height or fewer frames")
     if not options.gradient_checkpointing:
-        lines.append("  optimization.enable_gradient_checkpointing: true (about 20-30% slower, much less activation memory)")
+        lines.append("  optimization.gradient_checkpointing: true (about 20-30% slower, much less activation memory)")
     if not options.fp8_base:
         lines.append("  model.fp8: true (stores the base model's weights in fp8: half the weight memory)")
     if options.mixed_precision != "bf16":
@@ -541,12 +541,15 @@ def run_training(
 
     losses: list[float] = []
     last_checkpoint = latest_checkpoint(output_dir) if resume else None
-    bar = tqdm(total=options.steps, initial=start_step, desc="training", unit="step", disable=not options.progress, dynamic_ncols=True)
+    bar = tqdm(total=options.steps, initial=start_step, desc="training", unit="it", disable=not options.progress, dynamic_ncols=True)
     model.train()
     try:
         with metrics_path.open("a", encoding="utf-8") as log:
             for step in range(start_step, options.steps):
                 t0 = time.perf_counter()
+                # global-RNG users (LoRA dropout, anything a strategy draws without its generator) see a
+                # state that depends only on (seed, step), whatever ran before (validation, a resume)
+                torch.manual_seed(_mix(options.seed, 3, step))
                 optimizer.zero_grad(set_to_none=True)
                 total, parts = 0.0, {}
                 for micro in range(options.grad_accumulation):
@@ -611,4 +614,152 @@ def run_training(
         metrics_path=metrics_path,
         resumed_from=resumed_from,
         seconds=time.perf_counter() - started,
+    )
+
+
+# ----------------------------------------------------------------------------------------- from a config
+
+
+def options_from_config(cfg: Any) -> TrainOptions:
+    """:class:`TrainOptions` from a :class:`ltxic.config.TrainingConfig`."""
+    opt, out = cfg.optimization, cfg.output
+    return TrainOptions(
+        output_dir=Path(out.dir),
+        steps=opt.steps,
+        learning_rate=opt.learning_rate,
+        weight_decay=opt.weight_decay,
+        warmup_steps=opt.warmup_steps,
+        scheduler=opt.scheduler,
+        max_grad_norm=opt.max_grad_norm or 0.0,
+        grad_accumulation=opt.gradient_accumulation_steps,
+        batch_size=opt.batch_size,
+        seed=opt.seed,
+        checkpoint_interval=out.checkpoint_interval or opt.steps,  # 0: only the final checkpoint
+        keep_last_n=out.keep_last_n or 0,
+        validation_interval=cfg.validation.interval,
+        mixed_precision=opt.mixed_precision,
+        gradient_checkpointing=opt.gradient_checkpointing,
+        fp8_base=cfg.model.fp8,
+        lora_metadata={
+            "reference_downscale_factor": str(cfg.training_strategy.reference_downscale_factor),
+            "ltxic_strategy": cfg.training_strategy.name,
+            "ltxic_base": str(cfg.model.checkpoint.name if cfg.model.checkpoint else cfg.model.preset),
+        },
+    )
+
+
+def _base_model(cfg: Any, dtype: torch.dtype) -> torch.nn.Module:
+    from ltxic.models import build_transformer, load_transformer, quantize_fp8
+
+    if cfg.model.checkpoint is not None:
+        model = load_transformer(cfg.model.checkpoint, dtype=dtype, fp8=cfg.model.fp8)
+    else:
+        model = build_transformer(cfg.model.preset, seed=cfg.optimization.seed, dtype=dtype)
+        if cfg.model.fp8:
+            quantize_fp8(model)
+    return model.requires_grad_(False)
+
+
+def _codecs(cfg: Any, device: torch.device) -> tuple[Any, Any, Any]:
+    """Video codec, audio codec and text encoder of the configured base.
+
+    Seam for the codecs branch: the tiny codecs (and, at real scale, LTX-2.3's VAEs and Gemma) are loaded here.
+    """
+    from ltxic import codecs  # lands with the codecs branch
+
+    return codecs.load_codecs(cfg, device=device)
+
+
+def _sample_from_cache(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Any:
+    """A cached entry as the strategies' :class:`EncodedSample` (seam: field names follow ltxic.strategies)."""
+    from ltxic.strategies import EncodedSample
+
+    return EncodedSample.from_cache(tensors, meta)
+
+
+def _validator(cfg: Any, strategy: Any, video_codec: Any, audio_codec: Any, text_encoder: Any, device: torch.device) -> ValidateFn | None:
+    """Every ``validation.interval`` steps: sample each prompt with the validation references, save the latents.
+
+    Decoding seam: once the codecs decode, each sample is also written as ``<i>.mp4`` beside its latents.
+    """
+    val = cfg.validation
+    if not val.interval or not val.prompts:
+        return None
+    from safetensors.torch import save_file
+
+    from ltxic import media
+    from ltxic.cache import _mono, _pixels
+    from ltxic.sampler import sample_latents
+
+    bucket = cfg.validation_resolution
+    factor = cfg.training_strategy.reference_downscale_factor
+    with torch.no_grad():
+        ref_image = ref_audio = None
+        if val.reference_image is not None:
+            img = media.read_image(val.reference_image)[None]
+            ref_image = video_codec.encode(_pixels(img, bucket.width // factor, bucket.height // factor).to(device))
+        if val.reference_audio is not None:
+            wave, _ = media.read_audio(val.reference_audio, audio_codec.geometry.sample_rate)
+            ref_audio = audio_codec.encode(_mono(wave).to(device))
+        contexts = [text_encoder.encode([p]) for p in val.prompts]
+
+    def validate(model: torch.nn.Module, step: int, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (prompt, context) in enumerate(zip(val.prompts, contexts)):
+            video, audio = sample_latents(
+                model, strategy, context=context, bucket=bucket, reference_image=ref_image, reference_audio=ref_audio,
+                steps=val.num_inference_steps, guidance_scale=val.guidance_scale, seed=val.seed + i,
+            )
+            with atomic_path(folder / f"{i:02d}.safetensors") as tmp:
+                save_file({"video_latent": video.float().cpu().contiguous(), "audio_latent": audio.float().cpu().contiguous()},
+                          str(tmp), metadata={"prompt": prompt, "step": str(step)})
+            if hasattr(video_codec, "decode") and hasattr(audio_codec, "decode"):
+                frames = ((video_codec.decode(video)[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+                wave = audio_codec.decode(audio)[0].float().cpu()
+                media.write_video(folder / f"{i:02d}.mp4", frames, fps=24.0, audio=wave,
+                                  audio_sample_rate=audio_codec.geometry.sample_rate)
+
+    return validate
+
+
+def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train an IC-LoRA as a config describes (a :class:`ltxic.config.TrainingConfig` or a YAML path).
+
+    Builds the base (``model.checkpoint`` or the ``model.preset`` architecture, optionally fp8), injects the
+    LoRA, caches the dataset's latents (under ``dataset.cache_dir`` or ``output.dir/cache``), and runs
+    :func:`run_training`. ``resume=True`` continues the newest complete checkpoint in ``output.dir``.
+    """
+    from ltxic.cache import build_cache, load_cached
+    from ltxic.config import TrainingConfig, load_config
+    from ltxic.lora import LoRAConfig, inject_lora, save_lora
+    from ltxic.strategies import get_strategy
+
+    cfg = config if isinstance(config, TrainingConfig) else load_config(config)
+    options = options_from_config(cfg)
+    options.progress = progress
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.float32 if cfg.model.dtype == "float32" else torch.bfloat16
+
+    video_codec, audio_codec, text_encoder = _codecs(cfg, device)
+    report = build_cache(
+        cfg.dataset.dataset_file, cfg.dataset.cache_dir or options.output_dir / "cache",
+        video_codec=video_codec, audio_codec=audio_codec, text_encoder=text_encoder,
+        buckets=cfg.dataset.resolution_buckets, reference_downscale_factor=cfg.training_strategy.reference_downscale_factor,
+        device=device, progress=progress,
+    )
+    samples = [_sample_from_cache(*load_cached(e)) for e in report.entries]
+
+    model = _base_model(cfg, dtype)
+    lora_cfg = LoRAConfig(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
+                          target_modules=list(cfg.lora.target_modules))
+    inject_lora(model, lora_cfg)
+    model.to(device)
+    strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor)
+
+    def save(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
+        save_lora(model, path, config=lora_cfg, metadata=metadata)
+
+    return run_training(
+        model, samples, strategy, options, save_lora=save, groups=[e.bucket for e in report.entries],
+        validate=_validator(cfg, strategy, video_codec, audio_codec, text_encoder, device), resume=resume, device=device,
     )
