@@ -415,6 +415,8 @@ def plot_metrics(path: str | os.PathLike[str], ax: Any = None) -> Any:
 def _to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, torch.Tensor):
         return value.to(device, non_blocking=True)
+    if callable(getattr(value, "to", None)) and not isinstance(value, (dict, list, tuple)):
+        return value.to(device)  # a sample type that knows how to move itself
     if is_dataclass(value) and not isinstance(value, type):
         return replace(value, **{f.name: _to_device(getattr(value, f.name), device) for f in fields(value) if f.init})
     if isinstance(value, dict):

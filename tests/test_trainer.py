@@ -179,3 +179,16 @@ def test_state_file_loads_with_weights_only(tmp_path) -> None:
     assert set(state) == {"step", "trainable", "optimizer", "scheduler", "data_order", "rng"}
     manifest = json.loads((result.checkpoint / "manifest.json").read_text())
     assert set(manifest["files"]) == {"lora.safetensors", "training_state.pt"}
+
+
+def test_options_from_the_tiny_cpu_config(tmp_path) -> None:
+    config = pytest.importorskip("ltxic.config", reason="lands with the config branch")
+    cfg = config.load_config(config.example_config("tiny_cpu"), check_files=False)
+    options = trainer.options_from_config(cfg)
+    assert options.steps == cfg.optimization.steps and options.learning_rate == cfg.optimization.learning_rate
+    assert options.checkpoint_interval == cfg.output.checkpoint_interval
+    assert options.keep_last_n == (cfg.output.keep_last_n or 0)
+    assert options.lora_metadata["reference_downscale_factor"] == str(cfg.training_strategy.reference_downscale_factor)
+    assert options.lora_metadata["ltxic_strategy"] == "audio_ref_only_ic"
+    # the loop accepts the shipped recipe's schedule settings as they are
+    assert trainer.lr_lambda(options)(0) == pytest.approx(1 / cfg.optimization.warmup_steps)
