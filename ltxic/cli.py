@@ -26,6 +26,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate_config(args: argparse.Namespace) -> int:
+    from ltxic.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, check_files=not args.no_check_files)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    buckets = ", ".join(str(b) for b in cfg.dataset.resolution_buckets)
+    print(f"{args.config}: ok ({cfg.training_strategy.name}, {cfg.optimization.steps} steps, "
+          f"LoRA rank {cfg.lora.rank}, buckets {buckets})")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from ltxic.trainer import train
 
@@ -44,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on the embedded default (tiny model, data_samples/), no downloads")
     p.add_argument("--out", default="outputs/demo", help="where results are written (default: outputs/demo)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("validate-config", help="check a training YAML and list every problem with its fix")
+    p.add_argument("config", help="path to the training config (.yaml)")
+    p.add_argument("--no-check-files", action="store_true", help="skip checking that input files exist")
+    p.set_defaults(func=_cmd_validate_config)
 
     p = sub.add_parser("train", help="train an IC-LoRA from a YAML config (checkpoints, validation, metrics)")
     p.add_argument("config", help="the training config (see ltxic/configs/)")
