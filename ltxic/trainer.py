@@ -642,47 +642,65 @@ def options_from_config(cfg: Any) -> TrainOptions:
         mixed_precision=opt.mixed_precision,
         gradient_checkpointing=opt.gradient_checkpointing,
         fp8_base=cfg.model.fp8,
-        lora_metadata={
+        lora_metadata={  # the keys ltxic.lora.save_lora and ComfyUI / ltx-pipelines read
             "reference_downscale_factor": str(cfg.training_strategy.reference_downscale_factor),
-            "ltxic_strategy": cfg.training_strategy.name,
-            "ltxic_base": str(cfg.model.checkpoint.name if cfg.model.checkpoint else cfg.model.preset),
+            "training_strategy": cfg.training_strategy.name,
+            "base_model": str(cfg.model.checkpoint.name if cfg.model.checkpoint else cfg.model.preset),
         },
     )
 
 
 def _base_model(cfg: Any, dtype: torch.dtype) -> torch.nn.Module:
-    from ltxic.models import build_transformer, load_transformer, quantize_fp8
+    """``model.checkpoint``; else the preset, with the shipped pretrained weights for ``tiny`` when present."""
+    from ltxic.models import build_transformer, default_tiny_dir, load_pretrained_tiny, load_transformer, quantize_fp8
 
     if cfg.model.checkpoint is not None:
-        model = load_transformer(cfg.model.checkpoint, dtype=dtype, fp8=cfg.model.fp8)
+        return load_transformer(cfg.model.checkpoint, dtype=dtype, fp8=cfg.model.fp8)
+    if cfg.model.preset == "tiny" and (default_tiny_dir() / "transformer.safetensors").exists():
+        model = load_pretrained_tiny().to(dtype)
     else:
+        warnings.warn(f"model.checkpoint is null: training on a randomly initialized {cfg.model.preset!r} base", stacklevel=3)
         model = build_transformer(cfg.model.preset, seed=cfg.optimization.seed, dtype=dtype)
-        if cfg.model.fp8:
-            quantize_fp8(model)
-    return model.requires_grad_(False)
+    return quantize_fp8(model) if cfg.model.fp8 else model
 
 
 def _codecs(cfg: Any, device: torch.device) -> tuple[Any, Any, Any]:
-    """Video codec, audio codec and text encoder of the configured base.
+    """Video codec, audio codec and text encoder of the configured base (frozen, eval mode)."""
+    if cfg.model.preset != "tiny" and cfg.model.checkpoint is not None:
+        raise TrainingError(
+            "model: caching latents for LTX-2.3 needs its video/audio VAEs and Gemma, which `ltxic train` does not "
+            "load yet; train the tiny preset (ltxic/configs/tiny_cpu.yaml) or cache latents with ltxic.cache.build_cache"
+        )
+    from ltxic.codecs import AudioCodec, VideoCodec
+    from ltxic.models import default_tiny_dir
+    from ltxic.text_encoder import TextEncoder
+    from ltxic.tiny import AUDIO_CODEC_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
 
-    Seam for the codecs branch: the tiny codecs (and, at real scale, LTX-2.3's VAEs and Gemma) are loaded here.
-    """
-    from ltxic import codecs  # lands with the codecs branch
-
-    return codecs.load_codecs(cfg, device=device)
+    root = default_tiny_dir()
+    text = cfg.model.text_encoder or root / TEXT_ENCODER_FILE
+    modules = (VideoCodec.load(root / VIDEO_CODEC_FILE, device=device), AudioCodec.load(root / AUDIO_CODEC_FILE, device=device),
+               TextEncoder.load(text, device=device))
+    return tuple(m.eval().requires_grad_(False) for m in modules)  # type: ignore[return-value]
 
 
 def _sample_from_cache(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Any:
-    """A cached entry as the strategies' :class:`EncodedSample` (seam: field names follow ltxic.strategies)."""
+    """A cached entry (tensors with a leading batch dim of 1) as the strategies' ``EncodedSample``."""
     from ltxic.strategies import EncodedSample
 
-    return EncodedSample.from_cache(tensors, meta)
+    def get(name: str) -> torch.Tensor | None:
+        return tensors[name][0] if name in tensors else None
+
+    return EncodedSample(
+        video_latent=get("video_latent"), video_context=get("video_context"), audio_context=get("audio_context"),
+        context_mask=get("context_mask"), audio_latent=get("audio_latent"), ref_video_latent=get("reference_image_latent"),
+        ref_audio_latent=get("reference_audio_latent"), fps=float(meta["fps"]),
+    )
 
 
 def _validator(cfg: Any, strategy: Any, video_codec: Any, audio_codec: Any, text_encoder: Any, device: torch.device) -> ValidateFn | None:
-    """Every ``validation.interval`` steps: sample each prompt with the validation references, save the latents.
+    """Every ``validation.interval`` steps: sample each prompt with the validation references and save it.
 
-    Decoding seam: once the codecs decode, each sample is also written as ``<i>.mp4`` beside its latents.
+    Writes ``NN.safetensors`` (video and audio latents) and, decoded by the codecs, ``NN.mp4`` with its audio.
     """
     val = cfg.validation
     if not val.interval or not val.prompts:
@@ -691,35 +709,45 @@ def _validator(cfg: Any, strategy: Any, video_codec: Any, audio_codec: Any, text
 
     from ltxic import media
     from ltxic.cache import _mono, _pixels
-    from ltxic.sampler import sample_latents
+    from ltxic.sampler import SamplingConfig, sample_latents
 
     bucket = cfg.validation_resolution
     factor = cfg.training_strategy.reference_downscale_factor
+    fps = 24.0
     with torch.no_grad():
         ref_image = ref_audio = None
-        if val.reference_image is not None:
+        if val.reference_image is not None and strategy.uses_video_reference:
             img = media.read_image(val.reference_image)[None]
             ref_image = video_codec.encode(_pixels(img, bucket.width // factor, bucket.height // factor).to(device))
-        if val.reference_audio is not None:
+        if val.reference_audio is not None and strategy.uses_audio_reference:
             wave, _ = media.read_audio(val.reference_audio, audio_codec.geometry.sample_rate)
             ref_audio = audio_codec.encode(_mono(wave).to(device))
         contexts = [text_encoder.encode([p]) for p in val.prompts]
+        negative = text_encoder.encode([""])
 
     def validate(model: torch.nn.Module, step: int, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        for i, (prompt, context) in enumerate(zip(val.prompts, contexts)):
-            video, audio = sample_latents(
-                model, strategy, context=context, bucket=bucket, reference_image=ref_image, reference_audio=ref_audio,
-                steps=val.num_inference_steps, guidance_scale=val.guidance_scale, seed=val.seed + i,
+        for i, (prompt, (v_ctx, a_ctx, mask)) in enumerate(zip(val.prompts, contexts)):
+            config = SamplingConfig(
+                width=bucket.width, height=bucket.height, frames=bucket.frames, fps=fps, steps=val.num_inference_steps,
+                video_cfg_scale=val.guidance_scale, audio_cfg_scale=val.guidance_scale, seed=val.seed + i,
+                audio_mel_bins=getattr(audio_codec, "latent_mel_bins", None),
+                video_geometry=video_codec.geometry, audio_geometry=audio_codec.geometry,
             )
+            video, audio = sample_latents(
+                model, v_ctx, a_ctx, context_mask=mask, negative_video_context=negative[0], negative_audio_context=negative[1],
+                negative_context_mask=negative[2], ref_video_latent=ref_image, ref_audio_latent=ref_audio,
+                strategy=strategy, config=config,
+            )
+            tensors = {"video_latent": video.float().cpu().contiguous()}
+            if audio is not None:
+                tensors["audio_latent"] = audio.float().cpu().contiguous()
             with atomic_path(folder / f"{i:02d}.safetensors") as tmp:
-                save_file({"video_latent": video.float().cpu().contiguous(), "audio_latent": audio.float().cpu().contiguous()},
-                          str(tmp), metadata={"prompt": prompt, "step": str(step)})
-            if hasattr(video_codec, "decode") and hasattr(audio_codec, "decode"):
-                frames = ((video_codec.decode(video)[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
-                wave = audio_codec.decode(audio)[0].float().cpu()
-                media.write_video(folder / f"{i:02d}.mp4", frames, fps=24.0, audio=wave,
-                                  audio_sample_rate=audio_codec.geometry.sample_rate)
+                save_file(tensors, str(tmp), metadata={"prompt": prompt, "step": str(step)})
+            frames = video_codec.decode(video.float())[0].permute(1, 2, 3, 0)
+            frames = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+            wave = audio_codec.decode(audio.float())[0].cpu() if audio is not None else None
+            media.write_video(folder / f"{i:02d}.mp4", frames, fps, wave, audio_codec.geometry.sample_rate)
 
     return validate
 
@@ -727,20 +755,22 @@ def _validator(cfg: Any, strategy: Any, video_codec: Any, audio_codec: Any, text
 def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train an IC-LoRA as a config describes (a :class:`ltxic.config.TrainingConfig` or a YAML path).
 
-    Builds the base (``model.checkpoint`` or the ``model.preset`` architecture, optionally fp8), injects the
-    LoRA, caches the dataset's latents (under ``dataset.cache_dir`` or ``output.dir/cache``), and runs
-    :func:`run_training`. ``resume=True`` continues the newest complete checkpoint in ``output.dir``.
+    Caches the dataset's latents (under ``dataset.cache_dir`` or ``output.dir/cache``), builds the base
+    (``model.checkpoint``, or the preset: for ``tiny`` the shipped pretrained weights when present), injects the
+    LoRA and runs :func:`run_training`. ``resume=True`` continues the newest complete checkpoint in ``output.dir``.
     """
     from ltxic.cache import build_cache, load_cached
     from ltxic.config import TrainingConfig, load_config
     from ltxic.lora import LoRAConfig, inject_lora, save_lora
-    from ltxic.strategies import get_strategy
+    from ltxic.strategies import collate, get_strategy
 
     cfg = config if isinstance(config, TrainingConfig) else load_config(config)
     options = options_from_config(cfg)
     options.progress = progress
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float32 if cfg.model.dtype == "float32" else torch.bfloat16
+    strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor)
+    options.lora_metadata.update(strategy.checkpoint_metadata())
 
     video_codec, audio_codec, text_encoder = _codecs(cfg, device)
     report = build_cache(
@@ -753,15 +783,14 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
 
     model = _base_model(cfg, dtype)
     lora_cfg = LoRAConfig(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
-                          target_modules=list(cfg.lora.target_modules))
+                          target_modules=tuple(cfg.lora.target_modules), seed=cfg.optimization.seed)
     inject_lora(model, lora_cfg)
     model.to(device)
-    strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor)
 
     def save(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
         save_lora(model, path, config=lora_cfg, metadata=metadata)
 
     return run_training(
-        model, samples, strategy, options, save_lora=save, groups=[e.bucket for e in report.entries],
+        model, samples, strategy, options, save_lora=save, groups=[e.bucket for e in report.entries], collate=collate,
         validate=_validator(cfg, strategy, video_codec, audio_codec, text_encoder, device), resume=resume, device=device,
     )

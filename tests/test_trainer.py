@@ -189,6 +189,6 @@ def test_options_from_the_tiny_cpu_config(tmp_path) -> None:
     assert options.checkpoint_interval == cfg.output.checkpoint_interval
     assert options.keep_last_n == (cfg.output.keep_last_n or 0)
     assert options.lora_metadata["reference_downscale_factor"] == str(cfg.training_strategy.reference_downscale_factor)
-    assert options.lora_metadata["ltxic_strategy"] == "audio_ref_only_ic"
+    assert options.lora_metadata["training_strategy"] == "audio_ref_only_ic"
     # the loop accepts the shipped recipe's schedule settings as they are
     assert trainer.lr_lambda(options)(0) == pytest.approx(1 / cfg.optimization.warmup_steps)
