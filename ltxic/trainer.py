@@ -448,7 +448,8 @@ def _logged(logs: dict[str, Any]) -> dict[str, float]:
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.detach().float().item()
         if isinstance(value, (int, float)):
-            name = key if key.endswith("_loss") or key == "loss" else f"{key}_loss" if key in ("video", "audio") else key
+            # strategies may say "loss_video" or "video": the log always says "video_loss"
+            name = f"{key[5:]}_loss" if key.startswith("loss_") else f"{key}_loss" if key in ("video", "audio") else key
             out[name] = float(value)
     return out
 

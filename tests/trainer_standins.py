@@ -73,7 +73,7 @@ class FlowMatching:
             targets.append(noise - x0)
         pv, pa = model(mods[0], mods[1], BatchedPerturbationConfig.empty(b))
         lv, la = F.mse_loss(pv, targets[0]), F.mse_loss(pa, targets[1])
-        return lv + la, {"video_loss": lv.detach(), "audio_loss": la.detach()}
+        return lv + la, {"loss_video": lv.detach(), "audio": la.detach()}  # both spellings strategies use
 
 
 def options(out: Path, steps: int, interval: int, **kw) -> TrainOptions:
