@@ -3,9 +3,22 @@
 The public API is deliberately small; each name lives in the module named for what it does.
 """
 
+from ltxic.assets import asset_status, download_assets
+from ltxic.captions import check_captions, clean_dataset
 from ltxic.config import ConfigError, TrainingConfig, load_config
 from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
 from ltxic.media import MediaError
+from ltxic.lora import (
+    LoRAConfig,
+    LoRAError,
+    inject_lora,
+    load_lora,
+    lora_state_dict,
+    merge_lora,
+    read_lora_metadata,
+    save_lora,
+    set_lora_strength,
+)
 from ltxic.models import (
     PRESETS,
     CheckpointError,
@@ -14,6 +27,8 @@ from ltxic.models import (
     preset_config,
     save_transformer,
 )
+from ltxic.sampler import SamplingConfig, sample_latents
+from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
 
 __version__ = "0.1.0"
 
@@ -24,13 +39,32 @@ __all__ = [
     "MediaError",
     "ConfigError",
     "TrainingConfig",
+    "LoRAConfig",
+    "LoRAError",
+    "EncodedBatch",
+    "EncodedSample",
+    "SamplingConfig",
     "VideoGeometry",
     "__version__",
+    "asset_status",
     "audio_tokens",
     "build_transformer",
+    "check_captions",
+    "clean_dataset",
+    "download_assets",
     "load_config",
+    "inject_lora",
+    "load_lora",
+    "collate",
+    "get_strategy",
     "load_transformer",
+    "lora_state_dict",
+    "merge_lora",
     "preset_config",
+    "read_lora_metadata",
+    "save_lora",
+    "sample_latents",
     "save_transformer",
+    "set_lora_strength",
     "video_tokens",
 ]
