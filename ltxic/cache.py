@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ltxic import dataset as _dataset
 from ltxic.io_utils import atomic_path, write_json_atomic
 from ltxic.latents import VideoGeometry
 
@@ -38,7 +39,7 @@ MAX_CROP = 0.25
 Bucket = tuple[int, int, int]  # (width, height, frames)
 
 
-class DatasetError(ValueError):
+class DatasetError(_dataset.DatasetError):
     """dataset.json or a file it names cannot be used; each line names the file, the field and the fix."""
 
     def __init__(self, dataset_file: Path, problems: list[str]) -> None:
@@ -108,33 +109,23 @@ def _bucket_str(b: Bucket) -> str:
 
 
 def read_dataset(dataset_file: str | os.PathLike[str], splits: Iterable[str] = SPLITS) -> list[DatasetEntry]:
-    """Parse and check ``dataset.json``: every problem at once, each naming its field and the fix.
+    """Parse ``dataset.json`` (schema: :func:`ltxic.dataset.load_dataset`) and check what encoding needs.
 
-    Checks: the file parses; each entry has an identity with a consent record, an existing clip, a non-empty
-    caption, existing reference files, and consent covering the reference media given (``face`` for
-    ``reference_image``, ``voice`` for ``reference_audio``). Returns the entries of ``splits``.
+    Checks, all at once, each naming its field and the fix: the clip and the reference files exist and are not
+    empty, the caption is not empty, and the identity's consent record covers the media used (``face`` always,
+    ``voice`` with a ``reference_audio``; as :func:`ltxic.dataset.require_consent`). Returns the entries of ``splits``.
     """
     path = Path(dataset_file)
-    if not path.is_file():
-        raise DatasetError(path, ["file not found: make one with `ltxic pair` or point dataset.dataset_file at it"])
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DatasetError(path, [f"not valid JSON ({err}): fix the file (or re-create it with `ltxic pair`)"]) from None
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise DatasetError(path, ["entries: missing or not a list; dataset.json holds {\"version\", \"identities\", \"entries\": [...]}"])
-    identities = data.get("identities") or {}
+    data = _dataset.load_dataset(path)
     root = path.parent
     problems: list[str] = []
     entries: list[DatasetEntry] = []
     splits = set(splits)
 
-    def media(raw: Any, where: str, required: bool) -> Path | None:
-        if raw in (None, ""):
-            if required:
-                problems.append(f"{where}: missing; set it to a path relative to {root}")
+    def media(raw: str | None, where: str) -> Path | None:
+        if not raw:
             return None
-        p = (root / str(raw)).resolve()
+        p = (root / raw).resolve()
         if not p.is_file():
             problems.append(f"{where}: {raw!r} does not exist (looked for {p}); fix the path or remove the entry")
             return None
@@ -143,37 +134,27 @@ def read_dataset(dataset_file: str | os.PathLike[str], splits: Iterable[str] = S
             return None
         return p
 
-    for i, raw in enumerate(data["entries"]):
+    for i, entry in enumerate(data.entries):
         at = f"entries[{i}]"
-        if not isinstance(raw, dict):
-            problems.append(f"{at}: expected an object with video_path, caption, identity, ...")
-            continue
-        identity = str(raw.get("identity") or "")
-        caption = raw.get("caption")
-        split = raw.get("split", "train")
-        if split not in SPLITS:
-            problems.append(f"{at}.split: {split!r} is not 'train' or 'eval'")
-        video = media(raw.get("video_path"), f"{at}.video_path", required=True)
-        if not isinstance(caption, str) or not caption.strip():
+        video = media(entry.video_path, f"{at}.video_path")
+        if not entry.caption.strip():
             problems.append(f"{at}.caption: empty; describe the scene and the action (not the person's looks)")
-        ref_image = media(raw.get("reference_image"), f"{at}.reference_image", required=False)
-        ref_audio = media(raw.get("reference_audio"), f"{at}.reference_audio", required=False)
-        consent = identities.get(identity, {}).get("consent") if isinstance(identities.get(identity), dict) else None
-        if not identity:
-            problems.append(f"{at}.identity: missing; every entry names whose face and voice it shows")
-        elif not isinstance(consent, dict) or not consent.get("subject") or not consent.get("granted_by"):
+        ref_image = media(entry.reference_image, f"{at}.reference_image")
+        ref_audio = media(entry.reference_audio, f"{at}.reference_audio")
+        record = data.identities.get(entry.identity)
+        if record is None or record.consent is None:
             problems.append(
-                f"{at}.identity: {identity!r} has no consent record (identities.{identity}.consent with subject, "
-                "granted_by, media, date, scope); consent is required before reference media are encoded"
+                f"{at}.identity: {entry.identity!r} has no consent record (identities.{entry.identity}.consent with "
+                "subject, granted_by, media, date, scope); consent is required before reference media are encoded"
             )
         else:
-            allowed = set(consent.get("media") or [])
-            if raw.get("reference_image") and "face" not in allowed:
-                problems.append(f"{at}.reference_image: the consent of {identity!r} does not cover 'face' (identities.{identity}.consent.media)")
-            if raw.get("reference_audio") and "voice" not in allowed:
-                problems.append(f"{at}.reference_audio: the consent of {identity!r} does not cover 'voice' (identities.{identity}.consent.media)")
-        if video is not None and split in splits:
-            entries.append(DatasetEntry(i, identity, video, str(caption or "").strip(), split, ref_image, ref_audio))
+            allowed = _dataset.consented_media(data, entry.identity)
+            for medium, fld in (("face", "video_path"), ("voice", "reference_audio")):
+                if getattr(entry, fld) and medium not in allowed:
+                    problems.append(f"{at}.{fld}: the consent of {entry.identity!r} does not cover '{medium}' "
+                                    f"(identities.{entry.identity}.consent.media)")
+        if video is not None and entry.split in splits:
+            entries.append(DatasetEntry(i, entry.identity, video, entry.caption.strip(), entry.split, ref_image, ref_audio))
     if problems:
         raise DatasetError(path, problems)
     return entries

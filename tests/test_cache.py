@@ -1,18 +1,12 @@
 """The latent cache: content-hashed reuse (counting encodes), bucket choice and skip report, bad-input messages.
 
-Until the toy branch (``ltxic.media``) and the codecs branch land, small stand-ins defined here play their
-parts: a media module storing arrays in the named files, and codecs with fixed random weights and the contract's
-shapes. When ``ltxic.media`` exists the real module is used (real mp4/wav/jpg files).
+Files are real mp4/wav/jpg written by ``ltxic.media``. Until the codecs branch lands, small stand-in codecs
+defined here (fixed random weights, the contract's shapes, 32x spatial like LTX-2's VAE) play its part.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import json
-import sys
-import types
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,72 +23,11 @@ BUCKETS = ["64x64x9", "64x64x17", "96x64x17"]
 # ------------------------------------------------------------------------------------- stand-ins (temporary)
 
 
-def _standin_media() -> types.ModuleType:
-    """Arrays in npz containers under the contract's function names (replaced by ltxic.media when it lands)."""
-    m = types.ModuleType("ltxic.media")
-
-    class MediaError(ValueError):
-        pass
-
-    @dataclass(frozen=True)
-    class VideoInfo:
-        path: Path
-        frames: int
-        fps: float
-        width: int
-        height: int
-        duration: float
-        has_audio: bool
-        audio_sample_rate: int | None
-
-    def _load(path):
-        path = Path(path)
-        if not path.exists():
-            raise MediaError(f"{path}: file not found")
-        try:
-            return dict(np.load(io.BytesIO(path.read_bytes())))
-        except Exception as err:  # noqa: BLE001 - any parse failure means corrupt
-            raise MediaError(f"{path}: corrupt or truncated file ({err})") from err
-
-    def _save(path, **arrays):
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        Path(path).write_bytes(buf.getvalue())
-
-    def write_video(path, frames, fps, audio=None, audio_sample_rate=16000):
-        extra = {} if audio is None else {"audio": np.asarray(audio, np.float32).reshape(1, -1), "sr": np.array(audio_sample_rate)}
-        _save(path, frames=frames, fps=np.array(fps), **extra)
-
-    def probe_video(path):
-        d = _load(path)
-        f, h, w, _ = d["frames"].shape
-        return VideoInfo(Path(path), f, float(d["fps"]), w, h, f / float(d["fps"]), "audio" in d, int(d["sr"]) if "sr" in d else None)
-
-    m.MediaError, m.VideoInfo, m.write_video, m.probe_video = MediaError, VideoInfo, write_video, probe_video
-    m.read_video = lambda path: _load(path)["frames"]
-    m.read_video_audio = lambda path, sample_rate=None: torch.from_numpy(_load(path)["audio"])
-    m.write_image = lambda path, img: _save(path, img=img)
-    m.read_image = lambda path: _load(path)["img"]
-    m.write_audio = lambda path, wave, sr: _save(path, audio=np.asarray(wave, np.float32).reshape(1, -1), sr=np.array(sr))
-    m.read_audio = lambda path, sample_rate=None: (torch.from_numpy(_load(path)["audio"]), int(_load(path)["sr"]))
-    return m
-
-
 @pytest.fixture(scope="module")
 def media():
-    if importlib.util.find_spec("ltxic.media") is not None:
-        import ltxic.media
+    import ltxic.media
 
-        yield ltxic.media
-        return
-    module = _standin_media()
-    sys.modules["ltxic.media"] = module
-    import ltxic
-
-    ltxic.media = module
-    yield module
-    del sys.modules["ltxic.media"]
-    del ltxic.media
+    return ltxic.media
 
 
 class StandInVideoCodec(torch.nn.Module):
@@ -298,6 +231,15 @@ def test_identity_without_consent_encodes_nothing(tmp_path, media) -> None:
 def test_consent_must_cover_the_voice(tmp_path, media) -> None:
     _expect(tmp_path, media, lambda d: edit(d, lambda j: j["identities"]["ava"]["consent"].__setitem__("media", ["face"])),
             "entries[0].reference_audio: the consent of 'ava' does not cover 'voice'")
+
+
+def test_schema_error_names_the_field(tmp_path, media) -> None:
+    from ltxic.dataset import DatasetError as SchemaError
+
+    dataset = make_dataset(tmp_path / "data", media)
+    edit(dataset, lambda j: j["entries"][1].__setitem__("split", "dev"))
+    with pytest.raises(SchemaError, match=r"entries\[1\]\.split"):
+        build_cache(dataset, tmp_path / "cache", buckets=BUCKETS, progress=False, **encoders())
 
 
 def test_every_problem_reported_at_once(tmp_path, media) -> None:
