@@ -770,10 +770,11 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
     options.progress = progress
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float32 if cfg.model.dtype == "float32" else torch.bfloat16
-    strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor)
-    options.lora_metadata.update(strategy.checkpoint_metadata())
-
     video_codec, audio_codec, text_encoder = _codecs(cfg, device)
+    # token positions follow the codecs' compression (the tiny video codec is 16x in space, LTX-2's VAE 32x)
+    strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor,
+                            video_geometry=video_codec.geometry, audio_geometry=audio_codec.geometry)
+    options.lora_metadata.update(strategy.checkpoint_metadata())
     report = build_cache(
         cfg.dataset.dataset_file, cfg.dataset.cache_dir or options.output_dir / "cache",
         video_codec=video_codec, audio_codec=audio_codec, text_encoder=text_encoder,

@@ -1,7 +1,7 @@
 """The training loop on the tiny LTX-2 transformer: exact resume after SIGKILL, damaged checkpoints, full disk, OOM.
 
-LoRA injection, the strategy and the cache are test-only stand-ins (tests/trainer_standins.py) until their
-branches land; the loop, checkpoints and resume are the real code under test.
+Real LoRA (ltxic.lora) and strategy (ltxic.strategies); samples are tensors written directly (tests/trainer_standins.py)
+until the tiny codecs land.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ import pytest
 import torch
 
 import trainer_standins as standins
+import ltxic
 from ltxic import trainer
+from ltxic.lora import LoRAConfig, inject_lora, load_lora, read_lora_metadata
+from ltxic.strategies import collate
 from ltxic.io_utils import DiskFullError
 from ltxic.trainer import (
     DataOrder,
@@ -72,8 +75,8 @@ def test_data_order_depends_only_on_seed_and_index() -> None:
 def test_trains_only_the_adapter(tmp_path) -> None:
     model = standins.make_model()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    result = trainer.run_training(model, standins.make_samples(), standins.FlowMatching(), standins.options(tmp_path, 6, 3),
-                                  save_lora=standins.save_adapter)
+    result = trainer.run_training(model, standins.make_samples(), standins.strategy(), standins.options(tmp_path, 6, 3),
+                                  save_lora=standins.save_adapter, collate=collate)
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert changed == trainable and changed
@@ -84,6 +87,13 @@ def test_trains_only_the_adapter(tmp_path) -> None:
     assert state["step"] == 6 and isinstance(state["rng"]["torch"], torch.Tensor)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_000003", "step_000006"]
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step_000006"
+    meta = read_lora_metadata(result.lora_path)
+    assert meta["ltxic_step"] == "6"
+    fresh = standins.make_model()
+    load_lora(fresh, result.lora_path)  # the checkpoint's LoRA file holds the trained adapters
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    loaded = {n: p for n, p in fresh.named_parameters() if n in trained}
+    assert len(loaded) == len(trained) and all(torch.equal(p, trained[n]) for n, p in loaded.items())
     fig = plot_metrics(tmp_path / "metrics.jsonl")
     assert len(fig.axes[0].lines) == 3
 
@@ -157,12 +167,12 @@ def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch) -> None:
 
 
 def test_out_of_memory_names_settings_to_lower(tmp_path) -> None:
-    class Oom(standins.FlowMatching):
+    class Oom:
         def loss(self, model, batch, generator):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     with pytest.raises(TrainingOOMError) as info:
-        standins.run(tmp_path, 4, 2, strategy=Oom())
+        standins.run(tmp_path, 4, 2, strategy_=Oom())
     message = str(info.value)
     for setting in ("batch_size", "resolution_buckets", "gradient_checkpointing", "fp8"):
         assert setting in message
@@ -176,11 +186,11 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path) -> None:
 
 def test_resume_with_a_different_lora_is_refused(tmp_path) -> None:
     standins.run(tmp_path, 2, 2)
-    model = standins.make_model()
-    model.proj_out.weight.requires_grad_(True)  # another adapter layout
+    model = ltxic.build_transformer("tiny", seed=0)
+    inject_lora(model, LoRAConfig(rank=4, alpha=4, target_modules=("to_q",)))  # another adapter layout
     with pytest.raises(TrainingError, match="lora section changed"):
-        trainer.run_training(model, standins.make_samples(), standins.FlowMatching(), standins.options(tmp_path, 4, 2),
-                             save_lora=standins.save_adapter, resume=True)
+        trainer.run_training(model, standins.make_samples(), standins.strategy(), standins.options(tmp_path, 4, 2),
+                             save_lora=standins.save_adapter, resume=True, collate=collate)
 
 
 def test_state_file_loads_with_weights_only(tmp_path) -> None:
