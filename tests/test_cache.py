@@ -259,3 +259,15 @@ def test_no_clip_fits_any_bucket(tmp_path, media) -> None:
         build_cache(dataset, tmp_path / "cache", buckets=BUCKETS, progress=False, **encoders())
     assert "entries[0].video_path: 32x32 fits no bucket" in str(info.value)
     assert "entries[1].video_path: 5 frames" in str(info.value)
+
+
+def test_shipped_bad_dataset_names_each_problem() -> None:
+    """data_samples/dataset_bad.json (made by the toy generator): a missing clip and an identity without consent."""
+    bad = Path(__file__).resolve().parent.parent / "data_samples" / "dataset_bad.json"
+    if not bad.exists():
+        pytest.skip("data_samples/ is not in this checkout")
+    with pytest.raises(DatasetError) as info:
+        read_dataset(bad)
+    message = str(info.value)
+    assert "'clips/missing_clip.mp4' does not exist" in message
+    assert "'zed' has no consent record" in message
