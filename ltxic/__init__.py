@@ -29,6 +29,7 @@ from ltxic.models import (
 )
 from ltxic.sampler import SamplingConfig, sample_latents
 from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
+from ltxic.trainer import TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "MediaError",
     "ConfigError",
     "TrainingConfig",
+    "TrainResult",
     "LoRAConfig",
     "LoRAError",
     "EncodedBatch",
@@ -66,5 +68,6 @@ __all__ = [
     "sample_latents",
     "save_transformer",
     "set_lora_strength",
+    "train",
     "video_tokens",
 ]

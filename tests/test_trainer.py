@@ -212,3 +212,23 @@ def test_options_from_the_tiny_cpu_config(tmp_path) -> None:
     assert options.lora_metadata["training_strategy"] == "audio_ref_only_ic"
     # the loop accepts the shipped recipe's schedule settings as they are
     assert trainer.lr_lambda(options)(0) == pytest.approx(1 / cfg.optimization.warmup_steps)
+
+
+def test_keep_last_n_prunes_oldest(tmp_path) -> None:
+    standins.run(tmp_path, 5, 1, keep_last_n=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_000004", "step_000005"]
+
+
+def test_fp8_base_trains_the_lora(tmp_path) -> None:
+    from ltxic.models import quantize_fp8
+
+    model = ltxic.build_transformer("tiny", seed=0)
+    try:
+        quantize_fp8(model)
+        inject_lora(model, standins.LORA)
+        result = trainer.run_training(model, standins.make_samples(), standins.strategy(), standins.options(tmp_path, 2, 2),
+                                      save_lora=standins.save_adapter, collate=collate)
+    except (RuntimeError, NotImplementedError) as err:  # pragma: no cover - depends on the CPU build
+        pytest.skip(f"float8 upcast is not supported by this CPU build of torch: {err}")
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    assert model.transformer_blocks[0].ff.net[2].weight.dtype == torch.float8_e4m3fn  # the base stays fp8
