@@ -510,7 +510,7 @@ def run_training(
         model.set_gradient_checkpointing(True)
     autocast = device.type == "cuda" and options.mixed_precision == "bf16"
 
-    start_step, resumed_from = 0, None
+    start_step, resumed_from, last_checkpoint = 0, None, None
     if resume:
         folder = latest_checkpoint(output_dir)
         if folder is None:
@@ -533,6 +533,7 @@ def run_training(
             scheduler.load_state_dict(state["scheduler"])
             set_rng_state(state["rng"])
             start_step = resumed_from = int(state["step"])
+            last_checkpoint = folder
             _truncate_metrics(metrics_path, start_step)
     elif metrics_path.exists() or list_checkpoints(output_dir):
         raise TrainingError(
@@ -543,7 +544,6 @@ def run_training(
     from tqdm.auto import tqdm
 
     losses: list[float] = []
-    last_checkpoint = latest_checkpoint(output_dir) if resume else None
     bar = tqdm(total=options.steps, initial=start_step, desc="training", unit="it", disable=not options.progress, dynamic_ncols=True)
     model.train()
     try:
@@ -577,7 +577,10 @@ def run_training(
                 clip = options.max_grad_norm if options.max_grad_norm > 0 else float("inf")
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
                 lr = scheduler.get_last_lr()[0]
-                optimizer.step()
+                try:
+                    optimizer.step()  # AdamW allocates its moment buffers here, on the first step
+                except torch.OutOfMemoryError as err:
+                    raise TrainingOOMError(_oom_advice(options, None)) from err
                 scheduler.step()
                 done = step + 1
                 row = {"step": done, "loss": total, **parts, "lr": lr, "grad_norm": grad_norm,
