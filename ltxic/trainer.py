@@ -20,7 +20,9 @@ Checkpoint layout (``output_dir/checkpoints/``)::
     step_000500/manifest.json         sizes and sha256 of the two files (detects truncation)
     latest                            the name of the newest complete checkpoint, written last
 
-Each checkpoint is written into a temp folder that is renamed into place only when complete.
+Each checkpoint is written into a temp folder that is renamed into place only when complete. Beside them:
+``output_dir/metrics.jsonl`` (one line per step: loss, video_loss, audio_loss, lr, grad_norm, seconds; see
+:func:`plot_metrics`) and ``output_dir/validation/step_000500/`` (sampled latents and decoded mp4s).
 """
 
 from __future__ import annotations
@@ -670,10 +672,12 @@ def _base_model(cfg: Any, dtype: torch.dtype) -> torch.nn.Module:
 
 def _codecs(cfg: Any, device: torch.device) -> tuple[Any, Any, Any]:
     """Video codec, audio codec and text encoder of the configured base (frozen, eval mode)."""
-    if cfg.model.preset != "tiny" and cfg.model.checkpoint is not None:
+    if cfg.model.preset != "tiny":
         raise TrainingError(
-            "model: caching latents for LTX-2.3 needs its video/audio VAEs and Gemma, which `ltxic train` does not "
-            "load yet; train the tiny preset (ltxic/configs/tiny_cpu.yaml) or cache latents with ltxic.cache.build_cache"
+            f"model.preset: {cfg.model.preset!r}: caching latents for LTX-2.3 needs its video/audio VAEs and Gemma, "
+            "which `ltxic train` does not load yet. Train the tiny preset (model.preset: tiny, as in "
+            "ltxic/configs/tiny_cpu.yaml), or encode with the real codecs via ltxic.cache.build_cache and call "
+            "ltxic.trainer.run_training"
         )
     from ltxic.codecs import AudioCodec, VideoCodec
     from ltxic.models import default_tiny_dir
