@@ -232,3 +232,12 @@ def test_fp8_base_trains_the_lora(tmp_path) -> None:
         pytest.skip(f"float8 upcast is not supported by this CPU build of torch: {err}")
     assert all(torch.isfinite(torch.tensor(result.losses)))
     assert model.transformer_blocks[0].ff.net[2].weight.dtype == torch.float8_e4m3fn  # the base stays fp8
+
+
+def test_train_refuses_the_real_preset_until_its_codecs_are_wired(tmp_path) -> None:
+    from ltxic.config import example_config, load_config
+
+    cfg = load_config(example_config("ltx23_h100"), check_files=False)
+    cfg.output.dir = tmp_path / "out"
+    with pytest.raises(TrainingError, match=r"model\.preset: 'ltx-2\.3-22b'.*model\.preset: tiny"):
+        trainer.train(cfg, progress=False)
