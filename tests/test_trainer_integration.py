@@ -83,3 +83,49 @@ def test_cli_train_then_resume(tmp_path, tiny_kit) -> None:
     assert main(["train", str(path), "--resume"]) == 0
     assert [r["step"] for r in read_metrics(out)] == [1, 2, 3, 4, 5, 6]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step_000004", "step_000006"]
+
+
+def test_cli_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_kit) -> None:
+    """`ltxic train` killed with SIGKILL after its first checkpoint, then `--resume`: the same loss curve."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from ltxic.config import example_config, load_config
+    from ltxic.trainer import train
+
+    cfg = load_config(example_config("tiny_cpu"), check_files=False).model_dump(mode="json")
+    cfg["dataset"].update(dataset_file=str(tiny_kit), resolution_buckets=["64x64x17"], cache_dir=str(tmp_path / "cache"))
+    cfg["optimization"].update(steps=40, warmup_steps=2)
+    cfg["lora"].update(rank=4, alpha=4)
+    cfg["validation"].update(interval=0)
+    cfg["output"].update(dir=str(tmp_path / "killed"), checkpoint_interval=5, keep_last_n=None)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ltxic.cli", "train", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    latest = tmp_path / "killed" / "checkpoints" / "latest"
+    deadline = time.monotonic() + 120
+    while not latest.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = len(read_metrics(tmp_path / "killed"))
+    assert 5 <= done < 40, done
+
+    assert main(["train", str(path), "--resume"]) == 0
+    resumed = [r["loss"] for r in read_metrics(tmp_path / "killed")]
+
+    cfg["output"]["dir"] = str(tmp_path / "whole")
+    path.write_text(yaml.safe_dump(cfg))
+    whole = train(load_config(path), progress=False).losses
+    torch.testing.assert_close(torch.tensor(resumed), torch.tensor(whole), rtol=1e-5, atol=1e-6)
