@@ -35,6 +35,7 @@ from ltxic.sampler import SamplingConfig, sample_latents
 from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
 from ltxic.text_encoder import TextEncoder
 from ltxic.tiny import TinyAssets, load_tiny_assets
+from ltxic.trainer import TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ __all__ = [
     "MediaError",
     "ConfigError",
     "TrainingConfig",
+    "TrainResult",
     "LoRAConfig",
     "LoRAError",
     "EncodedBatch",
@@ -81,5 +83,6 @@ __all__ = [
     "sample_latents",
     "save_transformer",
     "set_lora_strength",
+    "train",
     "video_tokens",
 ]

@@ -195,6 +195,14 @@ def _cmd_export_comfyui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ltxic.trainer import train
+
+    result = train(args.config, resume=args.resume)
+    print(f"trained to step {result.step} in {result.seconds:.0f} s; LoRA: {result.lora_path}; metrics: {result.metrics_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -293,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", help="the prompt placed in the workflow")
     p.add_argument("--lora-subfolder", default="", help="subfolder of ComfyUI/models/loras/ the LoRA is copied to")
     p.set_defaults(func=_cmd_export_comfyui)
+
+    p = sub.add_parser("train", help="train an IC-LoRA from a YAML config (checkpoints, validation, metrics)")
+    p.add_argument("config", help="the training config (see ltxic/configs/)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in output.dir")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 
