@@ -672,7 +672,7 @@ def plot_report(report: ValidationReport) -> Figure:
 
     fig = Figure(figsize=(12, 7), layout="constrained")
     axes = fig.subplots(2, 2)
-    flagged = {p.detail.split(":")[0] for p in report.problems}
+    outliers = {p.detail.split(":")[0] for p in report.problems if p.problem == "lighting_outlier"}
     ax = axes[0, 0]
     lo, hi = report.rules.clip_seconds
     d = [c.duration for c in report.clips]
@@ -684,8 +684,7 @@ def plot_report(report: ValidationReport) -> Figure:
 
     ax = axes[0, 1]
     lum = [c.luminance for c in report.clips]
-    colours = ["tab:red" if c.path in flagged and any(p.problem == "lighting_outlier" and p.detail.startswith(c.path)
-                                                    for p in report.problems) else "tab:blue" for c in report.clips]
+    colours = ["tab:red" if c.path in outliers else "tab:blue" for c in report.clips]
     ax.bar(range(len(lum)), lum, color=colours)
     if lum:
         med = float(np.median(lum))
@@ -694,8 +693,9 @@ def plot_report(report: ValidationReport) -> Figure:
     ax.set(title="mean luminance per clip (red: outlier)", xlabel="clip", ylabel="luma 0-255")
 
     ax = axes[1, 0]
-    lv = [max(v.rms_dbfs, -80.0) for v in report.voices]
-    ax.barh(range(len(lv)), lv, color="tab:purple")
+    floor = -80.0
+    lv = [max(v.rms_dbfs, floor) for v in report.voices]
+    ax.barh(range(len(lv)), [x - floor for x in lv], left=floor, color="tab:purple")
     ax.set_yticks(range(len(lv)), [Path(v.path).name for v in report.voices], fontsize=7)
     ax.axvline(report.rules.quiet_dbfs, color="tab:red", ls="--", lw=1, label=f"quiet < {report.rules.quiet_dbfs:g} dBFS")
     ax.set(title="voice reference level (RMS)", xlabel="dBFS")
