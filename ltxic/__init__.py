@@ -7,6 +7,7 @@ from ltxic.assets import asset_status, download_assets
 from ltxic.captions import check_captions, clean_dataset
 from ltxic.codecs import AudioCodec, VideoCodec
 from ltxic.config import ConfigError, TrainingConfig, load_config
+from ltxic.dataset import load_dataset, pair_folder, validate_dataset
 from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
 from ltxic.media import MediaError
 from ltxic.lora import (
@@ -69,6 +70,9 @@ __all__ = [
     "clean_dataset",
     "download_assets",
     "load_config",
+    "load_dataset",
+    "pair_folder",
+    "validate_dataset",
     "inject_lora",
     "load_lora",
     "collate",

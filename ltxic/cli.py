@@ -76,22 +76,40 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_pair(args: argparse.Namespace) -> int:
-    import json
+    from ltxic.dataset import ConsentError, DatasetError, pair_folder
 
-    from ltxic.dataset import pair_folder
+    rules = None
+    if args.rules:
+        import yaml
 
-    consent = json.loads(open(args.consent, encoding="utf-8").read())
-    out = pair_folder(args.clips, args.out, identity=args.identity, consent=consent, voice_dir=args.voice,
-                      reference_image=args.reference_image, eval_fraction=args.eval_fraction)
-    print(f"wrote {out}; check it with `ltxic validate-dataset {out}`")
+        rules = yaml.safe_load(open(args.rules, encoding="utf-8"))
+    try:
+        out = pair_folder(args.clips, args.out, consent=args.consent, voice_dir=args.voice, identity=args.identity,
+                          reference=args.reference, reference_image=args.reference_image,
+                          eval_identities=args.eval_identity or (), eval_fraction=args.eval_fraction, rules=rules)
+    except (ConsentError, DatasetError) as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"wrote {out}; check it with `ltxic validate {out}`")
     return 0
 
 
 def _cmd_validate_dataset(args: argparse.Namespace) -> int:
-    from ltxic.dataset import validate_dataset
+    from ltxic.dataset import DatasetError, save_report_plots, validate_dataset
 
-    report = validate_dataset(args.dataset, check_media=not args.no_media)
-    print(report.to_markdown())
+    try:
+        report = validate_dataset(args.dataset, check_media=not args.no_media, buckets=args.bucket,
+                                  progress=True)
+    except DatasetError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(report.to_markdown(clip_table=args.clips))
+    if args.plots:
+        print(f"plots: {save_report_plots(report, args.plots)}")
+    if args.json:
+        from ltxic.io_utils import write_json_atomic
+
+        print(f"report: {write_json_atomic(args.json, report.to_dict())}")
     return 0 if report.ok else 1
 
 
@@ -229,18 +247,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit with status 1 when any caption is flagged")
     p.set_defaults(func=_cmd_captions)
 
-    p = sub.add_parser("pair", help="make dataset.json from a folder of clips (captions from NAME.txt) and voice clips")
-    p.add_argument("clips", help="folder of the subject's video clips")
-    p.add_argument("--identity", required=True, help="identity name used in dataset.json")
-    p.add_argument("--consent", required=True, help="a JSON consent record (subject, granted_by, media, date, scope)")
+    p = sub.add_parser("pair", help="make dataset.json from a folder of clips (captions from NAME.txt) and voice recordings")
+    p.add_argument("clips", help="folder of clips: one sub-folder per identity, or names like ava_000.mp4")
+    p.add_argument("--voices", "--voice", dest="voice", help="folder of voice recordings, named or foldered like the clips")
+    p.add_argument("--consent", required=True,
+                   help="YAML/JSON consent records per identity (subject, granted_by, media, date, scope)")
     p.add_argument("--out", default="dataset.json", help="dataset.json to write or extend (default: ./dataset.json)")
-    p.add_argument("--voice", help="folder of voice recordings (5-15 s of clean speech each)")
-    p.add_argument("--reference-image", help="a held portrait (default: the first frame of the first clip)")
-    p.add_argument("--eval-fraction", type=float, default=0.0, help="share of clips split 'eval' (default 0)")
+    p.add_argument("--identity", help="treat every clip as this identity (the consent file may then be one record)")
+    p.add_argument("--reference", choices=("sharpest", "first"), default="sharpest",
+                   help="reference frame: sharpest centred frontal face (default) or the first frame")
+    p.add_argument("--reference-image", help="a held portrait instead of a frame (single identity only)")
+    p.add_argument("--eval-identity", action="append", metavar="NAME", help="an identity held out as 'eval' (repeat)")
+    p.add_argument("--eval-fraction", type=float, default=0.0, help="share of each identity's clips split 'eval'")
+    p.add_argument("--rules", help="YAML/JSON validation rules to store in dataset.json (e.g. clip_seconds: [1, 10])")
     p.set_defaults(func=_cmd_pair)
 
-    p = sub.add_parser("validate-dataset", help="check files, media, consent and captions of a dataset.json")
+    p = sub.add_parser("validate", aliases=["validate-dataset"],
+                       help="check files, media, consent and captions of a dataset.json (report, plots)")
     p.add_argument("dataset", help="a dataset.json")
+    p.add_argument("--plots", metavar="OUT.png", help="also write the report's plots")
+    p.add_argument("--json", metavar="OUT.json", help="also write the report as JSON")
+    p.add_argument("--clips", action="store_true", help="add a table of per-clip measurements")
+    p.add_argument("--bucket", action="append", metavar="WxHxF", help="training bucket(s) to check against (repeat)")
     p.add_argument("--no-media", action="store_true", help="only check that files exist; do not open them")
     p.set_defaults(func=_cmd_validate_dataset)
     p = sub.add_parser("validate-config", help="check a training YAML and list every problem with its fix")

@@ -235,7 +235,9 @@ def test_dataset_regenerates_bit_for_bit(small_dataset, tmp_path):
 def test_bad_dataset_plants_each_problem(small_dataset):
     bad = json.loads((small_dataset / "dataset_bad.json").read_text())
     problems = {p["problem"]: bad["entries"][p["entry"]] for p in bad["planted_problems"]}
-    assert set(problems) == {"trait_caption", "vague_motion", "clip_too_short", "silent_reference_audio", "missing_file", "missing_consent"}
+    assert set(problems) == {"trait_caption", "vague_motion", "clip_too_short", "too_few_frames", "silent_reference_audio",
+                             "missing_file", "missing_consent"}
+    assert problems["too_few_frames"] == problems["clip_too_short"] and bad["rules"]["buckets"] == ["64x64x25"]
     assert "hair" in problems["trait_caption"]["caption"]
     assert problems["vague_motion"]["caption"] == "A person moving naturally."
     assert probe_video(small_dataset / problems["clip_too_short"]["video_path"]).duration < 1.0

@@ -39,6 +39,12 @@ def consent_record(identity: Identity) -> dict:
     }
 
 
+def toy_rules(width: int, height: int, frames: int) -> dict:
+    """The ``rules`` block of a toy dataset.json: its clips are short by design (49 frames at 24 fps = 2 s, under
+    the 3 s guidance for real footage) and rendered at exactly one training bucket."""
+    return {"clip_seconds": [1.0, 10.0], "buckets": [f"{width}x{height}x{frames}"]}
+
+
 def _seed(*parts: object) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
@@ -79,7 +85,7 @@ def make_dataset(
     names = [i.name for i, _, _ in plan]
     if len(set(names)) != len(names):
         raise ValueError(f"identities: names must be unique, got {names}")
-    dataset = {"version": 1, "identities": {}, "entries": []}
+    dataset = {"version": 1, "rules": toy_rules(width, height, frames), "identities": {}, "entries": []}
     truth = {"identities": {}, "clips": {}}
     total = sum(n for _, _, n in plan)
     with tqdm(total=total, desc="toy clips", unit="clip", disable=not progress) as bar:
@@ -114,7 +120,7 @@ def make_bad_dataset(out: str | Path, *, width: int = 128, height: int = 128, fp
     good = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     train = [e for e in good["entries"] if e["split"] == "train"]
     first, second = train[0], train[1]
-    ident = {name: good["identities"][name] for name in {first["identity"], second["identity"]}}
+    ident = {name: good["identities"][name] for name in dict.fromkeys((first["identity"], second["identity"]))}
 
     # a clip shorter than a second: 9 frames (valid 8k+1 geometry, but too short to learn motion from)
     who = identity_from_name(first["identity"])
@@ -153,13 +159,16 @@ def make_bad_dataset(out: str | Path, *, width: int = 128, height: int = 128, fp
          "detail": "'moving naturally' names no concrete motion and no scene; say what moves and how, e.g. 'slowly turns head left while speaking'"},
         {"entry": 4, "field": "video_path", "problem": "clip_too_short",
          "detail": f"9 frames at {fps:g} fps = {9 / fps:.2f} s, under the 1 s minimum"},
+        {"entry": 4, "field": "video_path", "problem": "too_few_frames",
+         "detail": f"9 frames, fewer than the bucket's {good['rules']['buckets'][0]}: no training window fits"},
         {"entry": 5, "field": "reference_audio", "problem": "silent_reference_audio",
          "detail": "the voice reference is 6 s of digital silence: no voice to learn from"},
         {"entry": 6, "field": "video_path", "problem": "missing_file", "detail": "clips/missing_clip.mp4 does not exist"},
         {"entry": 7, "field": "identity", "problem": "missing_consent",
          "detail": "identity 'zed' has no consent record in 'identities'; its media must not be used"},
     ]
-    return write_json_atomic(out / "dataset_bad.json", {"version": 1, "identities": ident, "entries": entries, "planted_problems": problems})
+    bad = {"version": 1, "rules": good["rules"], "identities": ident, "entries": entries, "planted_problems": problems}
+    return write_json_atomic(out / "dataset_bad.json", bad)
 
 
 def contact_sheet(dataset_json: str | Path, out_png: str | Path, clips_per_identity: int = 3) -> Path:
