@@ -6,7 +6,7 @@ on toy identities rendered on the fly, each view with its own pose, light, backg
 content, so the embedding keeps the identity's traits and drops the scene. Verification is measured as equal
 error rate on held-out identities (seeds never used in training).
 
-``python -m ltxic.toy.embedders --out data_samples/tiny --steps 1500 [--device cpu|cuda]`` trains both and writes
+``python -m ltxic.toy.embedders --out data_samples/tiny --steps 3000 [--device cpu|cuda]`` trains both and writes
 ``face_embedder.safetensors``, ``voice_embedder.safetensors`` and ``embedders_record.json``;
 ``--eval-only`` measures the held-out EER of the shipped weights again.
 """
