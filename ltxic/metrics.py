@@ -345,6 +345,12 @@ def drift_curve(
 
 
 # ----------------------------------------------------------------------------------------------- plots
+def _lower(values: Sequence[float]) -> float:
+    """Lower y limit: -0.1, or below the lowest value when a similarity is negative."""
+    finite = [v for v in values if np.isfinite(v)]
+    return min([-0.1] + [v - 0.05 for v in finite])
+
+
 def plot_checkpoint_comparison(rows: Sequence[Mapping]):
     """Identity similarity (face, voice) and caption adherence against checkpoint step; a matplotlib Figure."""
     from matplotlib.figure import Figure
@@ -358,7 +364,8 @@ def plot_checkpoint_comparison(rows: Sequence[Mapping]):
     ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(steps, series("face_similarity"), "o-", label="face")
     ax1.plot(steps, series("voice_similarity"), "s-", label="voice")
-    ax1.set(xlabel="checkpoint step", ylabel="cosine similarity to reference", title="Identity", ylim=(-0.1, 1.05))
+    ax1.set(xlabel="checkpoint step", ylabel="cosine similarity to reference", title="Identity",
+            ylim=(_lower(series("face_similarity") + series("voice_similarity")), 1.05))
     ax1.legend()
     ax2.plot(steps, series("background_match"), "o-", label="background colour")
     ax2.plot(steps, series("motion_match"), "s-", label="motion")
@@ -381,6 +388,7 @@ def plot_drift(curves: DriftCurve | Mapping[str, DriftCurve], threshold: float |
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:.2f}")
     window = next(iter(curves.values())).window_s if curves else 1.0
-    ax.set(xlabel="time (s)", ylabel=f"face similarity ({window:g} s windows)", title="Identity drift", ylim=(-0.1, 1.05))
+    lows = [float(v) for c in curves.values() for v in c.similarity]
+    ax.set(xlabel="time (s)", ylabel=f"face similarity ({window:g} s windows)", title="Identity drift", ylim=(_lower(lows), 1.05))
     ax.legend()
     return fig

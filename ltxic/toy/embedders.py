@@ -496,6 +496,8 @@ def train_embedders(
     face_t = torch.from_numpy(faces).to(dev)
     voice_t = torch.from_numpy(voices).to(dev)
     P, K = min(64, identities), 4
+    if clips < K:
+        raise ValueError(f"clips={clips}: each identity needs at least {K} utterances per batch; pass --clips {K} or more")
 
     face, voice = FaceEmbedder().to(dev), VoiceEmbedder().to(dev)
     t1 = time.time()
@@ -535,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=str(DEFAULT_DIR), help="folder for the weights and embedders_record.json")
     parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per embedder")
     parser.add_argument("--identities", type=int, default=1500, help="training identities (seeds 0..N-1)")
-    parser.add_argument("--clips", type=int, default=6, help="rendered clips (and utterances) per training identity")
+    parser.add_argument("--clips", type=int, default=6, help="rendered clips (and utterances) per training identity, >= 4")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes rendering the pool (default: all cores)")
