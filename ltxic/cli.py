@@ -26,6 +26,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_download(args: argparse.Namespace) -> int:
+    from ltxic.assets import check_disk_space, download_assets, format_plan, format_status, load_manifest, plan_download
+
+    manifest = load_manifest(args.manifest)
+    if args.status:
+        from ltxic.assets import asset_status
+
+        rows = asset_status(args.root, only=args.only, manifest=manifest)
+        print(format_status(rows))
+        return 0 if all(r.state in ("ok", "unverified") for r in rows) else 1
+    plan = plan_download(args.root, only=args.only, manifest=manifest)
+    print(format_plan(plan))
+    if args.dry_run:
+        return 0 if plan.fits else 1
+    check_disk_space(plan)
+    rows = download_assets(args.root, only=args.only, manifest=manifest, max_workers=args.workers)
+    print(format_status(rows))
+    return 0
+
+
+def _cmd_captions(args: argparse.Namespace) -> int:
+    from ltxic.captions import check_dataset_captions, clean_dataset
+
+    if args.write_clean:
+        cleaned = clean_dataset(args.dataset, args.write_clean)
+        print(cleaned.to_markdown())
+        print(f"wrote {cleaned.out_path} and {cleaned.report_path}")
+        flagged = cleaned.after.flagged
+    else:
+        report = check_dataset_captions(args.dataset)
+        print(report.to_markdown())
+        flagged = report.flagged
+    return 1 if args.strict and flagged else 0
+
+
 def _cmd_validate_config(args: argparse.Namespace) -> int:
     from ltxic.config import ConfigError, load_config
 
@@ -40,6 +75,134 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pair(args: argparse.Namespace) -> int:
+    import json
+
+    from ltxic.dataset import pair_folder
+
+    consent = json.loads(open(args.consent, encoding="utf-8").read())
+    out = pair_folder(args.clips, args.out, identity=args.identity, consent=consent, voice_dir=args.voice,
+                      reference_image=args.reference_image, eval_fraction=args.eval_fraction)
+    print(f"wrote {out}; check it with `ltxic validate-dataset {out}`")
+    return 0
+
+
+def _cmd_validate_dataset(args: argparse.Namespace) -> int:
+    from ltxic.dataset import validate_dataset
+
+    report = validate_dataset(args.dataset, check_media=not args.no_media)
+    print(report.to_markdown())
+    return 0 if report.ok else 1
+
+
+def _cmd_course(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ltxic.course import CourseError, run_course
+
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"-p {item!r}: write KEY=VALUE, e.g. -p config_name=ltx23_h100", file=sys.stderr)
+            return 2
+        params[key] = yaml.safe_load(value)  # as papermill -y: numbers, booleans and lists keep their type
+    try:
+        runs = run_course(args.out, only=args.only, notebooks_dir=args.notebooks, parameters=params)
+    except CourseError as err:
+        print(err, file=sys.stderr)
+        return 1
+    for run in runs:
+        print(f"{run.notebook.stem}: {run.seconds:.1f} s -> {run.output}")
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from ltxic.course import CourseError, build_book
+
+    try:
+        print(f"book written to {build_book(args.out) / 'index.html'}")
+    except CourseError as err:
+        print(err, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_toy_make_dataset(args: argparse.Namespace) -> int:
+    from ltxic.toy.make_samples import make_dataset, random_identities
+
+    people = random_identities(args.identities + args.eval_identities, args.seed)
+    path = make_dataset(
+        args.out, people[: args.identities], people[args.identities :], clips_per_identity=args.clips_per_identity,
+        width=args.width, height=args.height, frames=args.frames, fps=args.fps, seed=args.seed,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from ltxic.dataset import ConsentError
+    from ltxic.inference import GenerateConfig, Models, generate, read_prompts_file
+    from ltxic.lora import LoRAError
+    from ltxic.media import MediaError
+    from ltxic.models import CheckpointError
+
+    prompts = list(args.prompt or [])
+    if args.prompts_file:
+        prompts += read_prompts_file(args.prompts_file)
+    if not prompts:
+        print("ltxic sample: give --prompt TEXT or --prompts-file FILE", file=sys.stderr)
+        return 2
+    consent = None
+    if args.consent:
+        import json
+
+        consent = json.loads(open(args.consent, encoding="utf-8").read())
+    config = GenerateConfig(width=args.width, height=args.height, frames=args.frames, fps=args.fps, steps=args.steps,
+                            seed=args.seed, strength=args.strength)
+    try:
+        models = Models.tiny(args.tiny_dir)
+        results = generate(models, prompts, lora=args.lora, reference_image=args.reference_image,
+                           reference_audio=args.reference_audio, consent=consent, dataset=args.dataset,
+                           identity=args.identity, config=config, out_dir=args.out)
+    except (ConsentError, LoRAError, MediaError, CheckpointError, ValueError) as err:
+        print(f"ltxic sample: {err}", file=sys.stderr)
+        return 1
+    for r in results:
+        print(f"wrote {r.path}")
+    return 0
+
+
+def _cmd_export_comfyui(args: argparse.Namespace) -> int:
+    from ltxic.comfyui import export_workflow
+    from ltxic.lora import LoRAError
+
+    try:
+        path = export_workflow(args.lora, args.out, reference_image=args.reference_image,
+                               reference_audio=args.reference_audio, prompt=args.prompt, lora_subfolder=args.lora_subfolder)
+    except (LoRAError, ValueError, OSError) as err:
+        print(f"ltxic export-comfyui: {err}", file=sys.stderr)
+        return 1
+    from pathlib import Path
+
+    sub = f"{args.lora_subfolder.strip('/')}/" if args.lora_subfolder else ""
+    print(f"wrote {path} (UI workflow: drag it onto the ComfyUI canvas)")
+    print(f"copy {args.lora} to ComfyUI/models/loras/{sub}{Path(args.lora).name}")
+    for ref in (args.reference_image, args.reference_audio):
+        if ref:
+            print(f"copy {ref} to ComfyUI/input/{Path(ref).name}")
+    print("needs the ComfyUI-LTXVideo node pack (LTXICLoRALoaderModelOnly, LTXAddVideoICLoRAGuide)")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ltxic.trainer import train
+
+    result = train(args.config, resume=args.resume)
+    print(f"trained to step {result.step} in {result.seconds:.0f} s; LoRA: {result.lora_path}; metrics: {result.metrics_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,10 +214,98 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/demo", help="where results are written (default: outputs/demo)")
     p.set_defaults(func=_cmd_demo)
 
+    p = sub.add_parser("download", help="fetch LTX-2.3 assets into a ComfyUI-style tree (resumable, verified)")
+    p.add_argument("--root", default=".", help="tree root; files go to ROOT/models/<folder>/ (default: .)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="asset names to fetch (default: the default set)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the disk space needed; fetch nothing")
+    p.add_argument("--manifest", default=None, help="an asset manifest YAML (default: the one shipped with ltxic)")
+    p.add_argument("--workers", type=int, default=4, help="files fetched in parallel (default: 4)")
+    p.add_argument("--status", action="store_true", help="only report what is present, missing or corrupt (no network)")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("captions", help="check dataset captions (traits, vague motion, length, duplicates, names)")
+    p.add_argument("dataset", help="a dataset.json")
+    p.add_argument("--write-clean", metavar="OUT.json", help="write a copy with rewritten captions and a report")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when any caption is flagged")
+    p.set_defaults(func=_cmd_captions)
+
+    p = sub.add_parser("pair", help="make dataset.json from a folder of clips (captions from NAME.txt) and voice clips")
+    p.add_argument("clips", help="folder of the subject's video clips")
+    p.add_argument("--identity", required=True, help="identity name used in dataset.json")
+    p.add_argument("--consent", required=True, help="a JSON consent record (subject, granted_by, media, date, scope)")
+    p.add_argument("--out", default="dataset.json", help="dataset.json to write or extend (default: ./dataset.json)")
+    p.add_argument("--voice", help="folder of voice recordings (5-15 s of clean speech each)")
+    p.add_argument("--reference-image", help="a held portrait (default: the first frame of the first clip)")
+    p.add_argument("--eval-fraction", type=float, default=0.0, help="share of clips split 'eval' (default 0)")
+    p.set_defaults(func=_cmd_pair)
+
+    p = sub.add_parser("validate-dataset", help="check files, media, consent and captions of a dataset.json")
+    p.add_argument("dataset", help="a dataset.json")
+    p.add_argument("--no-media", action="store_true", help="only check that files exist; do not open them")
+    p.set_defaults(func=_cmd_validate_dataset)
     p = sub.add_parser("validate-config", help="check a training YAML and list every problem with its fix")
     p.add_argument("config", help="path to the training config (.yaml)")
     p.add_argument("--no-check-files", action="store_true", help="skip checking that input files exist")
     p.set_defaults(func=_cmd_validate_config)
+
+    toy = sub.add_parser("toy", help="the toy identity world").add_subparsers(dest="toy_command", required=True)
+    p = toy.add_parser("make-dataset", help="render a toy dataset (clips, portraits, voice clips, dataset.json)")
+    p.add_argument("--identities", type=int, default=8, help="training identities (default 8)")
+    p.add_argument("--eval-identities", type=int, default=1, help="held-out identities, split 'eval' (default 1)")
+    p.add_argument("--clips-per-identity", type=int, default=16)
+    p.add_argument("--out", required=True, help="output folder (dataset.json is written there)")
+    p.add_argument("--width", type=int, default=128, help="multiple of 32 (default 128)")
+    p.add_argument("--height", type=int, default=128, help="multiple of 32 (default 128)")
+    p.add_argument("--frames", type=int, default=49, help="8k+1 frames (default 49)")
+    p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_toy_make_dataset)
+
+    p = sub.add_parser("course", help="run the course notebooks in order (papermill), executed copies in --out")
+    p.add_argument("--out", default="outputs/course", help="where executed notebooks go (default: outputs/course)")
+    p.add_argument("--only", nargs="+", metavar="NN", help="run only these lessons, e.g. --only 00 04")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a lesson parameter (the GPU value beside each default), e.g. -p steps=6000")
+    p.add_argument("--notebooks", default=None, help="the notebooks folder (default: the checkout's notebooks/)")
+    p.set_defaults(func=_cmd_course)
+
+    p = sub.add_parser("book", help="build the course book (HTML, offline; notebooks shown as committed)")
+    p.add_argument("--out", default="book/_build/html", help="output folder (default: book/_build/html)")
+    p.set_defaults(func=_cmd_book)
+
+    p = sub.add_parser("sample", help="generate clips with an identity IC-LoRA, a reference face and voice (tiny model)")
+    p.add_argument("--lora", help="the trained LoRA (.safetensors)")
+    p.add_argument("--reference-image", help="reference face image")
+    p.add_argument("--reference-audio", help="reference voice clip (5-15 s of speech)")
+    p.add_argument("--prompt", action="append", help="a prompt (repeat for several clips)")
+    p.add_argument("--prompts-file", help="one prompt per line")
+    p.add_argument("--dataset", help="dataset.json holding the identity's consent record")
+    p.add_argument("--identity", help="the identity in --dataset whose consent covers the references")
+    p.add_argument("--consent", help="a consent record as JSON (subject, granted_by, media, date, scope)")
+    p.add_argument("--out", default="outputs/samples", help="output folder (default: outputs/samples)")
+    p.add_argument("--tiny-dir", help="folder of the tiny model files (default: data_samples/tiny)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--strength", type=float, default=1.0, help="LoRA strength (default 1.0)")
+    p.add_argument("--frames", type=int, default=25, help="8k+1 frames (default 25)")
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--height", type=int, default=128)
+    p.add_argument("--fps", type=float, default=24.0)
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("export-comfyui", help="write a ComfyUI workflow (.json) that runs the LoRA on LTX-2.3")
+    p.add_argument("--lora", required=True, help="the trained LoRA (.safetensors)")
+    p.add_argument("--out", required=True, help="workflow file to write (.json)")
+    p.add_argument("--reference-image", help="reference face image (referenced by file name in ComfyUI/input/)")
+    p.add_argument("--reference-audio", help="reference voice clip (referenced by file name in ComfyUI/input/)")
+    p.add_argument("--prompt", help="the prompt placed in the workflow")
+    p.add_argument("--lora-subfolder", default="", help="subfolder of ComfyUI/models/loras/ the LoRA is copied to")
+    p.set_defaults(func=_cmd_export_comfyui)
+
+    p = sub.add_parser("train", help="train an IC-LoRA from a YAML config (checkpoints, validation, metrics)")
+    p.add_argument("config", help="the training config (see ltxic/configs/)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in output.dir")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -124,21 +124,25 @@ def _complete_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def init_transformer_weights(model: LTXModel, seed: int = 0) -> LTXModel:
-    """Random initialization of every parameter, deterministic in ``seed``.
+    """Random initialization of every parameter, deterministic in ``seed`` (per device type).
 
     ``LTXModel`` allocates its scale-shift tables with ``torch.empty``; linears get PyTorch's default.
     We re-draw all of them from one generator so two builds with the same seed are identical.
+    The generator lives on the parameters' device, so a model allocated on a GPU is initialized there
+    (a CPU round trip of 19 B parameters would take minutes); CPU and GPU draws differ.
     """
-    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.endswith("norm.weight") or name.endswith("_norm.weight"):
                 param.fill_(1.0)
             elif "scale_shift_table" in name:
-                param.copy_(torch.randn(param.shape, generator=gen) / math.sqrt(param.shape[-1]))
+                draw = torch.randn(param.shape, generator=gen, device=device)
+                param.copy_(draw / math.sqrt(param.shape[-1]))
             elif param.ndim >= 2:
                 bound = 1.0 / math.sqrt(param.shape[1])
-                param.copy_(torch.empty(param.shape).uniform_(-bound, bound, generator=gen))
+                param.copy_(torch.empty(param.shape, device=device).uniform_(-bound, bound, generator=gen))
             else:
                 param.zero_()
     return model
@@ -150,14 +154,30 @@ def build_transformer(
     seed: int = 0,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    allocate_direct: bool | None = None,
 ) -> LTXModel:
-    """Build a randomly initialized ``LTXModel`` from a preset name or a checkpoint-style config."""
+    """Build a randomly initialized ``LTXModel`` from a preset name or a checkpoint-style config.
+
+    With ``allocate_direct`` (the default on a non-CPU ``device``) the model is laid out on the meta
+    device, allocated directly on ``device`` in ``dtype`` and initialized there: the 22B preset in
+    bf16 (38 GB) never passes through CPU memory.
+    """
     config = preset_config(preset_or_config) if isinstance(preset_or_config, str) else preset_or_config
     config = _complete_config(config)
-    model = LTXModelConfigurator.from_config(config)
-    init_transformer_weights(model, seed)
+    device = torch.device(device)
+    if allocate_direct is None:
+        allocate_direct = device.type != "cpu"
+    if not allocate_direct:
+        model = LTXModelConfigurator.from_config(config)
+        init_transformer_weights(model, seed)
+        model = model.to(dtype=dtype)
+    else:
+        with torch.device("meta"):
+            model = LTXModelConfigurator.from_config(config)
+        model = model.to(dtype=dtype).to_empty(device=device)
+        init_transformer_weights(model, seed)
     model.ltxic_config = config
-    return model.to(device=device, dtype=dtype)
+    return model
 
 
 def model_config(model: LTXModel) -> dict[str, Any]:
@@ -288,3 +308,24 @@ def save_transformer(
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# The shipped tiny weights live beside the package in a source checkout; LTXIC_TINY_DIR points elsewhere.
+TINY_DIR = Path(__file__).resolve().parent.parent / "data_samples" / "tiny"
+TINY_TRANSFORMER_FILE = "transformer.safetensors"
+PRETRAIN_COMMAND = "python -m ltxic.toy.pretrain --out data_samples/tiny"
+
+
+def default_tiny_dir() -> Path:
+    return Path(os.environ.get("LTXIC_TINY_DIR", TINY_DIR))
+
+
+def load_pretrained_tiny(dir: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu") -> LTXModel:
+    """The tiny preset transformer with its toy-world pretrained weights (float32), from ``dir`` (no download)."""
+    path = Path(dir if dir is not None else default_tiny_dir()) / TINY_TRANSFORMER_FILE
+    if not path.exists():
+        raise CheckpointError(
+            f"{path}: no pretrained tiny transformer there. Create it with `{PRETRAIN_COMMAND}` "
+            "(about 10 min on a GPU), or pass dir= where the tiny assets are."
+        )
+    return load_transformer(path, device=device, dtype=torch.float32)

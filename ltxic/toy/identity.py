@@ -76,7 +76,7 @@ def make_identity(seed: int, name: str | None = None) -> Identity:
     rng = np.random.default_rng([0x1D, int(seed)])
     skin = str(rng.choice(list(SKIN)))
     # hair must stand out from the skin, or the face has no visible hairline (and the locator no edge)
-    hairs = [h for h in HAIR if _rgb_distance(HAIR[h], SKIN[skin]) > 70]
+    hairs = [h for h in HAIR if _rgb_distance(HAIR[h], SKIN[skin]) > 90]
     hair = str(rng.choice(hairs))
     scale = float(rng.uniform(0.84, 1.2))
     formants = tuple(round(float(f * scale * rng.uniform(0.94, 1.06)), 1) for f in NEUTRAL_FORMANTS)

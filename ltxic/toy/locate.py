@@ -7,7 +7,7 @@ from scipy import ndimage
 
 
 def _tolerance(colour: np.ndarray) -> float:
-    return float(0.1 * np.linalg.norm(colour) + 10.0)
+    return float(0.1 * np.linalg.norm(colour) + 6.0)
 
 
 def locate_face(frame: np.ndarray, skin: tuple[int, int, int] | None = None) -> tuple[int, int, int, int] | None:
@@ -15,7 +15,7 @@ def locate_face(frame: np.ndarray, skin: tuple[int, int, int] | None = None) -> 
 
     Candidates are the frame's dominant non-background colours; the face is the largest region of one colour
     that is roughly elliptical and has small holes in it (eyes, brows, mouth). Hair, clothes and floor have
-    none (or, for long hair framing the face, one hole as big as the face). ``skin`` (the identity's skin
+    none, or (long hair framing the face) one hole as big as the face. ``skin`` (the identity's skin
     colour before lighting) only orders the candidates by chromaticity: lighting changes brightness.
     """
     img = np.asarray(frame, np.float32)
@@ -50,6 +50,9 @@ def locate_face(frame: np.ndarray, skin: tuple[int, int, int] | None = None) -> 
         ys, xs = np.nonzero(filled)
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         fill = area / ((box[2] - box[0]) * (box[3] - box[1]))
-        if 0.01 <= hole_frac <= 0.35 and fill >= 0.5:
+        holes, n_holes = ndimage.label(filled & ~comp)
+        biggest_hole = np.bincount(holes.ravel())[1:].max() / area if n_holes else 0.0
+        # eyes and mouth are small holes; a region ringing the face (hair, hair + collar) has one face-sized hole
+        if area - comp.sum() >= 3 and 0.003 <= hole_frac <= 0.35 and biggest_hole < 0.15 and fill >= 0.5:
             best, best_area = box, area
     return best

@@ -23,7 +23,7 @@ from ltxic.toy.render import check_geometry, render_clip, render_portrait
 from ltxic.toy.scene import ACTIONS, random_scene
 from ltxic.toy.voice import synthesize_speech
 
-SAMPLE_TRAIN = ("ava", "bo", "max")
+SAMPLE_TRAIN = ("ava", "bo", "ned")
 SAMPLE_EVAL = ("dex",)
 CONSENT_DATE = "2026-11-24"
 

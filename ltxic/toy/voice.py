@@ -46,7 +46,7 @@ def synthesize_speech(
     total = samples / sr
     while t < total - 0.12:
         n_syll = int(rng.integers(2, 6))
-        declination = np.linspace(1.08, 0.9, n_syll) * (1.06 if rng.random() < 0.25 else 1.0)
+        declination = np.linspace(1.05, 0.95, n_syll) * (1.03 if rng.random() < 0.25 else 1.0)
         for k in range(n_syll):
             dur = rng.uniform(0.14, 0.26) / identity.speech_rate
             if t + dur > total - 0.02:
@@ -57,13 +57,14 @@ def synthesize_speech(
             shape = np.sin(np.pi * u) ** 0.7
             amp = rng.uniform(0.55, 1.0)
             # pitch: phrase declination, a per-syllable accent, slow jitter
-            accent = 1 + rng.uniform(-0.07, 0.07) + 0.05 * np.sin(np.pi * u) * rng.choice([-1, 1])
+            accent = 1 + rng.uniform(-0.04, 0.04) + 0.03 * np.sin(np.pi * u) * rng.choice([-1, 1])
             jitter = 1 + 0.012 * np.cumsum(rng.standard_normal(n)) / np.sqrt(np.arange(1, n + 1))
             f0 = identity.f0 * declination[k] * accent * jitter
             phase = rng.random() + np.cumsum(f0) / sr
             source = np.diff(_rosenberg(phase), prepend=0.0)
             source = source / (np.std(source) + 1e-9) + identity.breathiness * 4 * rng.standard_normal(n)
-            vowel = VOWELS[rng.integers(len(VOWELS))] * np.asarray(identity.formants)
+            # vowels move the formants around the speaker's own centres (compressed: the timbre stays recognisable)
+            vowel = (1 + 0.6 * (VOWELS[rng.integers(len(VOWELS))] - 1)) * np.asarray(identity.formants)
             y = source
             for freq, bw in zip(vowel, BANDWIDTHS):
                 y = _resonate(y, freq, bw, sr)

@@ -1,0 +1,217 @@
+"""Run the course: execute the lesson notebooks in order with papermill, check them, build the book.
+
+``run_course(out)`` is what ``ltxic course`` and ``tests/test_notebooks.py`` call. Each lesson runs in a fresh
+kernel with the notebook's folder as working directory (as in JupyterLab) and is written, outputs included,
+to ``out/NN_name.ipynb``. The committed notebooks carry the CPU-sized parameters; pass ``parameters`` to
+override them (the GPU values are written beside each default in the notebook's ``parameters`` cell).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# A repository checkout (``pip install -e .``) keeps the notebooks next to the package.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+BOOK_DIR = REPO_ROOT / "book"
+PARAMETERS_TAG = "parameters"
+KERNEL_NAME = "python3"
+_LESSON_NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
+
+
+class CourseError(RuntimeError):
+    """A lesson could not be found or run; the message names the notebook and what to do."""
+
+
+@dataclass(frozen=True)
+class LessonRun:
+    notebook: Path
+    output: Path
+    seconds: float
+
+
+def lessons(notebooks_dir: str | Path | None = None, only: Sequence[str] | None = None) -> list[Path]:
+    """The lesson notebooks ``NN_name.ipynb`` in order; ``only`` keeps those whose number is listed ("04")."""
+    folder = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
+    if not folder.is_dir():
+        raise CourseError(f"{folder}: no notebooks folder. Run from a repository checkout (pip install -e .) "
+                          f"or pass notebooks_dir / --notebooks.")
+    found = sorted(p for p in folder.glob("*.ipynb") if _LESSON_NAME.match(p.name))
+    if only:
+        wanted = {str(n).zfill(2) for n in only}
+        numbers = {p.name[:2] for p in found}
+        missing = sorted(wanted - numbers)
+        if missing:
+            raise CourseError(f"{folder}: no lesson numbered {', '.join(missing)}; lessons are "
+                              f"{', '.join(sorted(numbers))}")
+        found = [p for p in found if p.name[:2] in wanted]
+    return found
+
+
+def declared_parameters(notebook: str | Path) -> list[str]:
+    """Names assigned in the lesson's ``parameters`` cell, in order."""
+    import nbformat
+
+    nb = nbformat.read(Path(notebook), as_version=4)
+    cells = [c for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", [])]
+    return [name for c in cells for name, _ in _assignments(c.source)]
+
+
+def _check_kernel(kernel_name: str) -> None:
+    """Fail early when the kernel would run another Python than this one (the lessons import ``ltxic``)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel as err:
+        raise CourseError(f"no Jupyter kernel {kernel_name!r}. Fix: {sys.executable} -m pip install ipykernel "
+                          f"(it registers 'python3' for this environment)") from err
+    exe = spec.argv[0] if spec.argv else ""
+    # jupyter_client starts a bare "python" / "python3" / "python3.X" with the current interpreter.
+    bare = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    if exe not in bare and Path(exe).resolve() != Path(sys.executable).resolve():
+        raise CourseError(f"Jupyter kernel {kernel_name!r} runs {exe}, not this Python ({sys.executable}), so the "
+                          f"lessons would not see this environment's ltxic. Fix: {sys.executable} -m ipykernel "
+                          f"install --sys-prefix, or pass kernel_name / --kernel.")
+
+
+def run_lesson(
+    notebook: str | Path,
+    out_dir: str | Path,
+    parameters: dict[str, Any] | None = None,
+    kernel_name: str = KERNEL_NAME,
+    timeout: int = 900,
+) -> LessonRun:
+    """Execute one lesson with papermill into ``out_dir``; a failing cell raises :class:`CourseError`."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebook = Path(notebook).resolve()
+    # Only the parameters this lesson declares: papermill would inject the others as unused globals.
+    declared = declared_parameters(notebook)
+    parameters = {k: v for k, v in (parameters or {}).items() if k in declared}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    start = time.perf_counter()
+    # The kernel inherits this environment; putting this ltxic first on its path makes the lesson import the
+    # same package as the runner (also from a checkout used through PYTHONPATH=. instead of pip install -e .).
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), saved) if p)
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
+            cwd=str(notebook.parent), progress_bar=False, log_output=False, execution_timeout=timeout,
+        )
+    except PapermillExecutionError as err:
+        raise CourseError(f"{notebook.name}: cell {err.exec_count} failed with {err.ename}: {err.evalue}. "
+                          f"The executed notebook, with the traceback, is {output}") from err
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return LessonRun(notebook, output, time.perf_counter() - start)
+
+
+def run_course(
+    out: str | Path = "outputs/course",
+    only: Sequence[str] | None = None,
+    notebooks_dir: str | Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    kernel_name: str = KERNEL_NAME,
+) -> list[LessonRun]:
+    """Execute the lessons in order (a tqdm bar over lessons); stops at the first failing lesson."""
+    from tqdm.auto import tqdm
+
+    todo = lessons(notebooks_dir, only)
+    unknown = set(parameters or {}) - {name for nb in todo for name in declared_parameters(nb)}
+    if unknown:
+        raise CourseError(f"no lesson among {', '.join(nb.stem for nb in todo)} has a parameter named "
+                          f"{', '.join(sorted(unknown))}; see each notebook's 'parameters' cell")
+    _check_kernel(kernel_name)
+    runs = []
+    bar = tqdm(todo, desc="course", unit="lesson")
+    for nb in bar:
+        bar.set_postfix_str(nb.stem)
+        runs.append(run_lesson(nb, out, parameters, kernel_name))
+    return runs
+
+
+def _assignments(source: str) -> list[tuple[str, str]]:
+    """``(name, source line)`` of each top-level ``name = value`` in a cell (empty when it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines()
+    return [(t.id, lines[node.lineno - 1]) for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+
+
+def notebook_problems(path: str | Path) -> list[str]:
+    """What a committed lesson breaks of the conventions in ``notebooks/README.md`` (empty when tidy)."""
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as err:
+        problems.append(f"not a valid notebook: {err.message}")
+    if nb.metadata.get("kernelspec", {}).get("name") != KERNEL_NAME:
+        problems.append(f"kernelspec name must be {KERNEL_NAME!r} (metadata.kernelspec.name)")
+    if "papermill" in nb.metadata:
+        problems.append("metadata.papermill present: this is an executed copy; commit the clean notebook")
+    cells = nb.cells
+    if not cells or cells[0].cell_type != "markdown" or not cells[0].source.lstrip().startswith("# "):
+        problems.append("the first cell must be markdown starting with a '# ' title")
+    tagged = [i for i, c in enumerate(cells) if PARAMETERS_TAG in c.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        problems.append(f"{len(tagged)} cells tagged {PARAMETERS_TAG!r}; exactly one is required")
+    for i, cell in enumerate(cells):
+        where = f"cell {i}"
+        if cell.cell_type != "code":
+            continue
+        if cell.get("outputs"):
+            problems.append(f"{where}: has outputs; clear them before committing (Edit > Clear Outputs of All Cells)")
+        if cell.get("execution_count") is not None:
+            problems.append(f"{where}: has an execution count; clear outputs before committing")
+        if i == 0 or cells[i - 1].cell_type != "markdown":
+            problems.append(f"{where}: a code cell must follow a markdown cell that says why")
+        if not cell.source.strip():
+            problems.append(f"{where}: empty code cell")
+        if PARAMETERS_TAG in cell.metadata.get("tags", []):
+            assigned = _assignments(cell.source)
+            if not assigned:
+                problems.append(f"{where}: the parameters cell assigns no 'name = value'")
+            for name, line in assigned:
+                if "# GPU:" not in line:
+                    problems.append(f"{where}: parameter {name} needs a '# GPU: <value>' comment beside it")
+    return problems
+
+
+def build_book(out: str | Path = "book/_build/html", book_dir: str | Path | None = None, quiet: bool = True) -> Path:
+    """Build the course book to HTML with Sphinx (offline; notebooks are rendered, not executed)."""
+    from sphinx.cmd.build import build_main
+
+    book = Path(book_dir) if book_dir is not None else BOOK_DIR
+    out = Path(out)
+    # The source root is the repository, so chapters are the notebooks themselves (conf.py includes only
+    # book/ and notebooks/); -c points Sphinx at the book's conf.py.
+    args = ["-b", "html", "-c", str(book), "-W", "--keep-going", str(book.resolve().parent), str(out)]
+    if quiet:
+        args.insert(0, "-q")
+    code = build_main(args)
+    if code != 0:
+        raise CourseError(f"the book build failed (sphinx exit {code}); the warnings above name the file and line")
+    return out

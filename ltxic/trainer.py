@@ -1,0 +1,805 @@
+"""The IC-LoRA training loop: a plain loop in the style of diffusers' training scripts.
+
+Two layers:
+
+* :func:`run_training` is the loop itself. It takes built pieces (a model whose trainable parameters are the
+  LoRA's, the cached samples, a strategy with ``loss(model, batch, generator) -> (loss, logs)``, a function
+  that writes the LoRA file) and does AdamW, warm-up + schedule, clipping, accumulation, bf16 autocast on CUDA,
+  checkpoints, resume, validation and the metrics log.
+* :func:`train` builds those pieces from a :class:`ltxic.config.TrainingConfig` and calls the loop.
+
+Exact resume: the data order and the noise of step ``s`` depend only on ``(seed, s)`` (see :class:`DataOrder`
+and :func:`step_generator`), and a checkpoint holds the trainable weights in full precision, the optimizer and
+scheduler states and all RNG states, so a run killed at any point and resumed from its last checkpoint
+produces the same loss curve as an uninterrupted one.
+
+Checkpoint layout (``output_dir/checkpoints/``)::
+
+    step_000500/lora.safetensors      the LoRA (ComfyUI-loadable, with metadata), via ``save_lora``
+    step_000500/training_state.pt     optimizer, scheduler, step, data order, RNG states, trainable weights
+    step_000500/manifest.json         sizes and sha256 of the two files (detects truncation)
+    latest                            the name of the newest complete checkpoint, written last
+
+Each checkpoint is written into a temp folder that is renamed into place only when complete. Beside them:
+``output_dir/metrics.jsonl`` (one line per step: loss, video_loss, audio_loss, lr, grad_norm, seconds; see
+:func:`plot_metrics`) and ``output_dir/validation/step_000500/`` (sampled latents and decoded mp4s).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ltxic.io_utils import DiskFullError, atomic_path, write_json_atomic
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+LORA_FILE = "lora.safetensors"
+STATE_FILE = "training_state.pt"
+MANIFEST_FILE = "manifest.json"
+METRICS_FILE = "metrics.jsonl"
+_TMP_PREFIX = ".tmp-"
+
+SaveLoraFn = Callable[[torch.nn.Module, Path, dict[str, str]], Any]
+ValidateFn = Callable[[torch.nn.Module, int, Path], Any]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says which setting to change."""
+
+
+class TrainingOOMError(TrainingError):
+    """The accelerator ran out of memory; the message lists the settings to lower."""
+
+
+@dataclass
+class TrainOptions:
+    """What the loop needs to know; :func:`options_from_config` fills it from a YAML config."""
+
+    output_dir: Path
+    steps: int = 6000
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    scheduler: str = "constant"  # constant | linear | cosine (after warm-up)
+    max_grad_norm: float = 1.0  # 0 disables clipping (the norm is still logged)
+    grad_accumulation: int = 1
+    batch_size: int = 1
+    seed: int = 42
+    checkpoint_interval: int = 500
+    keep_last_n: int = 3  # 0 keeps every checkpoint
+    validation_interval: int = 0  # 0 disables validation
+    mixed_precision: str = "bf16"  # bf16 | no; bf16 autocast applies on CUDA only
+    gradient_checkpointing: bool = False
+    fp8_base: bool = False  # reported in OOM advice; the base is quantized when it is built
+    progress: bool = True
+    lora_metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.output_dir = Path(self.output_dir)
+        problems = []
+        if self.steps < 1:
+            problems.append(f"steps must be >= 1 (got {self.steps})")
+        if self.grad_accumulation < 1:
+            problems.append(f"grad_accumulation must be >= 1 (got {self.grad_accumulation})")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1 (got {self.batch_size})")
+        if self.checkpoint_interval < 1:
+            problems.append(f"checkpoint_interval must be >= 1 (got {self.checkpoint_interval})")
+        if self.scheduler not in ("constant", "linear", "cosine"):
+            problems.append(f"scheduler must be constant, linear or cosine (got {self.scheduler!r})")
+        if self.mixed_precision not in ("bf16", "no"):
+            problems.append(f"mixed_precision must be 'bf16' or 'no' (got {self.mixed_precision!r})")
+        if problems:
+            raise ValueError("invalid training options: " + "; ".join(problems))
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    step: int  # optimizer steps completed in total
+    losses: list[float]  # the loss of each step this call ran
+    checkpoint: Path | None  # the newest complete checkpoint folder
+    lora_path: Path | None
+    metrics_path: Path
+    resumed_from: int | None = None
+    seconds: float = 0.0
+
+
+# ----------------------------------------------------------------------------------------------- determinism
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from integers, stable across processes and Python versions (unlike ``hash``)."""
+    digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def step_generator(seed: int, step: int, micro: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
+    """The noise generator of one micro-batch: a function of ``(seed, step, micro)`` only."""
+    return torch.Generator(device=device).manual_seed(_mix(seed, 1, step, micro))
+
+
+class DataOrder:
+    """Which samples form micro-batch ``i``: a function of ``(seed, i)`` only.
+
+    Each epoch shuffles the samples of every group (resolution bucket) with an epoch-seeded generator,
+    cuts them into batches of ``batch_size`` (a bucket's last batch may be smaller; nothing is dropped),
+    and shuffles the batches. The number of batches per epoch is fixed, so ``i`` maps to (epoch, position).
+    """
+
+    def __init__(self, groups: Sequence[Hashable], batch_size: int, seed: int) -> None:
+        if not groups:
+            raise TrainingError("the dataset has no samples to train on (did every clip get skipped? see the cache's skip report)")
+        self.batch_size = batch_size
+        self.seed = seed
+        self._groups: dict[Hashable, list[int]] = {}
+        for index, group in enumerate(groups):
+            self._groups.setdefault(group, []).append(index)
+        self.batches_per_epoch = sum(math.ceil(len(v) / batch_size) for v in self._groups.values())
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        gen = torch.Generator().manual_seed(_mix(self.seed, 2, epoch))
+        batches: list[list[int]] = []
+        for key in sorted(self._groups, key=repr):
+            members = self._groups[key]
+            perm = torch.randperm(len(members), generator=gen).tolist()
+            shuffled = [members[p] for p in perm]
+            batches += [shuffled[i : i + self.batch_size] for i in range(0, len(shuffled), self.batch_size)]
+        order = torch.randperm(len(batches), generator=gen).tolist()
+        result = [batches[o] for o in order]
+        self._cache = (epoch, result)
+        return result
+
+    def batch(self, index: int) -> list[int]:
+        epoch, position = divmod(index, self.batches_per_epoch)
+        return self.epoch(epoch)[position]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "batch_size": self.batch_size, "batches_per_epoch": self.batches_per_epoch}
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG state, as tensors and plain numbers (loadable with ``torch.load(weights_only=True)``)."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": str(np_name), "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "python": {"version": int(py_version), "internal": torch.tensor(py_internal, dtype=torch.int64),
+                   "gauss": py_gauss if py_gauss is None else float(py_gauss)},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    npst = state["numpy"]
+    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["gauss"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(x) for x in py["internal"].tolist()), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ------------------------------------------------------------------------------------------- optimization
+
+
+def lr_lambda(options: TrainOptions) -> Callable[[int], float]:
+    """Linear warm-up to the base rate, then constant, linear decay to 0 or cosine decay to 0."""
+    warmup, total, kind = options.warmup_steps, options.steps, options.scheduler
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if kind == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+# -------------------------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:06d}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def checkpoint_is_complete(folder: Path) -> bool:
+    """True when ``folder`` holds both files with the sizes and hashes its manifest records."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        for name, info in manifest["files"].items():
+            path = folder / name
+            if path.stat().st_size != info["bytes"] or _sha256(path) != info["sha256"]:
+                return False
+        return {LORA_FILE, STATE_FILE} <= set(manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def list_checkpoints(output_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of every checkpoint folder (complete or not), oldest first; temp folders excluded."""
+    root = Path(output_dir) / CHECKPOINTS
+    found = []
+    if root.is_dir():
+        for child in root.iterdir():
+            if child.is_dir() and child.name.startswith("step_") and child.name[5:].isdigit():
+                found.append((int(child.name[5:]), child))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
+    """The newest *complete* checkpoint; half-written or damaged ones are skipped with a warning."""
+    for step, folder in reversed(list_checkpoints(output_dir)):
+        if checkpoint_is_complete(folder):
+            return folder
+        warnings.warn(f"{folder}: incomplete or damaged checkpoint (manifest does not match its files); skipping it", stacklevel=2)
+    return None
+
+
+def save_checkpoint(
+    output_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    state: dict[str, Any],
+    save_lora: SaveLoraFn,
+    lora_metadata: dict[str, str],
+    keep_last_n: int,
+) -> Path:
+    """Write checkpoint ``step`` into a temp folder, rename it into place, then update ``latest`` and prune.
+
+    A full disk raises :class:`DiskFullError` and leaves every earlier checkpoint as it was.
+    """
+    root = output_dir / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / checkpoint_name(step)
+    tmp = root / f"{_TMP_PREFIX}{checkpoint_name(step)}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        save_lora(model, tmp / LORA_FILE, {**lora_metadata, "ltxic_step": str(step)})
+        torch.save(state, tmp / STATE_FILE)
+        files = {}
+        for name in (LORA_FILE, STATE_FILE):
+            path = tmp / name
+            with path.open("rb+") as fh:
+                os.fsync(fh.fileno())
+            files[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        write_json_atomic(tmp / MANIFEST_FILE, {"step": step, "files": files})
+        _fsync_dir(tmp)
+        if final.exists():  # a damaged folder of the same step (found at resume): replace it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno == errno.ENOSPC or isinstance(err, DiskFullError):
+            previous = latest_checkpoint(output_dir)
+            free = shutil.disk_usage(root).free
+            raise DiskFullError(
+                errno.ENOSPC,
+                f"disk full while writing checkpoint step {step} into {root} ({free / 1e6:.0f} MB free). "
+                f"The previous checkpoint is intact: {previous if previous else 'none was written yet'}. "
+                "Free some space, lower output.keep_last_n, or set output.dir to a disk with room, "
+                "then run again with --resume.",
+            ) from err
+        raise
+    with atomic_path(root / LATEST) as tmp_pointer:
+        tmp_pointer.write_text(final.name + "\n")
+    _prune(output_dir, keep_last_n)
+    return final
+
+
+def _prune(output_dir: Path, keep_last_n: int) -> None:
+    root = output_dir / CHECKPOINTS
+    for child in root.iterdir():  # temp folders of crashed writers (not ours: ours was renamed)
+        if child.name.startswith(_TMP_PREFIX):
+            shutil.rmtree(child, ignore_errors=True)
+    if keep_last_n > 0:
+        for _, folder in list_checkpoints(output_dir)[:-keep_last_n]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_training_state(folder: Path) -> dict[str, Any]:
+    return torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop log lines past ``last_step`` (steps a killed run did after its last checkpoint)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by the crash
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in kept))
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def plot_metrics(path: str | os.PathLike[str], ax: Any = None) -> Any:
+    """Plot loss (and video/audio loss when logged) and learning rate from a metrics log; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(path)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 4))
+    else:
+        fig = ax.figure
+    steps = [r["step"] for r in rows]
+    for key in ("loss", "video_loss", "audio_loss"):
+        values = [r.get(key) for r in rows]
+        if any(v is not None for v in values):
+            ax.plot(steps, [math.nan if v is None else v for v in values], label=key, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    lr_ax = ax.twinx()
+    lr_ax.plot(steps, [r.get("lr", math.nan) for r in rows], color="grey", ls="--", lw=0.8, label="lr")
+    lr_ax.set_ylabel("learning rate")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+# -------------------------------------------------------------------------------------------- batching
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if callable(getattr(value, "to", None)) and not isinstance(value, (dict, list, tuple)):
+        return value.to(device)  # a sample type that knows how to move itself
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: _to_device(getattr(value, f.name), device) for f in fields(value) if f.init})
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return value
+
+
+def default_collate(items: Sequence[Any]) -> Any:
+    """One sample as is; several: tensors concatenated along their batch dim (0), other fields from the first."""
+    if len(items) == 1:
+        return items[0]
+    first = items[0]
+
+    def merge(values: list[Any]) -> Any:
+        if isinstance(values[0], torch.Tensor):
+            return torch.cat(values, dim=0)
+        return values[0]
+
+    if is_dataclass(first):
+        return replace(first, **{f.name: merge([getattr(i, f.name) for i in items]) for f in fields(first) if f.init})
+    if isinstance(first, dict):
+        return {k: merge([i[k] for i in items]) for k in first}
+    raise TypeError(f"cannot batch samples of type {type(first).__name__}; pass collate=")
+
+
+def _logged(logs: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in (logs or {}).items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.detach().float().item()
+        if isinstance(value, (int, float)):
+            # strategies may say "loss_video" or "video": the log always says "video_loss"
+            name = f"{key[5:]}_loss" if key.startswith("loss_") else f"{key}_loss" if key in ("video", "audio") else key
+            out[name] = float(value)
+    return out
+
+
+def _oom_advice(options: TrainOptions, batch: Any) -> str:
+    lines = [f"out of GPU memory at batch size {options.batch_size}. Lower one of these settings:"]
+    lines.append(f"  optimization.batch_size (now {options.batch_size}; use gradient accumulation to keep the effective batch)")
+    lines.append("  dataset.resolution_buckets: a smaller width x height or fewer frames")
+    if not options.gradient_checkpointing:
+        lines.append("  optimization.gradient_checkpointing: true (about 20-30% slower, much less activation memory)")
+    if not options.fp8_base:
+        lines.append("  model.fp8: true (stores the base model's weights in fp8: half the weight memory)")
+    if options.mixed_precision != "bf16":
+        lines.append("  optimization.mixed_precision: bf16")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ loop
+
+
+def run_training(
+    model: torch.nn.Module,
+    samples: Sequence[Any],
+    strategy: Any,
+    options: TrainOptions,
+    *,
+    save_lora: SaveLoraFn,
+    groups: Sequence[Hashable] | None = None,
+    collate: Callable[[Sequence[Any]], Any] = default_collate,
+    validate: ValidateFn | None = None,
+    resume: bool = False,
+    device: torch.device | str | None = None,
+) -> TrainResult:
+    """Train the parameters of ``model`` that require grad (the LoRA's) on ``samples``.
+
+    Args:
+        samples: cached, encoded samples; ``collate`` turns a list of them into what ``strategy.loss`` takes.
+        strategy: anything with ``loss(model, batch, generator) -> (loss tensor, logs dict)``.
+        save_lora: writes the LoRA file of a checkpoint: ``save_lora(model, path, metadata)``.
+        groups: the resolution bucket of each sample (only same-bucket samples share a batch).
+        validate: called as ``validate(model, step, folder)`` every ``options.validation_interval`` steps.
+        resume: continue from the newest complete checkpoint in ``options.output_dir`` (none: start fresh).
+    """
+    started = time.perf_counter()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    output_dir = options.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = output_dir / METRICS_FILE
+
+    named = trainable_parameters(model)
+    if not named:
+        raise TrainingError("the model has no trainable parameters: inject a LoRA first (ltxic.lora.inject_lora)")
+    params = [p for _, p in named]
+    optimizer = torch.optim.AdamW(params, lr=options.learning_rate, betas=options.betas, weight_decay=options.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(options))
+    order = DataOrder(list(groups) if groups is not None else [0] * len(samples), options.batch_size, options.seed)
+    if options.gradient_checkpointing and hasattr(model, "set_gradient_checkpointing"):
+        model.set_gradient_checkpointing(True)
+    autocast = device.type == "cuda" and options.mixed_precision == "bf16"
+
+    start_step, resumed_from, last_checkpoint = 0, None, None
+    if resume:
+        folder = latest_checkpoint(output_dir)
+        if folder is None:
+            warnings.warn(f"--resume: no complete checkpoint in {output_dir / CHECKPOINTS}; starting from step 0", stacklevel=2)
+        else:
+            state = load_training_state(folder)
+            names = [n for n, _ in named]
+            if sorted(state["trainable"]) != sorted(names):
+                raise TrainingError(
+                    f"{folder / STATE_FILE}: its trainable weights do not match this model's LoRA "
+                    f"({len(state['trainable'])} vs {len(names)} tensors). The config's lora section changed since the "
+                    "checkpoint was written: restore it, or start a fresh run in another output.dir."
+                )
+            if state["data_order"] != order.state_dict():
+                warnings.warn(f"{folder}: the dataset or batch size changed since this checkpoint; the data order differs from the original run", stacklevel=2)
+            with torch.no_grad():
+                for name, param in named:
+                    param.copy_(state["trainable"][name].to(param.device, param.dtype))
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            start_step = resumed_from = int(state["step"])
+            last_checkpoint = folder
+            _truncate_metrics(metrics_path, start_step)
+    elif metrics_path.exists() or list_checkpoints(output_dir):
+        raise TrainingError(
+            f"{output_dir} already holds a run (metrics or checkpoints). Pass --resume (resume=True) to continue it, "
+            "or set output.dir to a new folder."
+        )
+
+    from tqdm.auto import tqdm
+
+    losses: list[float] = []
+    bar = tqdm(total=options.steps, initial=start_step, desc="training", unit="it", disable=not options.progress, dynamic_ncols=True)
+    model.train()
+    try:
+        with metrics_path.open("a", encoding="utf-8") as log:
+            for step in range(start_step, options.steps):
+                t0 = time.perf_counter()
+                # global-RNG users (LoRA dropout, anything a strategy draws without its generator) see a
+                # state that depends only on (seed, step), whatever ran before (validation, a resume)
+                torch.manual_seed(_mix(options.seed, 3, step))
+                optimizer.zero_grad(set_to_none=True)
+                total, parts = 0.0, {}
+                for micro in range(options.grad_accumulation):
+                    index = step * options.grad_accumulation + micro
+                    batch = _to_device(collate([samples[i] for i in order.batch(index)]), device)
+                    generator = step_generator(options.seed, step, micro, device)
+                    try:
+                        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+                            loss, logs = strategy.loss(model, batch, generator)
+                        (loss / options.grad_accumulation).backward()
+                    except torch.OutOfMemoryError as err:
+                        raise TrainingOOMError(_oom_advice(options, batch)) from err
+                    total += float(loss.detach()) / options.grad_accumulation
+                    for key, value in _logged(logs).items():
+                        if key != "loss":
+                            parts[key] = parts.get(key, 0.0) + value / options.grad_accumulation
+                if not math.isfinite(total):
+                    raise TrainingError(
+                        f"loss became {total} at step {step + 1}. Lower optimization.learning_rate "
+                        f"(now {options.learning_rate}) or set optimization.max_grad_norm (now {options.max_grad_norm})."
+                    )
+                clip = options.max_grad_norm if options.max_grad_norm > 0 else float("inf")
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+                lr = scheduler.get_last_lr()[0]
+                try:
+                    optimizer.step()  # AdamW allocates its moment buffers here, on the first step
+                except torch.OutOfMemoryError as err:
+                    raise TrainingOOMError(_oom_advice(options, None)) from err
+                scheduler.step()
+                done = step + 1
+                row = {"step": done, "loss": total, **parts, "lr": lr, "grad_norm": grad_norm,
+                       "seconds": time.perf_counter() - t0}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                losses.append(total)
+                bar.set_postfix(loss=f"{total:.4f}", lr=f"{lr:.2e}")
+                bar.update(1)
+
+                if done % options.checkpoint_interval == 0 or done == options.steps:
+                    state = {
+                        "step": done,
+                        "trainable": {n: p.detach().float().cpu().clone() for n, p in named},
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "data_order": order.state_dict(),
+                        "rng": rng_state(),
+                    }
+                    last_checkpoint = save_checkpoint(
+                        output_dir, done, model, state, save_lora, options.lora_metadata, options.keep_last_n
+                    )
+                if validate is not None and options.validation_interval and done % options.validation_interval == 0:
+                    model.eval()
+                    with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+                        validate(model, done, output_dir / "validation" / checkpoint_name(done))
+                    model.train()
+    finally:
+        bar.close()
+
+    return TrainResult(
+        output_dir=output_dir,
+        step=options.steps,
+        losses=losses,
+        checkpoint=last_checkpoint,
+        lora_path=last_checkpoint / LORA_FILE if last_checkpoint else None,
+        metrics_path=metrics_path,
+        resumed_from=resumed_from,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# ----------------------------------------------------------------------------------------- from a config
+
+
+def options_from_config(cfg: Any) -> TrainOptions:
+    """:class:`TrainOptions` from a :class:`ltxic.config.TrainingConfig`."""
+    opt, out = cfg.optimization, cfg.output
+    return TrainOptions(
+        output_dir=Path(out.dir),
+        steps=opt.steps,
+        learning_rate=opt.learning_rate,
+        weight_decay=opt.weight_decay,
+        warmup_steps=opt.warmup_steps,
+        scheduler=opt.scheduler,
+        max_grad_norm=opt.max_grad_norm or 0.0,
+        grad_accumulation=opt.gradient_accumulation_steps,
+        batch_size=opt.batch_size,
+        seed=opt.seed,
+        checkpoint_interval=out.checkpoint_interval or opt.steps,  # 0: only the final checkpoint
+        keep_last_n=out.keep_last_n or 0,
+        validation_interval=cfg.validation.interval,
+        mixed_precision=opt.mixed_precision,
+        gradient_checkpointing=opt.gradient_checkpointing,
+        fp8_base=cfg.model.fp8,
+        lora_metadata={  # the keys ltxic.lora.save_lora and ComfyUI / ltx-pipelines read
+            "reference_downscale_factor": str(cfg.training_strategy.reference_downscale_factor),
+            "training_strategy": cfg.training_strategy.name,
+            "base_model": str(cfg.model.checkpoint.name if cfg.model.checkpoint else cfg.model.preset),
+        },
+    )
+
+
+def _base_model(cfg: Any, dtype: torch.dtype) -> torch.nn.Module:
+    """``model.checkpoint``; else the preset, with the shipped pretrained weights for ``tiny`` when present."""
+    from ltxic.models import build_transformer, default_tiny_dir, load_pretrained_tiny, load_transformer, quantize_fp8
+
+    if cfg.model.checkpoint is not None:
+        return load_transformer(cfg.model.checkpoint, dtype=dtype, fp8=cfg.model.fp8)
+    if cfg.model.preset == "tiny" and (default_tiny_dir() / "transformer.safetensors").exists():
+        model = load_pretrained_tiny().to(dtype)
+    else:
+        warnings.warn(f"model.checkpoint is null: training on a randomly initialized {cfg.model.preset!r} base", stacklevel=3)
+        model = build_transformer(cfg.model.preset, seed=cfg.optimization.seed, dtype=dtype)
+    return quantize_fp8(model) if cfg.model.fp8 else model
+
+
+def _codecs(cfg: Any, device: torch.device) -> tuple[Any, Any, Any]:
+    """Video codec, audio codec and text encoder of the configured base (frozen, eval mode)."""
+    if cfg.model.preset != "tiny":
+        raise TrainingError(
+            f"model.preset: {cfg.model.preset!r}: caching latents for LTX-2.3 needs its video/audio VAEs and Gemma, "
+            "which `ltxic train` does not load yet. Train the tiny preset (model.preset: tiny, as in "
+            "ltxic/configs/tiny_cpu.yaml), or encode with the real codecs via ltxic.cache.build_cache and call "
+            "ltxic.trainer.run_training"
+        )
+    from ltxic.codecs import AudioCodec, VideoCodec
+    from ltxic.models import default_tiny_dir
+    from ltxic.text_encoder import TextEncoder
+    from ltxic.tiny import AUDIO_CODEC_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
+
+    root = default_tiny_dir()
+    text = cfg.model.text_encoder or root / TEXT_ENCODER_FILE
+    modules = (VideoCodec.load(root / VIDEO_CODEC_FILE, device=device), AudioCodec.load(root / AUDIO_CODEC_FILE, device=device),
+               TextEncoder.load(text, device=device))
+    return tuple(m.eval().requires_grad_(False) for m in modules)  # type: ignore[return-value]
+
+
+def _sample_from_cache(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Any:
+    """A cached entry (tensors with a leading batch dim of 1) as the strategies' ``EncodedSample``."""
+    from ltxic.strategies import EncodedSample
+
+    def get(name: str) -> torch.Tensor | None:
+        return tensors[name][0] if name in tensors else None
+
+    return EncodedSample(
+        video_latent=get("video_latent"), video_context=get("video_context"), audio_context=get("audio_context"),
+        context_mask=get("context_mask"), audio_latent=get("audio_latent"), ref_video_latent=get("reference_image_latent"),
+        ref_audio_latent=get("reference_audio_latent"), fps=float(meta["fps"]),
+    )
+
+
+def _validator(cfg: Any, strategy: Any, video_codec: Any, audio_codec: Any, text_encoder: Any, device: torch.device) -> ValidateFn | None:
+    """Every ``validation.interval`` steps: sample each prompt with the validation references and save it.
+
+    Writes ``NN.safetensors`` (video and audio latents) and, decoded by the codecs, ``NN.mp4`` with its audio.
+    """
+    val = cfg.validation
+    if not val.interval or not val.prompts:
+        return None
+    from safetensors.torch import save_file
+
+    from ltxic import media
+    from ltxic.cache import _mono, _pixels
+    from ltxic.sampler import SamplingConfig, sample_latents
+
+    bucket = cfg.validation_resolution
+    factor = cfg.training_strategy.reference_downscale_factor
+    fps = 24.0
+    with torch.no_grad():
+        ref_image = ref_audio = None
+        if val.reference_image is not None and strategy.uses_video_reference:
+            img = media.read_image(val.reference_image)[None]
+            ref_image = video_codec.encode(_pixels(img, bucket.width // factor, bucket.height // factor).to(device))
+        if val.reference_audio is not None and strategy.uses_audio_reference:
+            wave, _ = media.read_audio(val.reference_audio, audio_codec.geometry.sample_rate)
+            ref_audio = audio_codec.encode(_mono(wave).to(device))
+        contexts = [text_encoder.encode([p]) for p in val.prompts]
+        negative = text_encoder.encode([""])
+
+    def validate(model: torch.nn.Module, step: int, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (prompt, (v_ctx, a_ctx, mask)) in enumerate(zip(val.prompts, contexts)):
+            config = SamplingConfig(
+                width=bucket.width, height=bucket.height, frames=bucket.frames, fps=fps, steps=val.num_inference_steps,
+                video_cfg_scale=val.guidance_scale, audio_cfg_scale=val.guidance_scale, seed=val.seed + i,
+                audio_mel_bins=getattr(audio_codec, "latent_mel_bins", None),
+                video_geometry=video_codec.geometry, audio_geometry=audio_codec.geometry,
+            )
+            video, audio = sample_latents(
+                model, v_ctx, a_ctx, context_mask=mask, negative_video_context=negative[0], negative_audio_context=negative[1],
+                negative_context_mask=negative[2], ref_video_latent=ref_image, ref_audio_latent=ref_audio,
+                strategy=strategy, config=config,
+            )
+            tensors = {"video_latent": video.float().cpu().contiguous()}
+            if audio is not None:
+                tensors["audio_latent"] = audio.float().cpu().contiguous()
+            with atomic_path(folder / f"{i:02d}.safetensors") as tmp:
+                save_file(tensors, str(tmp), metadata={"prompt": prompt, "step": str(step)})
+            frames = video_codec.decode(video.float())[0].permute(1, 2, 3, 0)
+            frames = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+            wave = audio_codec.decode(audio.float())[0].cpu() if audio is not None else None
+            media.write_video(folder / f"{i:02d}.mp4", frames, fps, wave, audio_codec.geometry.sample_rate)
+
+    return validate
+
+
+def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train an IC-LoRA as a config describes (a :class:`ltxic.config.TrainingConfig` or a YAML path).
+
+    Caches the dataset's latents (under ``dataset.cache_dir`` or ``output.dir/cache``), builds the base
+    (``model.checkpoint``, or the preset: for ``tiny`` the shipped pretrained weights when present), injects the
+    LoRA and runs :func:`run_training`. ``resume=True`` continues the newest complete checkpoint in ``output.dir``.
+    """
+    from ltxic.cache import build_cache, load_cached
+    from ltxic.config import TrainingConfig, load_config
+    from ltxic.lora import LoRAConfig, inject_lora, save_lora
+    from ltxic.strategies import collate, get_strategy
+
+    cfg = config if isinstance(config, TrainingConfig) else load_config(config)
+    options = options_from_config(cfg)
+    options.progress = progress
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.float32 if cfg.model.dtype == "float32" else torch.bfloat16
+    video_codec, audio_codec, text_encoder = _codecs(cfg, device)
+    # token positions follow the codecs' compression (the tiny video codec is 16x in space, LTX-2's VAE 32x)
+    strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor,
+                            video_geometry=video_codec.geometry, audio_geometry=audio_codec.geometry)
+    options.lora_metadata.update(strategy.checkpoint_metadata())
+    report = build_cache(
+        cfg.dataset.dataset_file, cfg.dataset.cache_dir or options.output_dir / "cache",
+        video_codec=video_codec, audio_codec=audio_codec, text_encoder=text_encoder,
+        buckets=cfg.dataset.resolution_buckets, reference_downscale_factor=cfg.training_strategy.reference_downscale_factor,
+        device=device, progress=progress,
+    )
+    samples = [_sample_from_cache(*load_cached(e)) for e in report.entries]
+
+    model = _base_model(cfg, dtype)
+    lora_cfg = LoRAConfig(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
+                          target_modules=tuple(cfg.lora.target_modules), seed=cfg.optimization.seed)
+    inject_lora(model, lora_cfg)
+    model.to(device)
+
+    def save(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
+        save_lora(model, path, config=lora_cfg, metadata=metadata)
+
+    return run_training(
+        model, samples, strategy, options, save_lora=save, groups=[e.bucket for e in report.entries], collate=collate,
+        validate=_validator(cfg, strategy, video_codec, audio_codec, text_encoder, device), resume=resume, device=device,
+    )

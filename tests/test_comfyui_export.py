@@ -1,0 +1,120 @@
+"""ComfyUI workflow export: node types, input names and types, links, LoRA name.
+
+The expected names below were written down from the sources, not from ltxic.comfyui:
+* ComfyUI ``comfy_extras/nodes_lt.py`` (LTXVReferenceAudio, LTXVConditioning, EmptyLTXVLatentVideo,
+  LTXVConcatAVLatent, LTXVSeparateAVLatent, LTXVCropGuides), ``comfy_extras/nodes_lt_audio.py``
+  (LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LTXAVTextEncoderLoader),
+  ``comfy_extras/nodes_custom_sampler.py`` (RandomNoise, CFGGuider, KSamplerSelect, ManualSigmas,
+  SamplerCustomAdvanced), ``comfy_extras/nodes_video.py`` (CreateVideo, SaveVideo), ``nodes.py``.
+* Lightricks/ComfyUI-LTXVideo ``iclora.py`` (LTXICLoRALoaderModelOnly, LTXAddVideoICLoRAGuide) and its
+  ``example_workflows/2.3/LTX-2.3_ICLoRA_Union_Control_Distilled.json`` (the loader's FLOAT output wired to the
+  guide's ``latent_downscale_factor``; widget order frame_idx, strength, latent_downscale_factor, crop,
+  use_tiled_encode, tile_size, tile_overlap).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ltxic.comfyui import export_workflow, to_api_prompt
+from tests.inference_kit import DATA, make_lora
+
+# node type -> (linked inputs, widget inputs, outputs), from the sources named above
+SOURCE = {
+    "LTXICLoRALoaderModelOnly": (["model"], ["lora_name", "strength_model"], ["model", "latent_downscale_factor"]),
+    "LTXAddVideoICLoRAGuide": (["positive", "negative", "vae", "latent", "image"],
+                               ["frame_idx", "strength", "latent_downscale_factor", "crop", "use_tiled_encode", "tile_size", "tile_overlap"],
+                               ["positive", "negative", "latent"]),
+    "LTXVReferenceAudio": (["model", "positive", "negative", "reference_audio", "audio_vae"],
+                           ["identity_guidance_scale", "start_percent", "end_percent"], ["MODEL", "positive", "negative"]),
+    "LTXVAudioVAELoader": ([], ["ckpt_name"], ["Audio VAE"]),
+    "LTXVEmptyLatentAudio": (["audio_vae"], ["frames_number", "frame_rate", "batch_size"], ["Latent"]),
+    "LTXVAudioVAEDecode": (["samples", "audio_vae"], [], ["Audio"]),
+    "LTXAVTextEncoderLoader": ([], ["text_encoder", "ckpt_name", "device"], ["CLIP"]),
+    "CheckpointLoaderSimple": ([], ["ckpt_name"], ["MODEL", "CLIP", "VAE"]),
+    "LoraLoaderModelOnly": (["model"], ["lora_name", "strength_model"], ["MODEL"]),
+    "CLIPTextEncode": (["clip"], ["text"], ["CONDITIONING"]),
+    "LTXVConditioning": (["positive", "negative"], ["frame_rate"], ["positive", "negative"]),
+    "EmptyLTXVLatentVideo": ([], ["width", "height", "length", "batch_size"], ["LATENT"]),
+    "LoadImage": ([], ["image", "upload"], ["IMAGE", "MASK"]),
+    "LoadAudio": ([], ["audio"], ["AUDIO"]),
+    "LTXVConcatAVLatent": (["video_latent", "audio_latent"], [], ["latent"]),
+    "RandomNoise": ([], ["noise_seed"], ["NOISE"]),
+    "CFGGuider": (["model", "positive", "negative"], ["cfg"], ["GUIDER"]),
+    "KSamplerSelect": ([], ["sampler_name"], ["SAMPLER"]),
+    "ManualSigmas": ([], ["sigmas"], ["SIGMAS"]),
+    "SamplerCustomAdvanced": (["noise", "guider", "sampler", "sigmas", "latent_image"], [], ["output", "denoised_output"]),
+    "LTXVSeparateAVLatent": (["av_latent"], [], ["video_latent", "audio_latent"]),
+    "LTXVCropGuides": (["positive", "negative", "latent"], [], ["positive", "negative", "latent"]),
+    "VAEDecode": (["samples", "vae"], [], ["IMAGE"]),
+    "CreateVideo": (["images", "audio"], ["fps"], ["VIDEO"]),
+    "SaveVideo": (["video"], ["filename_prefix", "format", "codec"], []),
+}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("comfy")
+    lora = make_lora(root / "ava_identity_step_002000.safetensors", factor=2)
+    path = export_workflow(lora, root / "workflow.json", reference_image=DATA / "refs" / "ava.jpg",
+                           reference_audio=DATA / "voice" / "ava_0.wav", prompt="A person speaks.", lora_subfolder="ltxic")
+    return json.loads(path.read_text()), lora
+
+
+def test_nodes_and_input_names_match_the_sources(exported):
+    wf, _ = exported
+    for node in wf["nodes"]:
+        linked, widgets, outputs = SOURCE[node["type"]]
+        names = [i["name"] for i in node["inputs"]]
+        assert names[: len(linked)] == linked, node["type"]
+        assert all(n in widgets for n in names[len(linked):]), node["type"]  # widgets turned into inputs
+        assert [o["name"] for o in node["outputs"]] == outputs, node["type"]
+        extra = 1 if node["type"] == "RandomNoise" else 0  # control_after_generate
+        assert len(node["widgets_values"]) == len(widgets) + extra, node["type"]
+    types = {n["type"] for n in wf["nodes"]}
+    assert {"LTXICLoRALoaderModelOnly", "LTXAddVideoICLoRAGuide", "LTXVReferenceAudio", "CheckpointLoaderSimple",
+            "CLIPTextEncode", "SamplerCustomAdvanced", "VAEDecode", "SaveVideo"} <= types
+
+
+def test_links_are_consistent(exported):
+    wf, _ = exported
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    assert wf["last_link_id"] == len(wf["links"]) and wf["last_node_id"] == max(nodes)
+    for link_id, src, src_slot, dst, dst_slot, ltype in wf["links"]:
+        out, inp = nodes[src]["outputs"][src_slot], nodes[dst]["inputs"][dst_slot]
+        assert link_id in out["links"] and inp["link"] == link_id
+        assert out["type"] == inp["type"] == ltype
+    # every required linked input is connected (CreateVideo's audio is optional, but wired here)
+    for node in wf["nodes"]:
+        for slot in node["inputs"][: len(SOURCE[node["type"]][0])]:
+            assert slot["link"] is not None, (node["type"], slot["name"])
+
+
+def test_lora_name_factor_and_wiring(exported):
+    wf, lora = exported
+    by_type = {}
+    for n in wf["nodes"]:
+        by_type.setdefault(n["type"], []).append(n)
+    loader = by_type["LTXICLoRALoaderModelOnly"][0]
+    assert loader["widgets_values"][0] == f"ltxic/{lora.name}"
+    guide = by_type["LTXAddVideoICLoRAGuide"][0]
+    assert guide["widgets_values"][2] == 2.0 and guide["widgets_values"][3] == "center"
+    api = to_api_prompt(wf)
+    g = api[str(guide["id"])]["inputs"]
+    assert g["latent_downscale_factor"] == [str(loader["id"]), 1]  # the FLOAT output drives the guide
+    ref = api[str(by_type["LTXVReferenceAudio"][0]["id"])]["inputs"]
+    assert ref["model"] == [str(loader["id"]), 0]
+    assert api[str(by_type["LoadImage"][0]["id"])]["inputs"] == {"image": "ava.jpg"}
+    assert api[str(by_type["LoadAudio"][0]["id"])]["inputs"] == {"audio": "ava_0.wav"}
+    assert api[str(by_type["RandomNoise"][0]["id"])]["inputs"] == {"noise_seed": 42}
+
+
+def test_cli_export(tmp_path, capsys):
+    from ltxic.cli import main
+
+    lora = make_lora(tmp_path / "me.safetensors")
+    assert main(["export-comfyui", "--lora", str(lora), "--out", str(tmp_path / "wf.json")]) == 0
+    assert "ComfyUI/models/loras/me.safetensors" in capsys.readouterr().out
+    assert main(["export-comfyui", "--lora", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "x.json")]) == 1

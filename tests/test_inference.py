@@ -1,0 +1,187 @@
+"""generate(): determinism, LoRA strength 0 = base, mp4 with audio, batch prompts, reference checks, consent, CLI.
+
+Random-weight tiny kit (real ltx-core classes, real files); 1 thread, as tests/test_sampler.py does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ltxic.dataset import ConsentError, ConsentRecord
+from ltxic.inference import GenerateConfig, Models, ResolutionError, generate, preview_figure, side_by_side_frames
+from ltxic.lora import LoRAError
+from ltxic.media import probe_video, write_audio, write_image
+from ltxic.references import (
+    ReferenceMediaError,
+    consent_for,
+    prepare_reference_audio,
+    prepare_reference_image,
+)
+from tests.inference_kit import DATA, make_lora, make_tiny_dir
+
+IMG, WAV = DATA / "refs" / "ava.jpg", DATA / "voice" / "ava_0.wav"
+SMALL = dict(width=64, height=64, frames=9, steps=3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kit")
+    return make_tiny_dir(root / "tiny"), make_lora(root / "ava_identity.safetensors")
+
+
+@pytest.fixture(scope="module")
+def consent():
+    return consent_for(DATA / "dataset.json", "ava")
+
+
+def _gen(kit, consent, **kw):
+    tiny, lora = kit
+    cfg = GenerateConfig(**{**SMALL, **kw.pop("cfg", {})})
+    return generate(Models.tiny(tiny), kw.pop("prompts", "a person speaks in a bright blue room"), lora=kw.pop("lora", lora),
+                    reference_image=IMG, reference_audio=WAV, consent=consent, identity="ava", config=cfg, progress=False, **kw)
+
+
+def test_same_seed_same_output_bitwise(kit, consent):
+    a, b = _gen(kit, consent)[0], _gen(kit, consent)[0]
+    c = _gen(kit, consent, cfg={"seed": 1})[0]
+    assert torch.equal(a.video_latent, b.video_latent) and torch.equal(a.audio_latent, b.audio_latent)
+    assert np.array_equal(a.frames, b.frames) and torch.equal(a.waveform, b.waveform)
+    assert not torch.equal(a.video_latent, c.video_latent)
+
+
+def test_strength_zero_equals_base_model(kit, consent):
+    off = _gen(kit, consent, cfg={"strength": 0.0})[0]
+    base = _gen(kit, consent, lora=None, cfg={"strategy": "audio_ref_only_ic", "reference_downscale_factor": 2})[0]
+    on = _gen(kit, consent)[0]
+    assert torch.equal(off.video_latent, base.video_latent) and torch.equal(off.audio_latent, base.audio_latent)
+    assert not torch.equal(on.video_latent, base.video_latent)
+
+
+def test_mp4_frames_fps_and_audio_track(kit, consent, tmp_path):
+    import av
+    from moviepy import VideoFileClip
+
+    gen = _gen(kit, consent, out_dir=tmp_path, cfg={"frames": 17, "fps": 24.0})[0]
+    assert gen.frames.shape == (17, 64, 64, 3)
+    assert gen.waveform.shape == (1, round(17 / 24 * 16000))
+    info = probe_video(gen.path)
+    assert (info.frames, info.fps, info.width, info.height, info.has_audio) == (17, 24.0, 64, 64, True)
+    with av.open(str(gen.path)) as container:
+        audio = container.streams.audio[0]
+        samples = sum(f.samples for f in container.decode(audio))
+        assert audio.rate == 16000
+    assert abs(samples / 16000 - 17 / 24) < 0.06  # AAC pads to whole frames
+    clip = VideoFileClip(str(gen.path))
+    try:
+        assert clip.fps == 24 and clip.audio is not None and abs(clip.duration - 17 / 24) < 0.05
+        assert sum(1 for _ in clip.iter_frames()) == 17
+    finally:
+        clip.close()
+
+
+def test_batch_prompts_write_one_mp4_each(kit, consent, tmp_path):
+    gens = _gen(kit, consent, prompts=["a person nods", "a person speaks"], out_dir=tmp_path)
+    assert [g.seed for g in gens] == [0, 1]
+    assert [g.path.name for g in gens] == ["000_a_person_nods.mp4", "001_a_person_speaks.mp4"]
+    assert (tmp_path / "generations.json").exists()
+    assert side_by_side_frames(gens[0].reference_image, gens[0].frames).shape == (9, 64, 64 + 4 + 64, 3)
+    fig = preview_figure(gens[0], n_frames=3)
+    assert len(fig.axes) == 4
+
+
+def test_reference_image_resized_with_a_note(tmp_path, consent, caplog):
+    wide = tmp_path / "wide.png"
+    write_image(wide, np.full((60, 100, 3), 128, np.uint8))
+    with caplog.at_level(logging.WARNING):
+        prep = prepare_reference_image(wide, 32, 32, consent=consent, identity="ava")
+    assert prep.pixels.shape == (1, 3, 1, 32, 32)
+    assert prep.notes == [f"{wide}: reference image is 100x60, resized and center-cropped to the reference resolution 32x32"]
+    assert str(wide) in caplog.text
+    same = prepare_reference_image(IMG, 128, 128, consent=consent)
+    assert same.notes == [] and same.original_size == (128, 128)
+
+
+def _tone(seconds: float, sr: int = 16000, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * 180 * t))[None].astype(np.float32)
+
+
+def test_reference_audio_silent_short_long_and_resampled(tmp_path, consent):
+    with pytest.raises(ReferenceMediaError, match="digital silence") as err:
+        prepare_reference_audio(DATA / "bad" / "silent_voice.wav", 16000, consent=consent)
+    assert "silent_voice.wav" in str(err.value) and "5-15 s" in str(err.value)
+    quiet = write_audio(tmp_path / "quiet.wav", _tone(6, amp=0.001), 16000)  # about -63 dBFS
+    with pytest.raises(ReferenceMediaError, match="near-silent"):
+        prepare_reference_audio(quiet, 16000, consent=consent)
+    short = write_audio(tmp_path / "short.wav", _tone(1.5), 16000)
+    with pytest.raises(ReferenceMediaError, match=r"lasts 1.50 s, shorter than 2 s"):
+        prepare_reference_audio(short, 16000, consent=consent)
+    long = np.concatenate([np.zeros((1, 16000), np.float32), _tone(20)], axis=1)  # 1 s of silence, then 20 s
+    prep = prepare_reference_audio(write_audio(tmp_path / "long.wav", long, 16000), 16000, consent=consent)
+    assert prep.waveform.shape == (1, 1, 15 * 16000) and "from 1.00 s" in prep.notes[0]
+    prep = prepare_reference_audio(write_audio(tmp_path / "cd.wav", _tone(6, sr=44100), 44100), 16000, consent=consent)
+    assert prep.waveform.shape[-1] == 6 * 16000 and "44100 Hz, resampled" in prep.notes[-1]
+    assert math.isclose(prep.seconds, 6.0)
+
+
+def test_references_refused_without_consent(tmp_path):
+    with pytest.raises(ConsentError, match="no consent record"):
+        prepare_reference_image(IMG, 32, 32, consent=None, identity="ava")
+    face_only = ConsentRecord(subject="Ava", granted_by="Ava", media=["face"], date="2026-11-24", scope="course")
+    with pytest.raises(ConsentError, match="not 'voice'"):
+        prepare_reference_audio(WAV, 16000, consent=face_only, identity="ava")
+    data = tmp_path / "dataset.json"
+    data.write_text('{"version": 1, "identities": {"zed": {}}, "entries": [{"identity": "zed", "video_path": "a.mp4", "caption": "x"}]}')
+    with pytest.raises(ConsentError, match=r"identity 'zed' has no consent record \(identities.zed.consent\)"):
+        consent_for(data, "zed")
+
+
+def test_generate_refuses_missing_consent(kit):
+    with pytest.raises(ConsentError):
+        _gen(kit, None)
+
+
+def test_lora_for_another_base_or_strategy(kit, consent, tmp_path):
+    from ltxic.models import preset_config
+
+    config = preset_config("tiny")
+    config["transformer"]["num_layers"] = 2
+    other = make_lora(tmp_path / "other_base.safetensors", config=config)
+    with pytest.raises(LoRAError, match="num_layers"):
+        _gen(kit, consent, lora=other)
+    with pytest.raises(LoRAError, match="trained with strategy 'audio_ref_only_ic'"):
+        _gen(kit, consent, cfg={"strategy": "ic"})
+    face_only = make_lora(tmp_path / "face.safetensors", strategy="ic", factor=1)
+    with pytest.raises(ValueError, match="does not use one"):
+        _gen(kit, consent, lora=face_only)
+
+
+def test_invalid_resolution_suggests_a_valid_one(kit, consent):
+    with pytest.raises(ResolutionError, match=r"multiples of 32 .*Use --width 96 --height 64 --frames 9"):
+        _gen(kit, consent, cfg={"width": 100, "height": 64, "frames": 10})
+
+
+def test_cli_sample(kit, tmp_path, capsys):
+    from ltxic.cli import main
+
+    tiny, lora = kit
+    base = ["sample", "--lora", str(lora), "--reference-image", str(IMG), "--reference-audio", str(WAV),
+            "--prompt", "a person speaks", "--tiny-dir", str(tiny), "--out", str(tmp_path),
+            "--width", "64", "--height", "64", "--frames", "9", "--steps", "2"]
+    assert main(base + ["--dataset", str(DATA / "dataset.json"), "--identity", "ava"]) == 0
+    assert (tmp_path / "000_a_person_speaks.mp4").exists()
+    assert main(base) == 1
+    assert "no consent record" in capsys.readouterr().err
