@@ -104,6 +104,8 @@ class _Video:
 
 def _video(video: Any) -> _Video:
     """A path to an mp4, a ToyClip-like object (frames, audio, sample_rate, fps), a (frames, audio, sr) tuple or frames."""
+    if isinstance(video, _Video):
+        return video
     if isinstance(video, (str, os.PathLike)):
         from ltxic.media import probe_video, read_video, read_video_audio
 
@@ -292,12 +294,12 @@ def compare_checkpoints(
     rows = []
     for step in sorted(samples_by_checkpoint):
         scores, bg, motion = [], [], []
-        for i, s in enumerate(samples_by_checkpoint[step]):
+        for s in samples_by_checkpoint[step]:
             s = s if isinstance(s, CheckpointSample) else CheckpointSample(**s)
-            sc = identity_scores(s.video, s.reference_image, s.reference_audio, s.ref_sr, e)
-            scores.append(sc)
+            video = _video(s.video)  # decode a file once for both checks
+            scores.append(identity_scores(video, s.reference_image, s.reference_audio, s.ref_sr, e))
             if s.caption:
-                adh = caption_adherence(_video(s.video).frames, s.caption)
+                adh = caption_adherence(video.frames, s.caption)
                 bg.append(adh["background_match"])
                 motion.append(adh["motion_match"])
         rows.append({
