@@ -109,3 +109,10 @@ def test_training_writes_loadable_weights_and_record(tmp_path):
     assert 0.0 <= record["held_out"]["face"]["eer_frame_vs_frame"] <= 1.0
     emb = load_embedders(tmp_path)
     assert emb.face.embed_crops(np.zeros((2, 48, 48, 3), np.uint8)).shape == (2, 64)
+    # fine-tuning one embedder keeps the other exactly
+    ft = tmp_path / "ft"
+    train_embedders(ft, steps=2, identities=6, clips=4, device="cpu", seed=1, workers=1, eval_identities=3, init=tmp_path, only="voice")
+    tuned = load_embedders(ft)
+    for a, b in zip(emb.face.state_dict().values(), tuned.face.state_dict().values()):
+        assert np.array_equal(a.numpy(), b.numpy())
+    assert any(not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(emb.voice.state_dict().values(), tuned.voice.state_dict().values()))

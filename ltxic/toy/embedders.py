@@ -14,6 +14,7 @@ error rate on held-out identities (seeds never used in training).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -483,28 +484,45 @@ def evaluate(
 def train_embedders(
     out: str | Path, steps: int = 3000, *, identities: int = 1500, clips: int = 6, device: str = "auto",
     seed: int = 0, workers: int | None = None, eval_identities: int = 100, command: str | None = None,
+    init: str | Path | None = None, only: str = "both", lr: float = 3e-3,
 ) -> dict:
-    """Render a pool of toy identities, train both embedders, measure held-out EER, save weights and record."""
+    """Render a pool of toy identities, train both embedders, measure held-out EER, save weights and record.
+
+    ``init``: start from the weights in that folder (fine-tuning, e.g. after the toy world changed);
+    ``only="face"|"voice"``: train that one and keep the other from ``init``.
+    """
+    if only not in ("both", "face", "voice"):
+        raise ValueError(f"only={only!r}: use both, face or voice")
+    if only != "both" and init is None:
+        raise ValueError(f"only={only!r} keeps the other embedder from --init; pass --init with the folder of its weights")
     t0 = time.time()
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
     workers = workers or max(1, (os.cpu_count() or 1))
     torch.manual_seed(seed)
     seeds = list(range(identities))
-    faces, misses = face_pool(seeds, clips, 3, seed, workers)
-    voices = voice_pool(seeds, clips, 2.0, seed, workers)
-    t_data = time.time() - t0
-    face_t = torch.from_numpy(faces).to(dev)
-    voice_t = torch.from_numpy(voices).to(dev)
     P, K = min(64, identities), 4
     if clips < K:
         raise ValueError(f"clips={clips}: each identity needs at least {K} utterances per batch; pass --clips {K} or more")
+    train_face, train_voice = only in ("both", "face"), only in ("both", "voice")
+    faces, misses = face_pool(seeds, clips, 3, seed, workers) if train_face else (None, 0)
+    voices = voice_pool(seeds, clips, 2.0, seed, workers) if train_voice else None
+    t_data = time.time() - t0
 
-    face, voice = FaceEmbedder().to(dev), VoiceEmbedder().to(dev)
+    if init is not None:
+        start = load_embedders(init)
+        face, voice = copy.deepcopy(start.face).to(dev), copy.deepcopy(start.voice).to(dev)
+    else:
+        face, voice = FaceEmbedder().to(dev), VoiceEmbedder().to(dev)
+    face_losses, voice_losses = [float("nan")], [float("nan")]
     t1 = time.time()
-    face_losses = _train(face, lambda g: _face_batch(face_t, P, K, g), steps, 3e-3, "train face embedder", seed)
+    if train_face:
+        face_t = torch.from_numpy(faces).to(dev)
+        face_losses = _train(face, lambda g: _face_batch(face_t, P, K, g), steps, lr, "train face embedder", seed)
     t_face = time.time() - t1
     t1 = time.time()
-    voice_losses = _train(voice, lambda g: _voice_batch(voice_t, P, K, g), steps, 3e-3, "train voice embedder", seed + 1)
+    if train_voice:
+        voice_t = torch.from_numpy(voices).to(dev)
+        voice_losses = _train(voice, lambda g: _voice_batch(voice_t, P, K, g), steps, lr, "train voice embedder", seed + 1)
     t_voice = time.time() - t1
     embedders = Embedders(face, voice)
     t1 = time.time()
@@ -515,7 +533,8 @@ def train_embedders(
     sizes = {name: (out / name).stat().st_size for name in (FACE_FILE, VOICE_FILE)}
     record = {
         "command": command or " ".join(["python -m ltxic.toy.embedders", *sys.argv[1:]]),
-        "seed": seed, "steps": steps, "device": str(dev),
+        "seed": seed, "steps": steps, "trained": only, "init": str(init) if init is not None else None, "lr": lr,
+        "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "cpu_workers": workers, "torch": torch.__version__,
         "train_identities": f"seeds 0..{identities - 1}", "views_per_identity": {"face_frames": clips * 3, "voice_utterances_2s": clips},
@@ -543,6 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="processes rendering the pool (default: all cores)")
     parser.add_argument("--eval-identities", type=int, default=100)
     parser.add_argument("--eval-only", action="store_true", help="measure held-out EER of the weights in --out")
+    parser.add_argument("--init", default=None, help="start from the weights in this folder (fine-tune)")
+    parser.add_argument("--only", default="both", choices=("both", "face", "voice"), help="train one embedder, keep the other from --init")
+    parser.add_argument("--lr", type=float, default=3e-3)
     args = parser.parse_args(argv)
     if args.eval_only:
         t0 = time.time()
@@ -552,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     record = train_embedders(
         args.out, args.steps, identities=args.identities, clips=args.clips, device=args.device, seed=args.seed,
-        workers=args.workers, eval_identities=args.eval_identities,
+        workers=args.workers, eval_identities=args.eval_identities, init=args.init, only=args.only, lr=args.lr,
     )
     print(json.dumps({k: record[k] for k in ("wall_time_s", "final_loss", "held_out", "file_bytes")}, indent=2))
     return 0
