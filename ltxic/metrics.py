@@ -1,0 +1,396 @@
+"""Identity and caption-adherence metrics: face and voice similarity to the reference, checkpoint tables, drift.
+
+Similarity is the cosine of identity embeddings (the toy embedders of :mod:`ltxic.toy.embedders` by default;
+they play ArcFace and a speaker encoder). Caption adherence uses the toy world's own scene vocabulary: the room
+colour seen at the frame border, and the face's motion (head turn direction, walking across).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from ltxic.toy.embedders import Embedders, equal_error_rate, load_embedders, locate_and_crop
+
+__all__ = [
+    "CheckpointSample", "DriftCurve", "background_colour", "caption_adherence", "compare_checkpoints", "drift_curve",
+    "equal_error_rate", "face_similarity", "identity_scores", "motion_direction", "plot_checkpoint_comparison",
+    "plot_drift", "voice_similarity",
+]
+
+PathLike = Union[str, os.PathLike]
+ImageLike = Union[PathLike, np.ndarray]
+AudioLike = Union[PathLike, np.ndarray, torch.Tensor, tuple]
+STILL = "still"
+
+
+def _emb(embedders: Embedders | None) -> Embedders:
+    return embedders if embedders is not None else load_embedders()
+
+
+def _image(reference_image: ImageLike) -> np.ndarray:
+    if isinstance(reference_image, (str, os.PathLike)):
+        from ltxic.media import read_image
+
+        return read_image(reference_image)
+    img = np.asarray(reference_image)
+    if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"reference_image: expected a path or uint8 (H, W, 3), got {img.dtype} {img.shape}")
+    return img
+
+
+def _audio(audio: AudioLike, sr: int | None, name: str) -> tuple[torch.Tensor, int]:
+    """(waveform (channels, N) float32, sample rate) from a path, a (waveform, sr) tuple or an array plus ``sr``."""
+    if isinstance(audio, (str, os.PathLike)):
+        from ltxic.media import read_audio
+
+        return read_audio(audio)
+    if isinstance(audio, tuple):
+        audio, sr = audio
+    if sr is None:
+        raise ValueError(f"{name}: a waveform array needs its sample rate (pass it, or a (waveform, sr) tuple, or a file path)")
+    w = torch.as_tensor(np.asarray(audio, np.float32)) if not isinstance(audio, torch.Tensor) else audio.float()
+    return (w[None] if w.ndim == 1 else w), int(sr)
+
+
+def reference_face_embedding(reference_image: ImageLike, embedders: Embedders | None = None) -> np.ndarray:
+    """The (64,) face embedding of a reference portrait; raises if no face is found in it."""
+    crops, found = locate_and_crop(_image(reference_image))
+    if not found[0]:
+        where = reference_image if isinstance(reference_image, (str, os.PathLike)) else "the given array"
+        raise ValueError(f"reference_image ({where}): no face was located; use a frontal, evenly lit portrait of the subject")
+    return _emb(embedders).face.embed_crops(crops)[0]
+
+
+def face_similarity(frames: np.ndarray, reference_image: ImageLike, embedders: Embedders | None = None) -> np.ndarray:
+    """Per-frame cosine similarity (F,) of the face in each uint8 (F, H, W, 3) frame to the reference's face.
+
+    NaN where no face was located in the frame (use ``np.isnan`` to count them, ``np.nanmean`` to average).
+    """
+    e = _emb(embedders)
+    ref = reference_face_embedding(reference_image, e)
+    emb, _ = e.face.embed_frames(np.asarray(frames))
+    return emb @ ref
+
+
+def voice_similarity(
+    waveform: np.ndarray | torch.Tensor, sr: int, reference_audio: AudioLike, ref_sr: int | None = None,
+    embedders: Embedders | None = None, window_s: float = 1.0, hop_s: float = 0.5,
+) -> np.ndarray:
+    """Cosine similarity to the reference voice of each ``window_s`` window (hop ``hop_s``) of ``waveform``.
+
+    ``reference_audio`` is a path, a (waveform, sr) tuple or an array with ``ref_sr``. NaN for windows without
+    speech (silence has no voice to compare).
+    """
+    e = _emb(embedders)
+    ref_wave, ref_rate = _audio(reference_audio, ref_sr, "reference_audio")
+    ref = e.voice.embed_reference(ref_wave, ref_rate)
+    emb, _, _ = e.voice.embed_windows(waveform, sr, window_s, hop_s)
+    return emb @ ref
+
+
+@dataclass
+class _Video:
+    frames: np.ndarray
+    audio: torch.Tensor | None
+    sample_rate: int | None
+    fps: float | None
+
+
+def _video(video: Any) -> _Video:
+    """A path to an mp4, a ToyClip-like object (frames, audio, sample_rate, fps), a (frames, audio, sr) tuple or frames."""
+    if isinstance(video, _Video):
+        return video
+    if isinstance(video, (str, os.PathLike)):
+        from ltxic.media import probe_video, read_video, read_video_audio
+
+        info = probe_video(video)
+        audio = read_video_audio(video, 16000) if info.has_audio else None
+        return _Video(read_video(video), audio, 16000 if audio is not None else None, float(info.fps))
+    if hasattr(video, "frames") and hasattr(video, "audio"):
+        return _Video(np.asarray(video.frames), torch.as_tensor(np.asarray(video.audio, np.float32)),
+                      int(video.sample_rate), float(getattr(video, "fps", 0) or 0) or None)
+    if isinstance(video, tuple):
+        frames, audio, sr = video
+        return _Video(np.asarray(frames), None if audio is None else torch.as_tensor(np.asarray(audio, np.float32)), sr, None)
+    return _Video(np.asarray(video), None, None, None)
+
+
+def identity_scores(
+    video: Any, reference_image: ImageLike, reference_audio: AudioLike | None = None, ref_sr: int | None = None,
+    embedders: Embedders | None = None,
+) -> dict:
+    """Mean face and voice similarity of a clip to the reference, and the fraction of frames with a located face.
+
+    ``video``: an mp4 path, a :class:`~ltxic.toy.ToyClip`, a (frames, audio, sample_rate) tuple or frames only.
+    Voice keys are None when the clip or the reference has no audio.
+    """
+    e = _emb(embedders)
+    v = _video(video)
+    face = face_similarity(v.frames, reference_image, e)
+    found = ~np.isnan(face)
+    out: dict[str, Any] = {
+        "face_similarity": float(np.nanmean(face)) if found.any() else float("nan"),
+        "face_found": float(found.mean()),
+        "frames": int(len(face)),
+        "voice_similarity": None,
+        "voiced_windows": None,
+    }
+    if v.audio is not None and reference_audio is not None:
+        voice = voice_similarity(v.audio, v.sample_rate, reference_audio, ref_sr, e)
+        voiced = ~np.isnan(voice)
+        out["voice_similarity"] = float(np.nanmean(voice)) if voiced.any() else float("nan")
+        out["voiced_windows"] = float(voiced.mean())
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- scene checks
+def background_colour(frames: np.ndarray) -> tuple[str, str]:
+    """(room colour, light) of toy frames, read from the frame border: the nearest lit colour of the vocabulary.
+
+    The border is the top rows and the upper parts of the side columns (the floor and the shirt sit lower);
+    the median over them ignores a head that crosses the border now and then.
+    """
+    from ltxic.toy.render import LIGHT_GAIN
+    from ltxic.toy.scene import BACKGROUNDS
+
+    f = np.asarray(frames, np.float32)
+    if f.ndim == 3:
+        f = f[None]
+    h, w = f.shape[1:3]
+    b = max(2, h // 32)
+    border = np.concatenate([
+        f[:, :b].reshape(-1, 3), f[:, : int(0.6 * h), :b].reshape(-1, 3), f[:, : int(0.6 * h), -b:].reshape(-1, 3),
+    ])
+    colour = np.median(border, 0)
+    best = min(
+        ((name, light) for name in BACKGROUNDS for light in LIGHT_GAIN),
+        key=lambda nl: float(np.linalg.norm(colour - np.asarray(BACKGROUNDS[nl[0]]) * LIGHT_GAIN[nl[1]])),
+    )
+    return best
+
+
+def _person_centre(frame: np.ndarray) -> float:
+    """Horizontal centre of the person (pixels unlike the room's border colour), in frame widths; NaN if none."""
+    f = np.asarray(frame, np.float32)
+    h, w = f.shape[:2]
+    b = max(2, h // 32)
+    room = np.median(np.concatenate([f[:b].reshape(-1, 3), f[: int(0.6 * h), :b].reshape(-1, 3),
+                                     f[: int(0.6 * h), -b:].reshape(-1, 3)]), 0)
+    top = f[: int(0.75 * h)]  # above the floor
+    fg = np.linalg.norm(top - room, axis=-1) > 0.2 * np.linalg.norm(room) + 15
+    if fg.sum() < 0.005 * h * w:
+        return float("nan")
+    return float((np.nonzero(fg)[1].mean() + 0.5) / w)
+
+
+def _feature_offset(frame: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Horizontal offset of the face's features (eyes, brows, nose, mouth) from the face centre, in face widths."""
+    x0, y0, x1, y1 = box
+    face = np.asarray(frame[y0:y1, x0:x1], np.float32)
+    hh, ww = face.shape[:2]
+    yy, xx = np.mgrid[0:hh, 0:ww]
+    inner = (((xx + 0.5 - ww / 2) / (0.45 * ww)) ** 2 + ((yy + 0.5 - hh / 2) / (0.45 * hh)) ** 2) <= 1
+    if inner.sum() < 10:
+        return float("nan")
+    skin = np.median(face[inner], 0)
+    # a tight tolerance keeps the nose (skin shaded 18% darker): it moves most with the turn
+    feat = inner & (np.linalg.norm(face - skin, axis=-1) > 0.06 * np.linalg.norm(skin) + 6)
+    if feat.sum() < 3:
+        return float("nan")
+    return float((xx[feat].mean() + 0.5 - ww / 2) / ww)
+
+
+def motion_direction(frames: np.ndarray, turn_threshold: float = 0.06, walk_threshold: float = 0.15) -> str:
+    """The face's motion in toy frames: "turns head left", "turns head right", "walks across" (left to right),
+    "walks right to left", "still", or "unknown" (a face found in fewer than half the frames).
+
+    Walking moves the person (pixels unlike the room) across the frame; a head turn moves the features inside the face (negative =
+    towards image left, the toy world's "left"). Each is the change from the first to the last quarter.
+    """
+    from ltxic.toy.locate import locate_face
+
+    frames = np.asarray(frames)
+    n, _, w = frames.shape[:3]
+    centres = np.array([_person_centre(f) for f in frames])
+    q = max(1, n // 4)
+
+    def change(x: np.ndarray) -> float:
+        a, b = x[:q][~np.isnan(x[:q])], x[-q:][~np.isnan(x[-q:])]
+        return float(b.mean() - a.mean()) if len(a) and len(b) else 0.0
+
+    walk = change(centres)
+    if abs(walk) > walk_threshold:
+        return "walks across" if walk > 0 else "walks right to left"
+    offsets = np.full(n, np.nan)
+    for i, frame in enumerate(frames):
+        box = locate_face(frame)
+        if box is not None:
+            offsets[i] = _feature_offset(frame, box)
+    if np.isnan(offsets).mean() > 0.5:
+        return "unknown"
+    turn = change(offsets)
+    if abs(turn) > turn_threshold:
+        return "turns head right" if turn > 0 else "turns head left"
+    return STILL
+
+
+def expected_motion(action: str) -> str:
+    """What :func:`motion_direction` should see for a toy action (speaking and nodding move no face sideways)."""
+    return action if action in ("turns head left", "turns head right", "walks across") else STILL
+
+
+def caption_adherence(frames: np.ndarray, caption: str) -> dict:
+    """Background colour and motion of toy frames checked against the caption's toy scene.
+
+    Keys: ``background``/``motion`` (what was seen), ``background_match``/``motion_match`` (bool, or None when
+    the caption is outside the toy vocabulary and no ground truth exists).
+    """
+    from ltxic.toy.scene import Scene
+
+    seen_bg, seen_light = background_colour(frames)
+    seen_motion = motion_direction(frames)
+    out: dict[str, Any] = {"background": seen_bg, "light": seen_light, "motion": seen_motion,
+                           "background_match": None, "motion_match": None}
+    try:
+        scene = Scene.from_caption(caption)
+    except ValueError:
+        return out
+    out["background_match"] = seen_bg == scene.background
+    out["motion_match"] = seen_motion == expected_motion(scene.action)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+@dataclass
+class CheckpointSample:
+    """One generated clip of a checkpoint and what it should show: a video (see :func:`identity_scores`),
+    its reference image and audio, and the caption it was generated from."""
+
+    video: Any
+    reference_image: ImageLike
+    reference_audio: AudioLike | None = None
+    caption: str | None = None
+    ref_sr: int | None = None
+
+
+def _nanmean(values: list) -> float | None:
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    return float(np.mean(vals)) if vals else None
+
+
+def compare_checkpoints(
+    samples_by_checkpoint: Mapping[int, Sequence[CheckpointSample | Mapping]], embedders: Embedders | None = None
+) -> list[dict]:
+    """One row per checkpoint step (ascending): mean face and voice similarity, fraction of frames with a face,
+    and, where the captions are in the toy vocabulary, the fraction of samples whose background colour and
+    motion match the caption (None where no caption gives ground truth)."""
+    e = _emb(embedders)
+    rows = []
+    for step in sorted(samples_by_checkpoint):
+        scores, bg, motion = [], [], []
+        for s in samples_by_checkpoint[step]:
+            s = s if isinstance(s, CheckpointSample) else CheckpointSample(**s)
+            video = _video(s.video)  # decode a file once for both checks
+            scores.append(identity_scores(video, s.reference_image, s.reference_audio, s.ref_sr, e))
+            if s.caption:
+                adh = caption_adherence(video.frames, s.caption)
+                bg.append(adh["background_match"])
+                motion.append(adh["motion_match"])
+        rows.append({
+            "step": int(step),
+            "face_similarity": _nanmean([sc["face_similarity"] for sc in scores]),
+            "voice_similarity": _nanmean([sc["voice_similarity"] for sc in scores]),
+            "face_found": _nanmean([sc["face_found"] for sc in scores]),
+            "background_match": _nanmean(bg),
+            "motion_match": _nanmean(motion),
+            "samples": len(scores),
+        })
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- drift
+@dataclass
+class DriftCurve:
+    """Face similarity over time: window centres (s), mean similarity per window (NaN: no face in it),
+    the per-frame similarities and the window length."""
+
+    times: np.ndarray
+    similarity: np.ndarray
+    per_frame: np.ndarray
+    window_s: float
+
+
+def drift_curve(
+    frames: np.ndarray, reference_image: ImageLike, window_s: float = 1.0, fps: float = 24.0,
+    embedders: Embedders | None = None,
+) -> DriftCurve:
+    """Mean face similarity to the reference in windows of ``window_s`` seconds, hop half a window."""
+    if window_s <= 0 or fps <= 0:
+        raise ValueError(f"drift_curve: window_s ({window_s}) and fps ({fps}) must be positive")
+    per_frame = face_similarity(frames, reference_image, embedders)
+    n = len(per_frame)
+    win = max(1, int(round(window_s * fps)))
+    hop = max(1, win // 2)
+    starts = np.arange(0, max(n - win, 0) + 1, hop)
+    sims = []
+    for s in starts:
+        chunk = per_frame[s : s + win]
+        sims.append(np.nanmean(chunk) if (~np.isnan(chunk)).any() else np.nan)
+    times = (starts + min(win, n) / 2) / fps
+    return DriftCurve(times.astype(np.float32), np.asarray(sims, np.float32), per_frame, float(window_s))
+
+
+# ----------------------------------------------------------------------------------------------- plots
+def _lower(values: Sequence[float]) -> float:
+    """Lower y limit: -0.1, or below the lowest value when a similarity is negative."""
+    finite = [v for v in values if np.isfinite(v)]
+    return min([-0.1] + [v - 0.05 for v in finite])
+
+
+def plot_checkpoint_comparison(rows: Sequence[Mapping]):
+    """Identity similarity (face, voice) and caption adherence against checkpoint step; a matplotlib Figure."""
+    from matplotlib.figure import Figure
+
+    steps = [r["step"] for r in rows]
+
+    def series(key: str) -> list[float]:
+        return [np.nan if r.get(key) is None else r[key] for r in rows]
+
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(steps, series("face_similarity"), "o-", label="face")
+    ax1.plot(steps, series("voice_similarity"), "s-", label="voice")
+    ax1.set(xlabel="checkpoint step", ylabel="cosine similarity to reference", title="Identity",
+            ylim=(_lower(series("face_similarity") + series("voice_similarity")), 1.05))
+    ax1.legend()
+    ax2.plot(steps, series("background_match"), "o-", label="background colour")
+    ax2.plot(steps, series("motion_match"), "s-", label="motion")
+    ax2.plot(steps, series("face_found"), "^--", label="face found", alpha=0.6)
+    ax2.set(xlabel="checkpoint step", ylabel="fraction of samples", title="Caption adherence", ylim=(-0.05, 1.05))
+    ax2.legend()
+    return fig
+
+
+def plot_drift(curves: DriftCurve | Mapping[str, DriftCurve], threshold: float | None = None):
+    """Face similarity over time for one or several clips (a mapping label -> curve); a matplotlib Figure."""
+    from matplotlib.figure import Figure
+
+    if isinstance(curves, DriftCurve):
+        curves = {"clip": curves}
+    fig = Figure(figsize=(7, 3.4), layout="constrained")
+    ax = fig.subplots()
+    for label, c in curves.items():
+        ax.plot(c.times, c.similarity, "o-", label=label)
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:.2f}")
+    window = next(iter(curves.values())).window_s if curves else 1.0
+    lows = [float(v) for c in curves.values() for v in c.similarity]
+    ax.set(xlabel="time (s)", ylabel=f"face similarity ({window:g} s windows)", title="Identity drift", ylim=(_lower(lows), 1.05))
+    ax.legend()
+    return fig
