@@ -1,15 +1,20 @@
 """ltxic: train and use identity IC-LoRAs for Lightricks' LTX-2.3 audio-video model.
 
-The public API is deliberately small; each name lives in the module named for what it does.
+The public API is deliberately small; each name lives in the module named for what it does,
+listed here in the order of the course (assets, dataset, captions, training, inference, metrics).
 """
 
+# 01 assets
 from ltxic.assets import asset_status, download_assets
+
+# 02 dataset and 03 captions
 from ltxic.captions import check_captions, clean_dataset
-from ltxic.codecs import AudioCodec, VideoCodec
-from ltxic.config import ConfigError, TrainingConfig, load_config
 from ltxic.dataset import load_dataset, pair_folder, validate_dataset
-from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
 from ltxic.media import MediaError
+
+# the model at two scales: LTX-2 transformer, tiny codecs and text encoder, LoRA
+from ltxic.codecs import AudioCodec, VideoCodec
+from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
 from ltxic.lora import (
     LoRAConfig,
     LoRAError,
@@ -30,63 +35,72 @@ from ltxic.models import (
     preset_config,
     save_transformer,
 )
-from ltxic.inference import GenerateConfig, generate
-from ltxic.pipeline import TwoStagePipeline
-from ltxic.sampler import SamplingConfig, sample_latents
-from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
 from ltxic.text_encoder import TextEncoder
 from ltxic.tiny import TinyAssets, load_tiny_assets
+
+# 04 training
+from ltxic.config import ConfigError, TrainingConfig, load_config
+from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
 from ltxic.trainer import TrainResult, train
+
+# 05 checkpoints, 06 inference, 07 drift
+from ltxic.inference import GenerateConfig, generate
+from ltxic.metrics import compare_checkpoints, drift_curve, identity_scores
+from ltxic.pipeline import TwoStagePipeline
+from ltxic.sampler import SamplingConfig, sample_latents
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "PRESETS",
-    "AudioCodec",
-    "AudioGeometry",
-    "TextEncoder",
-    "TinyAssets",
-    "VideoCodec",
-    "load_pretrained_tiny",
-    "load_tiny_assets",
-    "CheckpointError",
-    "MediaError",
-    "ConfigError",
-    "TrainingConfig",
-    "TrainResult",
-    "LoRAConfig",
-    "LoRAError",
-    "EncodedBatch",
-    "EncodedSample",
-    "SamplingConfig",
-    "GenerateConfig",
-    "TwoStagePipeline",
-    "VideoGeometry",
-    "__version__",
     "asset_status",
     "audio_tokens",
+    "AudioCodec",
+    "AudioGeometry",
     "build_transformer",
     "check_captions",
+    "CheckpointError",
     "clean_dataset",
+    "collate",
+    "compare_checkpoints",
+    "ConfigError",
     "download_assets",
+    "drift_curve",
+    "EncodedBatch",
+    "EncodedSample",
+    "generate",
+    "GenerateConfig",
+    "get_strategy",
+    "identity_scores",
+    "inject_lora",
     "load_config",
     "load_dataset",
-    "pair_folder",
-    "validate_dataset",
-    "inject_lora",
     "load_lora",
-    "collate",
-    "get_strategy",
-    "generate",
+    "load_pretrained_tiny",
+    "load_tiny_assets",
     "load_transformer",
     "lora_state_dict",
+    "LoRAConfig",
+    "LoRAError",
+    "MediaError",
     "merge_lora",
+    "pair_folder",
     "preset_config",
+    "PRESETS",
     "read_lora_metadata",
-    "save_lora",
     "sample_latents",
+    "SamplingConfig",
+    "save_lora",
     "save_transformer",
     "set_lora_strength",
+    "TextEncoder",
+    "TinyAssets",
     "train",
+    "TrainingConfig",
+    "TrainResult",
+    "TwoStagePipeline",
+    "validate_dataset",
     "video_tokens",
+    "VideoCodec",
+    "VideoGeometry",
+    "__version__",
 ]
