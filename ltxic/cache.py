@@ -27,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ltxic import dataset as _dataset
+from ltxic import media
 from ltxic.io_utils import atomic_path, write_json_atomic
 from ltxic.latents import VideoGeometry
 
@@ -235,21 +236,10 @@ def entry_key(entry: DatasetEntry, bucket: Bucket, reference_downscale_factor: i
 # ----------------------------------------------------------------------------------------------- encoding
 
 
-def _resize_crop(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """``(F, 3, H, W)`` float -> ``(F, 3, height, width)``: scale to cover, then centre-crop."""
-    h, w = frames.shape[-2:]
-    scale = max(width / w, height / h)
-    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
-    if (new_h, new_w) != (h, w):
-        frames = F.interpolate(frames, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return frames[..., top : top + height, left : left + width]
-
-
 def _pixels(frames_uint8: Any, width: int, height: int) -> torch.Tensor:
     """uint8 ``(F, H, W, 3)`` -> ``(1, 3, F, height, width)`` in [-1, 1]."""
     x = torch.as_tensor(frames_uint8).permute(0, 3, 1, 2).float()
-    x = _resize_crop(x, width, height)
+    x = media.resize_cover_crop(x, width, height)
     return (x / 127.5 - 1.0).clamp(-1, 1).permute(1, 0, 2, 3).unsqueeze(0)
 
 
@@ -263,7 +253,7 @@ def _mono(waveform: torch.Tensor, samples: int | None = None) -> torch.Tensor:
 
 
 def _encode_entry(entry, bucket, fps, factor, video_codec, audio_codec, text_encoder, with_audio, device, dtype) -> dict[str, torch.Tensor]:
-    from ltxic import media
+
 
     width, height, frames = bucket
     tensors: dict[str, torch.Tensor] = {}
@@ -322,7 +312,7 @@ def build_cache(
     """
     from tqdm.auto import tqdm
 
-    from ltxic import media
+
 
     dataset_file = Path(dataset_file)
     cache_dir = Path(cache_dir)

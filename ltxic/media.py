@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ltxic.io_utils import atomic_path
 
@@ -374,3 +375,18 @@ def resample(waveform: np.ndarray | torch.Tensor, orig_sr: int, new_sr: int) -> 
         return wav
     with torch.no_grad():
         return _resampler(int(orig_sr), int(new_sr))(wav)
+
+
+def resize_cover_crop(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """``(N, 3, H, W)`` float -> ``(N, 3, height, width)``: scale to cover, then center-crop.
+
+    The one resize used for training clips (``ltxic.cache``) and for references at inference, so both see
+    the same pixels.
+    """
+    h, w = frames.shape[-2:]
+    scale = max(width / w, height / h)
+    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        frames = F.interpolate(frames, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return frames[..., top : top + height, left : left + width]

@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ltxic.dataset import ConsentError, ConsentRecord, Dataset, load_dataset
-from ltxic.media import MediaError, read_audio, read_image, resample
+from ltxic.media import MediaError, read_audio, read_image, resample, resize_cover_crop
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +125,6 @@ def require_consent(consent: ConsentRecord | dict[str, Any] | None, medium: str,
 # ----------------------------------------------------------------------------------------------- image
 
 
-def resize_cover_crop(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """``(N, 3, H, W)`` float -> ``(N, 3, height, width)``: scale to cover, then center-crop."""
-    h, w = frames.shape[-2:]
-    scale = max(width / w, height / h)
-    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
-    if (new_h, new_w) != (h, w):
-        frames = F.interpolate(frames, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return frames[..., top : top + height, left : left + width]
 
 
 def prepare_reference_image(
