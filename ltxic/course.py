@@ -220,11 +220,11 @@ def build_book(out: str | Path = "book/_build/html", book_dir: str | Path | None
 # ----------------------------------------------------------------------------------------------- the lessons' run
 
 #: The CPU-sized training run of lesson 04 (its ``parameters`` cell holds the same values; a test checks).
-TRAINING_LESSON_DEFAULTS = {"steps": 45, "checkpoint_interval": 15, "validation_interval": 45, "validation_steps": 8}
+TRAINING_LESSON_DEFAULTS = {"steps": 30, "checkpoint_interval": 10, "validation_interval": 30, "validation_steps": 8}
 
 
-def lesson_training_config(run_dir: str | Path, *, config_name: str = "tiny_cpu", steps: int = 45,
-                           checkpoint_interval: int = 15, validation_interval: int = 45, validation_steps: int = 8) -> Any:
+def lesson_training_config(run_dir: str | Path, *, config_name: str = "tiny_cpu", steps: int = 30,
+                           checkpoint_interval: int = 10, validation_interval: int = 30, validation_steps: int = 8) -> Any:
     """A shipped config shortened the way lesson 04's parameters shorten it, writing into ``run_dir``."""
     from ltxic.config import example_config, load_config
 
