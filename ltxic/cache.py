@@ -252,8 +252,12 @@ def _mono(waveform: torch.Tensor, samples: int | None = None) -> torch.Tensor:
     return w.reshape(1, 1, -1)
 
 
-def _encode_entry(entry, bucket, fps, factor, video_codec, audio_codec, text_encoder, with_audio, device, dtype) -> dict[str, torch.Tensor]:
-
+def _encode_entry(entry, bucket, fps, factor, video_codec, audio_codec, text_encoder, with_audio, device, dtype,
+                  references: dict | None = None) -> dict[str, torch.Tensor]:
+    """Latents and text context of one entry. ``references`` memoizes reference latents within one cache build:
+    an identity's reference image and voice are shared by all its clips, and the reference voice (5-15 s) costs
+    more to encode than the clip itself."""
+    references = {} if references is None else references
 
     width, height, frames = bucket
     tensors: dict[str, torch.Tensor] = {}
@@ -269,12 +273,18 @@ def _encode_entry(entry, bucket, fps, factor, video_codec, audio_codec, text_enc
         v_ctx, a_ctx, mask = text_encoder.encode([entry.caption])
         tensors.update(video_context=v_ctx, audio_context=a_ctx, context_mask=mask)
         if entry.reference_image is not None:
-            image = media.read_image(entry.reference_image)
-            tensors["reference_image_latent"] = video_codec.encode(_pixels(image[None], width // factor, height // factor).to(device))
+            key = ("image", str(entry.reference_image), width // factor, height // factor)
+            if key not in references:
+                image = media.read_image(entry.reference_image)
+                references[key] = video_codec.encode(_pixels(image[None], width // factor, height // factor).to(device))
+            tensors["reference_image_latent"] = references[key]
         if entry.reference_audio is not None:
-            sr = audio_codec.geometry.sample_rate
-            wave, _ = media.read_audio(entry.reference_audio, sr)
-            tensors["reference_audio_latent"] = audio_codec.encode(_mono(wave).to(device))
+            key = ("audio", str(entry.reference_audio))
+            if key not in references:
+                sr = audio_codec.geometry.sample_rate
+                wave, _ = media.read_audio(entry.reference_audio, sr)
+                references[key] = audio_codec.encode(_mono(wave).to(device))
+            tensors["reference_audio_latent"] = references[key]
     out = {}
     for k, v in tensors.items():
         v = v.detach().cpu()
@@ -329,6 +339,7 @@ def build_cache(
         "|".join(weights_identity(e) for e in (video_codec, audio_codec, text_encoder)).encode()
     ).hexdigest()
     report = CacheReport(cache_dir)
+    references: dict = {}
 
     for entry in tqdm(entries, desc="caching latents", unit="clip", disable=not progress):
         field_name = f"entries[{entry.index}].video_path"
@@ -350,7 +361,7 @@ def build_cache(
         else:
             try:
                 tensors = _encode_entry(entry, bucket, info.fps, reference_downscale_factor, video_codec, audio_codec,
-                                        text_encoder, with_audio, device, dtype)
+                                        text_encoder, with_audio, device, dtype, references)
             except media.MediaError as err:
                 where = field_name
                 for name in ("reference_image", "reference_audio"):

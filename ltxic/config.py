@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -465,6 +466,26 @@ class TrainingConfig(_Section):
             return cls.model_validate(data, context={"base_dir": base, "check_files": check_files})
         except ValidationError as err:
             raise ConfigError(source, _problems_from(err)) from None
+
+    def with_overrides(self, overrides: Mapping[str, Any], *, check_files: bool = False) -> TrainingConfig:
+        """A copy with dotted fields replaced and validated again: ``{"optimization.steps": 60, "output.dir": "run"}``.
+
+        What a lesson's parameters change in a shipped config. Relative paths among the new values resolve against
+        the current folder. Raises :class:`ConfigError` naming each unknown field or bad value.
+        """
+        data = self.model_dump(mode="json")
+        unknown = []
+        for key, value in overrides.items():
+            section, _, name = key.partition(".")
+            if not isinstance(data.get(section), dict) or name not in data[section]:
+                fields = ", ".join(f"{section}.{n}" for n in data[section]) if isinstance(data.get(section), dict) else \
+                    ", ".join(data)
+                unknown.append((key, f"no such field; write section.field, one of: {fields}"))
+                continue
+            data[section][name] = value
+        if unknown:
+            raise ConfigError("overrides", unknown)
+        return TrainingConfig.from_dict(data, base_dir=Path.cwd(), check_files=check_files, source="overrides")
 
     def to_yaml(self, path: str | os.PathLike[str]) -> Path:
         """Write this config as YAML (atomically); paths are written relative to the file's folder."""

@@ -215,3 +215,37 @@ def build_book(out: str | Path = "book/_build/html", book_dir: str | Path | None
     if code != 0:
         raise CourseError(f"the book build failed (sphinx exit {code}); the warnings above name the file and line")
     return out
+
+
+# ----------------------------------------------------------------------------------------------- the lessons' run
+
+#: The CPU-sized training run of lesson 04 (its ``parameters`` cell holds the same values; a test checks).
+TRAINING_LESSON_DEFAULTS = {"steps": 30, "checkpoint_interval": 10, "validation_interval": 30, "validation_steps": 8}
+
+
+def lesson_training_config(run_dir: str | Path, *, config_name: str = "tiny_cpu", steps: int = 30,
+                           checkpoint_interval: int = 10, validation_interval: int = 30, validation_steps: int = 8) -> Any:
+    """A shipped config shortened the way lesson 04's parameters shorten it, writing into ``run_dir``."""
+    from ltxic.config import example_config, load_config
+
+    return load_config(example_config(config_name)).with_overrides({
+        "output.dir": str(Path(run_dir).resolve()),
+        "output.checkpoint_interval": checkpoint_interval,
+        "optimization.steps": steps,
+        "optimization.warmup_steps": min(steps // 4, 20),
+        "validation.interval": validation_interval,
+        "validation.num_inference_steps": validation_steps,
+    })
+
+
+def lesson_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of the training lesson's checkpoints in ``run_dir``; when there are none (a later lesson
+    run on its own), the run is trained first with the CPU defaults, so the lessons after 04 always have a LoRA."""
+    from ltxic.trainer import checkpoint_is_complete, list_checkpoints, train
+
+    def complete() -> list[tuple[int, Path]]:
+        return [(step, folder) for step, folder in list_checkpoints(run_dir) if checkpoint_is_complete(folder)]
+
+    if not complete():
+        train(lesson_training_config(run_dir, **TRAINING_LESSON_DEFAULTS), resume=True, progress=False)
+    return complete()

@@ -383,12 +383,14 @@ def write_side_by_side(path: PathLike, generation: Generation, reference: np.nda
     return write_video(path, frames, generation.fps, generation.waveform, generation.sample_rate)
 
 
-def preview_figure(generation: Generation, reference: np.ndarray | None = None, n_frames: int = 6):
-    """A matplotlib figure: the reference, then ``n_frames`` evenly spaced generated frames (for notebooks)."""
+def frames_figure(frames: np.ndarray, fps: float, n_frames: int = 6, reference: np.ndarray | None = None, title: str = ""):
+    """A matplotlib figure: the reference (when given), then ``n_frames`` evenly spaced frames of uint8
+    ``(F, H, W, 3)`` with their times; for a generated clip, a validation mp4 (``media.read_video``) or a drift check."""
     import matplotlib.pyplot as plt
 
-    reference = reference if reference is not None else generation.reference_image
-    count = len(generation.frames)
+    count = len(frames)
+    if count == 0:
+        raise ValueError("frames_figure: no frames to show")
     picks = np.unique(np.linspace(0, count - 1, min(n_frames, count)).round().astype(int))
     cols = len(picks) + (reference is not None)
     fig, axes = plt.subplots(1, cols, figsize=(2.0 * cols, 2.3), squeeze=False)
@@ -399,13 +401,20 @@ def preview_figure(generation: Generation, reference: np.ndarray | None = None, 
         axes[0].set_title("reference", fontsize=9)
         k = 1
     for ax, idx in zip(axes[k:], picks):
-        ax.imshow(generation.frames[idx])
-        ax.set_title(f"frame {idx} ({idx / generation.fps:.2f} s)", fontsize=8)
+        ax.imshow(frames[idx])
+        ax.set_title(f"frame {idx} ({idx / fps:.2f} s)", fontsize=8)
     for ax in axes:
         ax.axis("off")
-    fig.suptitle(generation.prompt[:90], fontsize=9)
+    if title:
+        fig.suptitle(title[:90], fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def preview_figure(generation: Generation, reference: np.ndarray | None = None, n_frames: int = 6):
+    """A matplotlib figure: the reference, then ``n_frames`` evenly spaced generated frames (for notebooks)."""
+    reference = reference if reference is not None else generation.reference_image
+    return frames_figure(generation.frames, generation.fps, n_frames, reference, generation.prompt)
 
 
 __all__ = [
@@ -415,6 +424,7 @@ __all__ = [
     "ResolutionError",
     "check_resolution",
     "decode",
+    "frames_figure",
     "generate",
     "lora_settings",
     "preview_figure",

@@ -157,6 +157,26 @@ def test_build_encode_once_then_reuse(tmp_path, media) -> None:
     assert [e.key for e in again.entries] == [e.key for e in report.entries]
 
 
+def test_shared_references_are_encoded_once_per_size(tmp_path, media) -> None:
+    from ltxic.cache import _mono, _pixels
+
+    dataset = make_dataset(tmp_path / "data", media)  # three usable clips of ava, one reference image and voice
+    enc = encoders()
+    report = build_cache(dataset, tmp_path / "cache", buckets=BUCKETS, progress=False, **enc)
+    # clips at 64x64, 96x64 and 64x64: three clip encodes plus the reference at two sizes; the voice once
+    assert enc["video_codec"].calls == 3 + 2
+    assert enc["audio_codec"].calls == 3 + 1
+    image = media.read_image(tmp_path / "data" / "refs" / "ava.jpg")
+    voice, _ = media.read_audio(tmp_path / "data" / "voice" / "ava_0.wav", 16000)
+    with torch.no_grad():
+        for entry in report.entries:
+            tensors, _ = load_cached(entry)
+            width, height, _ = entry.bucket
+            expect = enc["video_codec"].encode(_pixels(image[None], width, height))
+            torch.testing.assert_close(tensors["reference_image_latent"], expect)
+            torch.testing.assert_close(tensors["reference_audio_latent"], enc["audio_codec"].encode(_mono(voice)))
+
+
 def test_changed_caption_or_clip_reencodes_only_that_entry(tmp_path, media) -> None:
     dataset = make_dataset(tmp_path / "data", media)
     enc = encoders()

@@ -437,3 +437,18 @@ def test_cli_validate_config(files: Path, capsys):
     assert "lora.rank" in capsys.readouterr().err
     assert main(["validate-config", "--no-check-files", str(example_config("ltx23_h100"))]) == 0
     assert os.path.exists(good)
+
+
+def test_with_overrides_replaces_fields_and_validates_again(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(example_config("tiny_cpu"), check_files=False)
+    short = cfg.with_overrides({"optimization.steps": 60, "output.dir": "run", "validation.interval": 30})
+    assert (short.optimization.steps, short.validation.interval) == (60, 30)
+    assert short.output.dir == tmp_path / "run"  # relative to the current folder
+    assert short.dataset.dataset_file == cfg.dataset.dataset_file and cfg.optimization.steps == 300  # a copy
+    with pytest.raises(ConfigError) as err:
+        cfg.with_overrides({"optimization.stepz": 60, "lora.rank": 0})
+    text = str(err.value)
+    assert "optimization.stepz" in text and "optimization.steps" in text  # names the field and the valid ones
+    with pytest.raises(ConfigError, match="lora.rank"):
+        cfg.with_overrides({"lora.rank": 0})

@@ -185,3 +185,20 @@ def test_cli_sample(kit, tmp_path, capsys):
     assert (tmp_path / "000_a_person_speaks.mp4").exists()
     assert main(base) == 1
     assert "no consent record" in capsys.readouterr().err
+
+
+def test_frames_figure_reads_a_written_clip(tmp_path):
+    from ltxic.inference import frames_figure
+    from ltxic.media import read_video, write_video
+
+    frames = np.zeros((25, 32, 32, 3), np.uint8)
+    frames[:, :, :, 0] = np.arange(25, dtype=np.uint8)[:, None, None] * 10  # red ramps up over time
+    clip = read_video(write_video(tmp_path / "ramp.mp4", frames, 24.0, None, 16000))
+    fig = frames_figure(clip, 24.0, n_frames=4, reference=frames[0], title="ramp")
+    assert [ax.get_title() for ax in fig.axes] == ["reference", "frame 0 (0.00 s)", "frame 8 (0.33 s)",
+                                                   "frame 16 (0.67 s)", "frame 24 (1.00 s)"]
+    # the last panel shows the last frame: red near 240, not the first frame's 0
+    assert fig.axes[-1].images[0].get_array()[..., 0].mean() > 200
+    assert fig.get_suptitle() == "ramp"
+    with pytest.raises(ValueError, match="no frames"):
+        frames_figure(clip[:0], 24.0)

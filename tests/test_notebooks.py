@@ -85,3 +85,15 @@ def test_lesson_executes_on_cpu(notebook: Path, tmp_path: Path) -> None:
     # The lesson is unchanged by running it (papermill writes only the copy).
     assert notebook_problems(notebook) == []
     shutil.rmtree(tmp_path / "out")
+
+
+def test_training_lesson_defaults_match_the_helper() -> None:
+    """Lessons 05-07 train lesson 04's run themselves when run alone: with the values of 04's parameters cell."""
+    import ast
+
+    from ltxic.course import TRAINING_LESSON_DEFAULTS
+
+    nb = nbformat.read(next(p for p in LESSONS if p.stem == "04_training"), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body if isinstance(n, ast.Assign)}
+    assert {k: values[k] for k in TRAINING_LESSON_DEFAULTS} == TRAINING_LESSON_DEFAULTS
