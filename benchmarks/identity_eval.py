@@ -10,7 +10,7 @@ Parts (``--part``, repeatable; each updates its own key of the JSON file):
 * ``seeds``: the base from text only (issue 4): caption match rates and the face similarity between seeds of
   a caption, next to the same-identity and different-identity levels of real clips.
 
-    OMP_NUM_THREADS=2 python benchmarks/identity_eval.py --part train --part identity --part seeds
+    OMP_NUM_THREADS=1 python benchmarks/identity_eval.py --part train --part identity --part seeds
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ OUT = ROOT / "benchmarks" / "results" / "identity_eval.json"
 
 def _load() -> float:
     return os.getloadavg()[0]
+
+
+def _rel(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _fmt(v: object) -> str:
@@ -57,7 +62,7 @@ def part_train(config: Path, output_dir: Path) -> dict:
     total = time.perf_counter() - t0
     steps_s = [json.loads(line)["seconds"] for line in (output_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return {
-        "config": str(config.relative_to(ROOT)), "lora": str(result.lora_path), "steps": result.step,
+        "config": str(config.relative_to(ROOT)), "lora": _rel(result.lora_path), "steps": result.step,
         "wall_seconds_total": round(total, 1), "wall_seconds_training_loop": round(result.seconds, 1),
         "wall_seconds_optimizer_steps": round(sum(steps_s), 1),
         "wall_seconds_caching_and_setup": round(total - result.seconds, 1),
@@ -71,11 +76,12 @@ def part_train(config: Path, output_dir: Path) -> dict:
 def part_identity(lora: Path, prompts: list[str], seeds: list[int], steps: int, identities: list[str]) -> dict:
     import torch
 
-    from ltxic.evaluate import DEFAULT_CONDITIONS, identity_eval, summarize
+    from ltxic.evaluate import DEFAULT_CONDITIONS, REFERENCE_GUIDANCE_SCALE, identity_eval, summarize
     from ltxic.inference import GenerateConfig
 
-    config = GenerateConfig(steps=steps)
-    out: dict = {"prompts": prompts, "seeds": seeds, "sampling_steps": steps, "lora": str(lora), "by_identity": {}}
+    config = GenerateConfig(steps=steps, reference_guidance_scale=REFERENCE_GUIDANCE_SCALE)
+    out: dict = {"prompts": prompts, "seeds": seeds, "sampling_steps": steps, "lora": _rel(lora),
+                 "reference_guidance_scale": REFERENCE_GUIDANCE_SCALE, "text_cfg_scale": 1.0, "by_identity": {}}
     all_rows = []
     t0 = time.perf_counter()
     for ident in identities:
@@ -121,7 +127,7 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=12)
     parser.add_argument("--steps", type=int, default=10, help="sampling steps of the evaluation clips")
     parser.add_argument("--identities", default="dex,ava")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the tiny model gains nothing from more, and a loaded machine loses much)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     parts = args.part or ["train", "identity", "seeds"]
@@ -133,15 +139,27 @@ def main() -> None:
     from ltxic.evaluate import heldout_captions
     from ltxic.io_utils import write_json_atomic
 
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results: dict = {}
     results["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                           "torch": torch.__version__, "threads": args.threads}
-    results["command"] = "OMP_NUM_THREADS=2 python " + " ".join(sys.argv)
+    results["command"] = f"OMP_NUM_THREADS={args.threads} python " + " ".join(sys.argv)
     train_captions = [e.caption for e in load_dataset(DATA / "dataset.json").entries if e.split == "train"]
 
     def save() -> None:
+        """Update this run's keys in the results file (parts run as separate processes share it)."""
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(args.out, results)
+        merged = json.loads(args.out.read_text()) if args.out.exists() else {}
+        for key, value in results.items():
+            if key == "identity" and "identity" in merged:
+                merged["identity"]["by_identity"].update(value["by_identity"])
+                merged["identity"]["rows"] = [r for r in merged["identity"]["rows"] if r["identity"] not in value["by_identity"]]
+                merged["identity"]["rows"] += value["rows"]
+                merged["identity"].update({k: v for k, v in value.items() if k not in ("by_identity", "rows")})
+            elif key == "command":
+                merged.setdefault("commands", {})[",".join(parts) + (f" {args.identities}" if "identity" in parts else "")] = value
+            else:
+                merged[key] = value
+        write_json_atomic(args.out, merged)
 
     if "train" in parts:
         results["train"] = part_train(args.config, args.train_dir)
@@ -149,7 +167,11 @@ def main() -> None:
         print(table([results["train"]], ["steps", "wall_seconds_total", "wall_seconds_optimizer_steps",
                                           "wall_seconds_caching_and_setup", "first_loss_mean_20", "final_loss_mean_last_20"]))
     if "identity" in parts:
-        lora = args.lora or Path(results["train"]["lora"])
+        lora = args.lora or args.train_dir / "checkpoints" / "latest_lora.safetensors"
+        if args.lora is None:
+            from ltxic.trainer import latest_checkpoint
+
+            lora = latest_checkpoint(args.train_dir) / "lora.safetensors"
         prompts = heldout_captions(train_captions, args.prompts, seed=1)
         results["identity"] = part_identity(lora, prompts, list(range(args.seeds)), args.steps, args.identities.split(","))
         save()

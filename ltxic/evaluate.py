@@ -27,7 +27,7 @@ from ltxic.toy.embedders import Embedders, load_embedders
 PathLike = str | os.PathLike[str]
 
 __all__ = [
-    "Condition", "DEFAULT_CONDITIONS", "clip_face_embedding", "heldout_captions", "identity_eval",
+    "Condition", "DEFAULT_CONDITIONS", "REFERENCE_GUIDANCE_SCALE", "clip_face_embedding", "heldout_captions", "identity_eval",
     "mean_pairwise_cosine", "real_identity_similarity", "seed_spread", "summarize",
 ]
 
@@ -35,11 +35,13 @@ __all__ = [
 @dataclass(frozen=True)
 class Condition:
     """One way of sampling: ``lora_strength`` None = the base (no LoRA loaded); ``references`` = append the
-    reference face and voice (strategy ``audio_ref_only_ic``) or sample from text only."""
+    reference face and voice (strategy ``audio_ref_only_ic``) or sample from text only;
+    ``reference_guidance_scale`` None = the generate config's."""
 
     name: str
     lora_strength: float | None
     references: bool
+    reference_guidance_scale: float | None = None
 
 
 DEFAULT_CONDITIONS = (
@@ -47,7 +49,10 @@ DEFAULT_CONDITIONS = (
     Condition("base_with_references", None, True),
     Condition("lora_strength_1", 1.0, True),
     Condition("lora_strength_0", 0.0, True),
+    Condition("lora_strength_1_no_reference_guidance", 1.0, True, 0.0),
 )
+# ComfyUI's LTXVReferenceAudio default: the identity LoRA needs it (see benchmarks/results/identity_eval.json)
+REFERENCE_GUIDANCE_SCALE = 3.0
 
 
 def heldout_captions(train_captions: Sequence[str], n: int, seed: int = 0) -> list[str]:
@@ -144,7 +149,10 @@ def identity_eval(
             raise ValueError(f"condition {cond.name!r} needs a LoRA file (lora=None was given)")
         models = Models.tiny(base_dir)
         for seed in seeds:
-            cfg = GenerateConfig(**{**asdict(base_cfg), "seed": seed, "strength": cond.lora_strength if cond.lora_strength is not None else 1.0})
+            over = {"seed": seed, "strength": cond.lora_strength if cond.lora_strength is not None else 1.0}
+            if cond.reference_guidance_scale is not None:
+                over["reference_guidance_scale"] = cond.reference_guidance_scale
+            cfg = GenerateConfig(**{**asdict(base_cfg), **over})
             for prompt in prompts:
                 # one prompt per call: generate() seeds prompt i with config.seed + i
                 gen = generate(
