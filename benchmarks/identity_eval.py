@@ -106,14 +106,14 @@ def part_identity(lora: Path, prompts: list[str], seeds: list[int], steps: int, 
     return out
 
 
-def part_seeds(captions: list[str], seeds: list[int], steps: int) -> dict:
+def part_seeds(captions: list[str], seeds: list[int], steps: int, cfg_scale: float = 1.0) -> dict:
     from ltxic.evaluate import real_identity_similarity, seed_spread
     from ltxic.inference import GenerateConfig
 
     t0 = time.perf_counter()
-    spread = seed_spread(None, captions, seeds, config=GenerateConfig(steps=steps))
+    spread = seed_spread(None, captions, seeds, config=GenerateConfig(steps=steps, video_cfg_scale=cfg_scale, audio_cfg_scale=cfg_scale))
     real = real_identity_similarity(DATA / "dataset.json")
-    return {"sampling_steps": steps, "text_only_base": spread, "real_clips": real, "seconds": round(time.perf_counter() - t0, 1)}
+    return {"sampling_steps": steps, "text_cfg_scale": cfg_scale, "text_only_base": spread, "real_clips": real, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def main() -> None:
@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=12)
     parser.add_argument("--steps", type=int, default=10, help="sampling steps of the evaluation clips")
     parser.add_argument("--identities", default="dex,ava")
+    parser.add_argument("--cfg", type=float, default=1.0, help="text CFG scale of the seeds part (1 = off)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the tiny model gains nothing from more, and a loaded machine loses much)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -156,7 +157,7 @@ def main() -> None:
                 merged["identity"]["rows"] += value["rows"]
                 merged["identity"].update({k: v for k, v in value.items() if k not in ("by_identity", "rows")})
             elif key == "command":
-                merged.setdefault("commands", {})[",".join(parts) + (f" {args.identities}" if "identity" in parts else "")] = value
+                merged.setdefault("commands", {})[" ".join(sys.argv[1:]) or "all"] = value
             else:
                 merged[key] = value
         write_json_atomic(args.out, merged)
@@ -181,14 +182,16 @@ def main() -> None:
                                        "face_found", "background_match", "motion_match", "samples"]))
     if "seeds" in parts:
         captions = heldout_captions([], args.captions, seed=2)
-        results["seeds"] = part_seeds(captions, list(range(args.seeds)), args.steps)
+        key = "seeds" if args.cfg == 1.0 else f"seeds_cfg{args.cfg:g}"
+        results[key] = part_seeds(captions, list(range(args.seeds)), args.steps, args.cfg)
         save()
-        s, real = results["seeds"]["text_only_base"], results["seeds"]["real_clips"]
-        print("\nbase, text only:")
+        s, real = results[key]["text_only_base"], results[key]["real_clips"]
+        print(f"\nbase, text only (text CFG {args.cfg:g}):")
         print(table([{"background_match": s["background_match"], "motion_match": s["motion_match"],
                       "between_seed_face_similarity": s["between_seed_face_similarity"],
+                      "between_caption_face_similarity": s["between_caption_face_similarity"],
                       "real_same_identity": real["same_identity"], "real_different_identity": real["different_identity"]}],
-                    ["background_match", "motion_match", "between_seed_face_similarity", "real_same_identity", "real_different_identity"]))
+                    ["background_match", "motion_match", "between_seed_face_similarity", "between_caption_face_similarity", "real_same_identity", "real_different_identity"]))
 
 
 if __name__ == "__main__":

@@ -205,7 +205,7 @@ def seed_spread(
     e = embedders if embedders is not None else load_embedders()
     models = Models.tiny(base_dir)
     base_cfg = config if config is not None else GenerateConfig()
-    bg, motion, per_caption, rows = [], [], [], []
+    bg, motion, per_caption, rows, all_embs = [], [], [], [], []
     for caption in captions:
         embs = []
         for seed in seeds:
@@ -219,9 +219,14 @@ def seed_spread(
                          "background_match": adh["background_match"], "motion_match": adh["motion_match"],
                          "face_found": embs[-1] is not None})
         per_caption.append(mean_pairwise_cosine(embs))
+        all_embs.append(embs)
+    # pairs of clips of different captions: a face that is the same everywhere scores as high here as between seeds
+    across = [float(a @ b) for (i, ea), (j, eb) in itertools.combinations(enumerate(all_embs), 2)
+              for a in ea for b in eb if a is not None and b is not None]
     return {
         "background_match": _mean(bg), "motion_match": _mean(motion),
         "between_seed_face_similarity": _mean(per_caption), "per_caption_between_seed": per_caption,
+        "between_caption_face_similarity": _mean(across),
         "captions": len(captions), "seeds": list(seeds), "rows": rows,
     }
 
