@@ -4,9 +4,11 @@ Times, separately and in total: loading the tiny kit from its files, preparing a
 sampling (video + audio latents), decoding, and writing the mp4. Uses the pretrained kit in
 ``data_samples/tiny`` when it exists; otherwise it writes a kit with random (seeded) weights of the same
 shapes to a temporary folder and says so in the result (the time per step does not depend on the weights).
+The LoRA is ``--lora`` (e.g. the one ``benchmarks/identity_eval.py --part train`` trains) or, without it, a
+stand-in of the same layout with random weights (the time does not depend on the LoRA's values).
 Writes ``tiny_sample.json`` beside this file.
 
-    python benchmarks/tiny_sample.py [--threads 2] [--steps 20] [--width 128 --height 128 --frames 25]
+    python benchmarks/tiny_sample.py [--threads 2] [--steps 20] [--width 128 --height 128 --frames 25] [--lora L]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--height", type=int, default=128)
     parser.add_argument("--frames", type=int, default=25)
+    parser.add_argument("--lora", type=Path, default=None, help="a trained identity LoRA (default: a random stand-in)")
     parser.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
     args = parser.parse_args()
 
@@ -49,7 +52,8 @@ def main() -> None:
     if not (tiny / "transformer.safetensors").exists():
         tiny = make_tiny_dir(work / "tiny")
         weights = "random, seeded (data_samples/tiny not present yet); same shapes as the pretrained kit"
-    lora = make_lora(work / "identity.safetensors", factor=2)
+    lora = args.lora or make_lora(work / "identity.safetensors", factor=2)
+    lora_kind = str(args.lora.relative_to(ROOT) if args.lora.is_relative_to(ROOT) else args.lora) if args.lora else "random stand-in (rank 4)"
     consent = consent_for(DATA / "dataset.json", "ava")
 
     t0 = time.perf_counter()
@@ -73,6 +77,8 @@ def main() -> None:
         "clip": {"width": args.width, "height": args.height, "frames": args.frames, "fps": config.fps, "steps": args.steps,
                  "video_latent": list(gen.video_latent.shape), "audio_latent": list(gen.audio_latent.shape)},
         "weights": weights,
+        "lora": lora_kind,
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__},
     }
