@@ -393,6 +393,9 @@ class ValidationConfig(_Section):
     prompts: list[str] = Field(default_factory=list, json_schema_extra=_fix("a list of captions to render"))
     num_inference_steps: int = Field(30, ge=1, json_schema_extra=_fix("an integer >= 1; 30 for the real model"))
     guidance_scale: float = Field(4.0, ge=0, json_schema_extra=_fix("a number >= 0; 1.0 disables CFG, 3-5 usual"))
+    reference_guidance_scale: float = Field(
+        3.0, ge=0, json_schema_extra=_fix("a number >= 0; 0 disables reference guidance, 3 is ComfyUI's default")
+    )
     seed: int = Field(42, json_schema_extra=_fix("an integer"))
     resolution: ResolutionBucket | None = Field(
         None, json_schema_extra=_fix("'WIDTHxHEIGHTxFRAMES', or null for the first training bucket")

@@ -95,7 +95,9 @@ class GenerateConfig:
     strength: float = 1.0
     video_cfg_scale: float = 1.0
     audio_cfg_scale: float = 1.0
-    reference_guidance_scale: float = 0.0
+    # ComfyUI's LTXVReferenceAudio default. The identity LoRA needs it: without it the tiny LoRA does not beat the
+    # base (benchmarks/README.md, identity table); 0 turns it off and saves one forward per step.
+    reference_guidance_scale: float = 3.0
     negative_prompt: str = ""
     strategy: str | None = None
     reference_downscale_factor: int | None = None
