@@ -381,3 +381,27 @@ def test_shipped_samples_clean_and_planted(shipped_reports):
     assert {i.entry for i in captions.flagged} == {e for e, f, _ in planted if f == "caption"}
     # the 4-word vague caption is also too short: same entry, same field
     assert _found(bad_report) - {(e, "caption", "too_short") for e, f, _ in planted if f == "caption"} == planted
+
+
+@pytest.mark.skipif(not (SAMPLES / "tiny" / "video_codec.safetensors").is_file(), reason="needs the pretrained tiny kit")
+def test_the_trainer_accepts_the_paired_toy_dataset(paired_toy, tmp_path):
+    """What the trainer reads: its cache builds from the paired dataset.json with nothing skipped."""
+    import torch
+
+    from ltxic.cache import build_cache, load_cached
+    from ltxic.tiny import load_tiny_assets
+
+    out, shipped = paired_toy
+    kit = load_tiny_assets().freeze()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        report = build_cache(out, tmp_path / "cache", video_codec=kit.video_codec, audio_codec=kit.audio_codec,
+                             text_encoder=kit.text_encoder, buckets=["128x128x25"], progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    n_train = sum(e["split"] == "train" for e in shipped["entries"])
+    assert report.skipped == [] and len(report.entries) == report.encoded == n_train
+    first, _ = load_cached(report.entries[0])
+    assert first["video_latent"].shape[-3:] == (4, 8, 8)  # 25 frames -> 4 latent frames, 128 px / 16 -> 8
+    assert first["reference_image_latent"].shape[-3] == 1 and first["reference_audio_latent"].numel() > 0
