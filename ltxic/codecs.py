@@ -105,7 +105,29 @@ def _reset_stats(stats: nn.Module, n: int) -> None:
     stats.get_buffer("std-of-means").copy_(torch.ones(n))
 
 
-class VideoCodec(nn.Module):
+class _LatentCodec(nn.Module):
+    """What both tiny codecs share: ltx-core's per-channel latent statistics in encoder and decoder, and files."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+
+    @torch.no_grad()
+    def set_latent_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-channel (video) or per-feature (audio, C*M = 16) mean/std of the *raw* encoder means, stored where
+        ltx-core's VAEs keep them; afterwards ``encode`` gives ~unit-variance latents."""
+        for stats in (self.encoder.per_channel_statistics, self.decoder.per_channel_statistics):
+            stats.get_buffer("mean-of-means").copy_(mean.flatten())
+            stats.get_buffer("std-of-means").copy_(std.flatten().clamp_min(1e-4))
+
+    def save(self, path: str | os.PathLike[str], half: bool = True) -> Path:
+        return save_module(self, path, half=half)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
+        return load_module(cls, path, device=device)
+
+
+class VideoCodec(_LatentCodec):
     """Tiny LTX-2 video VAE: ``encode`` frames ``(B,3,F,H,W)`` in [-1, 1] to normalized ``(B,16,F',H',W')``."""
 
     kind = "ltxic.video_codec"
@@ -147,22 +169,8 @@ class VideoCodec(nn.Module):
         out = self.decoder(latent)
         return out.clamp(-1, 1) if clamp else out
 
-    @torch.no_grad()
-    def set_latent_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Per-channel mean/std of the *raw* encoder means; afterwards ``encode`` gives ~unit-variance latents."""
-        for stats in (self.encoder.per_channel_statistics, self.decoder.per_channel_statistics):
-            stats.get_buffer("mean-of-means").copy_(mean.flatten())
-            stats.get_buffer("std-of-means").copy_(std.flatten().clamp_min(1e-4))
 
-    def save(self, path: str | os.PathLike[str], half: bool = True) -> Path:
-        return save_module(self, path, half=half)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> VideoCodec:
-        return load_module(cls, path, device=device)  # type: ignore[return-value]
-
-
-class AudioCodec(nn.Module):
+class AudioCodec(_LatentCodec):
     """Tiny LTX-2 audio path: waveform ``(B,1,N)`` at 16 kHz -> log-mel -> normalized latent ``(B,1,T,16)``."""
 
     kind = "ltxic.audio_codec"
@@ -237,20 +245,6 @@ class AudioCodec(nn.Module):
         """Waveform ``(B, 1, N)`` at ``sample_rate`` from a latent (decoder, then Griffin-Lim)."""
         with torch.no_grad():
             return self.mel_to_waveform(self.decode_mel(latent))
-
-    @torch.no_grad()
-    def set_latent_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Per-feature (C*M = 16) mean/std of the raw encoder means, as ltx-core's audio VAE stores them."""
-        for stats in (self.encoder.per_channel_statistics, self.decoder.per_channel_statistics):
-            stats.get_buffer("mean-of-means").copy_(mean.flatten())
-            stats.get_buffer("std-of-means").copy_(std.flatten().clamp_min(1e-4))
-
-    def save(self, path: str | os.PathLike[str], half: bool = True) -> Path:
-        return save_module(self, path, half=half)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> AudioCodec:
-        return load_module(cls, path, device=device)  # type: ignore[return-value]
 
 
 def save_module(module: nn.Module, path: str | os.PathLike[str], half: bool = True, extra_meta: dict[str, str] | None = None) -> Path:
