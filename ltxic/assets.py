@@ -13,7 +13,6 @@ run resumes from the ``.part`` on the next one (``hf_hub_download`` 2.x deletes 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from ltxic.io_utils import write_json_atomic
+from ltxic.io_utils import sha256_file, write_json_atomic
 
 MANIFEST_PATH = Path(__file__).with_name("assets_manifest.yaml")
 STATE_DIR = ".ltxic"
@@ -115,14 +114,6 @@ def select_assets(assets: Sequence[Asset], only: Iterable[str] | None = None) ->
 
 
 # ---------------------------------------------------------------- verification records and status
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 8 * 1024 * 1024) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _records_path(root: Path) -> Path:

@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 
 from ltxic import dataset as _dataset
 from ltxic import media
-from ltxic.io_utils import atomic_path, write_json_atomic
+from ltxic.io_utils import atomic_path, sha256_file, write_json_atomic
 from ltxic.latents import VideoGeometry
 
 CACHE_FORMAT = 1
@@ -196,14 +196,6 @@ def choose_bucket(width: int, height: int, frames: int, buckets: Sequence[Any]) 
 # ----------------------------------------------------------------------------------------------- hashing
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def weights_identity(obj: Any) -> str:
     """A digest of an encoder's identity: its ``fingerprint`` attribute, else its class and all its weights."""
     fingerprint = getattr(obj, "fingerprint", None)
@@ -222,9 +214,9 @@ def weights_identity(obj: Any) -> str:
 def entry_key(entry: DatasetEntry, bucket: Bucket, reference_downscale_factor: int, encoders: str) -> str:
     parts = {
         "format": CACHE_FORMAT,
-        "video": _file_digest(entry.video_path),
-        "reference_image": _file_digest(entry.reference_image) if entry.reference_image else None,
-        "reference_audio": _file_digest(entry.reference_audio) if entry.reference_audio else None,
+        "video": sha256_file(entry.video_path),
+        "reference_image": sha256_file(entry.reference_image) if entry.reference_image else None,
+        "reference_audio": sha256_file(entry.reference_audio) if entry.reference_audio else None,
         "caption": entry.caption,
         "bucket": list(bucket),
         "reference_downscale_factor": reference_downscale_factor,

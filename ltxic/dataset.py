@@ -9,7 +9,6 @@ real footage apply (clips of 3-10 s, voice references of 5-15 s, the H100 config
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ltxic.config import ResolutionBucket
 from ltxic.faces import FaceDetector, make_face_detector
-from ltxic.io_utils import atomic_path, write_json_atomic
+from ltxic.io_utils import atomic_path, sha256_file, write_json_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -446,14 +445,6 @@ def _check_captions(ds: Dataset, report: ValidationReport, check_captions: Any) 
         report.problems.append(Problem(issue.entry, "caption", code, detail, "warning"))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def sample_frames(path: str | os.PathLike[str], indices: Sequence[int]) -> dict[int, np.ndarray]:
     """Decode only the frames at ``indices`` (uint8 RGB); memory stays small for long, large clips."""
     import av
@@ -510,7 +501,7 @@ def measure_clip(file: Path, rel: str, rules: ValidationRules, detector: FaceDet
         path=rel, entries=[], frames=info.frames, fps=info.fps, width=info.width, height=info.height,
         duration=info.duration, luminance=float(np.mean([_luma(f).mean() for f in frames.values()])),
         face_fraction=sum(faces) / len(faces), sampled_frames=len(faces), has_audio=info.has_audio,
-        audio_clipped_fraction=clipped, sha256=_sha256(file), thumbnails=np.stack([_thumb(first), _thumb(mid)]),
+        audio_clipped_fraction=clipped, sha256=sha256_file(file), thumbnails=np.stack([_thumb(first), _thumb(mid)]),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -53,3 +54,12 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return Path(path)
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 8 * 1024 * 1024) -> str:
+    """Hex sha256 of a file, read in chunks (constant memory for 40 GB checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ltxic.io_utils import DiskFullError, atomic_path, write_json_atomic
+from ltxic.io_utils import DiskFullError, atomic_path, sha256_file, write_json_atomic
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -234,14 +234,6 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:06d}"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -261,7 +253,7 @@ def checkpoint_is_complete(folder: Path) -> bool:
         manifest = json.loads((folder / MANIFEST_FILE).read_text())
         for name, info in manifest["files"].items():
             path = folder / name
-            if path.stat().st_size != info["bytes"] or _sha256(path) != info["sha256"]:
+            if path.stat().st_size != info["bytes"] or sha256_file(path) != info["sha256"]:
                 return False
         return {LORA_FILE, STATE_FILE} <= set(manifest["files"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -315,7 +307,7 @@ def save_checkpoint(
             path = tmp / name
             with path.open("rb+") as fh:
                 os.fsync(fh.fileno())
-            files[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
         write_json_atomic(tmp / MANIFEST_FILE, {"step": step, "files": files})
         _fsync_dir(tmp)
         if final.exists():  # a damaged folder of the same step (found at resume): replace it
