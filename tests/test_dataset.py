@@ -38,12 +38,7 @@ CAPTIONS = ["A person nods in a bright green room, close-up.", "A person speaks 
             "A person speaks in a bright grey room, close-up."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 AVA = identity_from_name("ava")
@@ -386,20 +381,13 @@ def test_shipped_samples_clean_and_planted(shipped_reports):
 @pytest.mark.skipif(not (SAMPLES / "tiny" / "video_codec.safetensors").is_file(), reason="needs the pretrained tiny kit")
 def test_the_trainer_accepts_the_paired_toy_dataset(paired_toy, tmp_path):
     """What the trainer reads: its cache builds from the paired dataset.json with nothing skipped."""
-    import torch
-
     from ltxic.cache import build_cache, load_cached
     from ltxic.tiny import load_tiny_assets
 
     out, shipped = paired_toy
     kit = load_tiny_assets().freeze()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        report = build_cache(out, tmp_path / "cache", video_codec=kit.video_codec, audio_codec=kit.audio_codec,
-                             text_encoder=kit.text_encoder, buckets=["128x128x25"], progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    report = build_cache(out, tmp_path / "cache", video_codec=kit.video_codec, audio_codec=kit.audio_codec,
+                         text_encoder=kit.text_encoder, buckets=["128x128x25"], progress=False)
     n_train = sum(e["split"] == "train" for e in shipped["entries"])
     assert report.skipped == [] and len(report.entries) == report.encoded == n_train
     first, _ = load_cached(report.entries[0])

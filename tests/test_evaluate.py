@@ -24,14 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data_samples"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model gains nothing from intra-op threads (and a busy 2-core machine loses much to them);
-    restored after this module, as in tests/test_sampler.py."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_heldout_captions_avoid_training_combinations():

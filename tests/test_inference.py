@@ -28,12 +28,7 @@ IMG, WAV = DATA / "refs" / "ava.jpg", DATA / "voice" / "ava_0.wav"
 SMALL = dict(width=64, height=64, frames=9, steps=3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,7 @@ from tests.inference_kit import DATA, make_lora, make_tiny_dir
 IMG, WAV = DATA / "refs" / "ava.jpg", DATA / "voice" / "ava_0.wav"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,7 @@ from ltxic.strategies import EncodedSample, collate, get_strategy
 CFG = SamplingConfig(width=96, height=64, frames=17, fps=24.0, steps=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is too small to gain from intra-op threads; restored after this module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

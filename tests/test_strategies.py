@@ -39,14 +39,7 @@ def make_sample(seed: int = 0, *, ref_hw: tuple[int, int] = (2, 3), ref_frames: 
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is too small to gain from intra-op threads; on a busy 2-core runner they cost 10x.
-    Restored after this module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

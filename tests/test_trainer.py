@@ -40,13 +40,7 @@ STEPS, INTERVAL = 12, 4
 FIRST, SECOND, LAST = (f"step_{n:06d}" for n in (INTERVAL, 2 * INTERVAL, STEPS))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one intra-op thread is as fast, and far faster on a CPU shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

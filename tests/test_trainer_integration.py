@@ -18,12 +18,7 @@ from ltxic.cli import main  # noqa: E402
 from ltxic.trainer import read_metrics  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is as fast, and robust on a shared CPU
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()
