@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_toke
 from ltxic.models import CheckpointError, load_pretrained_tiny
 from ltxic.text_encoder import TextEncoder, build_vocab, split_words
 from ltxic.tiny import load_tiny_assets
+
+SAMPLES_TINY = Path(__file__).resolve().parent.parent / "data_samples" / "tiny"
 
 
 def test_video_codec_shapes_geometry_and_tokens() -> None:
@@ -164,3 +167,43 @@ def test_pretrain_smoke_runs_all_stages_and_learns(tmp_path) -> None:
     # transformer weights were stored as float16 and load as float32
     assert next(kit.transformer.parameters()).dtype == torch.float32
     assert np.isfinite(record["fm_loss_summary"]["last"]).all()
+
+
+def test_pretrain_positions_are_the_samplers(tmp_path) -> None:
+    """Stage 2 gives the transformer the positions the sampler and the trainer give it: the codec's own geometry
+    (16x spatial for the tiny VAE), not the real VAE's 32x. A base pretrained on other positions makes no faces."""
+    from ltxic.toy.pretrain import TokenLayout, toy_vocabulary
+
+    video, audio = VideoCodec(), AudioCodec()
+    text = TextEncoder(vocab=toy_vocabulary())
+    zv, za = torch.randn(2, 16, 4, 8, 8), torch.randn(2, audio.latent_channels, 26, audio.latent_mel_bins)
+    layout = TokenLayout.build(video, audio, text, zv, za, ["A person nods in a dim grey room, close-up."] * 2, 24.0, "cpu")
+    assert torch.equal(layout.video_positions, video_tokens(zv[:1], fps=24.0, geometry=video.geometry)[1])
+    assert not torch.equal(layout.video_positions, video_tokens(zv[:1], fps=24.0, geometry=VideoGeometry())[1])
+    assert torch.equal(layout.audio_positions, audio_tokens(za[:1], geometry=audio.geometry)[1])
+
+
+@pytest.mark.skipif(not (SAMPLES_TINY / "transformer.safetensors").is_file(), reason="needs the pretrained tiny kit")
+def test_shipped_base_denoises_best_at_the_samplers_positions() -> None:
+    """The shipped base predicts the velocity of held-out toy clips better with the sampler's positions (the
+    codec's geometry) than with the real VAE's: it was pretrained on the positions it is sampled with."""
+    from ltxic.toy.pretrain import EVAL_SEED_BASE, PretrainConfig, TokenLayout, flow_matching_loss, render_clips, to_video_tensor
+
+    torch.set_num_threads(1)
+    kit = load_tiny_assets(SAMPLES_TINY).freeze()
+    cfg = PretrainConfig(frames=25, workers=1)
+    clips = list(render_clips(cfg, [EVAL_SEED_BASE + 500 + i for i in range(4)], "clips"))
+    with torch.no_grad():
+        zv = kit.video_codec.encode(to_video_tensor(np.stack([c[0] for c in clips])))
+        za = kit.audio_codec.encode(torch.from_numpy(np.stack([c[1] for c in clips])))
+        caps = [c[2] for c in clips]
+        gen = torch.Generator().manual_seed(0)
+        nv, na = torch.randn(zv.shape, generator=gen), torch.randn(za.shape, generator=gen)
+        sigma = torch.full((4,), 0.6)
+        losses = {}
+        for name, geometry in (("sampler", kit.video_codec.geometry), ("real_vae", VideoGeometry())):
+            layout = TokenLayout(video_tokens(zv[:1], 24.0, geometry)[1], audio_tokens(za[:1], kit.audio_codec.geometry)[1],
+                                 *kit.text_encoder.tokenize(caps))
+            losses[name] = flow_matching_loss(kit.transformer, kit.text_encoder, layout, zv, za, layout.tokens, layout.mask,
+                                              sigma, nv, na)[0].item()
+    assert losses["sampler"] < 0.8 * losses["real_vae"], losses

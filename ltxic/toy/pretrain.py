@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import multiprocessing as mp
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -27,11 +29,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ltx_core.guidance.perturbations import BatchedPerturbationConfig
+from ltx_core.components.patchifiers import AudioPatchifier, VideoLatentPatchifier
 from ltx_core.model.transformer.modality import Modality
 from tqdm.auto import tqdm
 
 from ltxic.codecs import AudioCodec, VideoCodec
-from ltxic.io_utils import atomic_path, write_json_atomic
+from ltxic.io_utils import atomic_path, sha256_file, write_json_atomic
 from ltxic.latents import audio_tokens, video_tokens
 from ltxic.models import build_transformer, count_parameters, save_transformer
 from ltxic.text_encoder import TextEncoder, build_vocab
@@ -68,8 +71,11 @@ class PretrainConfig:
     latent_noise: float = 0.1  # noise added to codec latents in training: decoders tolerate diffusion errors
     workers: int = 0  # 0: all CPU cores
     bf16: bool = True
+    max_train_seconds: float | None = None  # stop stage 2 early (recorded) so a time-limited session still saves
+    compile: bool = False  # torch.compile the training forward: the tiny model's steps are bound by Python dispatch
     ckpt_every: int = 500
     smoke: bool = False
+    from_codecs: str | None = None  # skip stage 1: copy these trained codecs (a folder) into ``out`` and use them
 
     @classmethod
     def smoke_config(cls, out: str) -> PretrainConfig:
@@ -271,42 +277,69 @@ def encode_pool(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, seeds
     return torch.cat(zv), torch.cat(za), caps
 
 
-def flow_matching_loss(model, text: TextEncoder, zv: torch.Tensor, za: torch.Tensor, captions: list[str], sigma: torch.Tensor,
-                       noise_v: torch.Tensor, noise_a: torch.Tensor, fps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rectified-flow MSE of the velocity on video and audio tokens (``x_s = (1-s) x0 + s n``, ``v = n - x0``)."""
+_VIDEO_PATCHIFIER, _AUDIO_PATCHIFIER = VideoLatentPatchifier(patch_size=1), AudioPatchifier(patch_size=1)
+
+
+@dataclass
+class TokenLayout:
+    """Token positions of one clip shape, built with the codecs' own geometry (the same positions the trainer's
+    strategies and the sampler give the model), and the pool's captions tokenized once."""
+
+    video_positions: torch.Tensor  # (1, 3, Nv, 2)
+    audio_positions: torch.Tensor  # (1, 1, Na, 2)
+    tokens: torch.Tensor  # (N, L) caption token ids of the pool
+    mask: torch.Tensor  # (N, L)
+
+    @classmethod
+    def build(cls, video: VideoCodec, audio: AudioCodec, text: TextEncoder, zv: torch.Tensor, za: torch.Tensor,
+              captions: list[str], fps: float, device: str) -> TokenLayout:
+        _, v_pos = video_tokens(zv[:1], fps=fps, geometry=video.geometry)
+        _, a_pos = audio_tokens(za[:1], geometry=audio.geometry)
+        tokens, mask = text.tokenize(captions)
+        return cls(v_pos.to(device), a_pos.to(device), tokens.to(device), mask.to(device))
+
+
+def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.Tensor, za: torch.Tensor, tokens: torch.Tensor,
+                       mask: torch.Tensor, sigma: torch.Tensor, noise_v: torch.Tensor, noise_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rectified-flow MSE of the velocity on video and audio tokens (``x_s = (1-s) x0 + s n``, ``v = n - x0``).
+
+    Latents ``zv (B, C, F, H, W)`` / ``za (B, C, T, M)``, noise of the same shapes; ``tokens``/``mask`` from
+    ``TextEncoder.tokenize``.
+    """
     b = zv.shape[0]
-    v0, v_pos = video_tokens(zv, fps=fps)
-    a0, a_pos = audio_tokens(za)
-    nv, _ = video_tokens(noise_v, fps=fps)
-    na, _ = audio_tokens(noise_a)
+    v0, na_v = _VIDEO_PATCHIFIER.patchify(zv), _VIDEO_PATCHIFIER.patchify(noise_v)
+    a0, na_a = _AUDIO_PATCHIFIER.patchify(za), _AUDIO_PATCHIFIER.patchify(noise_a)
     s = sigma.view(b, 1, 1)
-    vctx, actx, mask = text.encode(captions)
-    video_in = Modality(latent=(1 - s) * v0 + s * nv, sigma=sigma, timesteps=sigma[:, None].expand(b, v0.shape[1]),
-                        positions=v_pos, context=vctx, context_mask=mask)
-    audio_in = Modality(latent=(1 - s) * a0 + s * na, sigma=sigma, timesteps=sigma[:, None].expand(b, a0.shape[1]),
-                        positions=a_pos, context=actx, context_mask=mask)
+    vctx, actx = text(tokens, mask)
+    keep = mask.unsqueeze(-1).to(vctx.dtype)
+    vctx, actx = vctx * keep, actx * keep
+    video_in = Modality(latent=(1 - s) * v0 + s * na_v, sigma=sigma, timesteps=sigma[:, None].expand(b, v0.shape[1]),
+                        positions=layout.video_positions.expand(b, -1, -1, -1), context=vctx, context_mask=mask)
+    audio_in = Modality(latent=(1 - s) * a0 + s * na_a, sigma=sigma, timesteps=sigma[:, None].expand(b, a0.shape[1]),
+                        positions=layout.audio_positions.expand(b, -1, -1, -1), context=actx, context_mask=mask)
     pv, pa = model(video_in, audio_in, BatchedPerturbationConfig.empty(b))
-    return F.mse_loss(pv.float(), nv - v0), F.mse_loss(pa.float(), na - a0)
+    return F.mse_loss(pv.float(), na_v - v0), F.mse_loss(pa.float(), na_a - a0)
 
 
 @torch.no_grad()
-def fm_eval(model, text, zv, za, caps, cfg: PretrainConfig) -> dict[str, float]:
+def fm_eval(model, text, layout: TokenLayout, zv, za, caps, cfg: PretrainConfig) -> dict[str, float]:
     """Flow-matching loss at fixed sigmas (0.1 .. 0.9) and fixed noise: comparable across runs and steps."""
     model.eval(), text.eval()
     gen = torch.Generator().manual_seed(12345)
+    tokens, mask = (t.to(cfg.device) for t in text.tokenize(caps))
     out_v, out_a = [], []
     for sig in (0.1, 0.3, 0.5, 0.7, 0.9):
         n = len(zv)
         nv = torch.randn(zv.shape, generator=gen).to(cfg.device)
         na = torch.randn(za.shape, generator=gen).to(cfg.device)
-        lv, la = flow_matching_loss(model, text, zv.to(cfg.device), za.to(cfg.device), caps,
-                                    torch.full((n,), sig, device=cfg.device), nv, na, cfg.fps)
+        lv, la = flow_matching_loss(model, text, layout, zv.to(cfg.device), za.to(cfg.device), tokens, mask,
+                                    torch.full((n,), sig, device=cfg.device), nv, na)
         out_v.append(lv.item()), out_a.append(la.item())
     model.train(), text.train()
     return {"video_fm_loss": round(float(np.mean(out_v)), 5), "audio_fm_loss": round(float(np.mean(out_a)), 5)}
 
 
-def train_transformer(cfg: PretrainConfig, zv_pool, za_pool, caps, eval_set, ckpt: Checkpoint, state, record):
+def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, zv_pool, za_pool, caps, eval_set, ckpt: Checkpoint, state, record):
     device = cfg.device
     model = build_transformer("tiny", seed=cfg.seed).to(device)
     text = TextEncoder(vocab=toy_vocabulary()).to(device)
@@ -317,40 +350,58 @@ def train_transformer(cfg: PretrainConfig, zv_pool, za_pool, caps, eval_set, ckp
     if state and state.get("stage") == 2 and "model" in state:
         model.load_state_dict(state["model"]), text.load_state_dict(state["text"]), opt.load_state_dict(state["opt"])
         start = state["step"]
-    record["fm_eval_before"] = record.get("fm_eval_before") or fm_eval(model, text, *eval_set, cfg)
+    layout = TokenLayout.build(video, audio, text, zv_pool, za_pool, caps, cfg.fps, device)
+    record["fm_eval_before"] = record.get("fm_eval_before") or fm_eval(model, text, layout, *eval_set, cfg)
     model.train(), text.train()
+    forward = torch.compile(model) if cfg.compile else model  # shares the parameters; checkpoints save `model`
+    zv_pool, za_pool = zv_pool.to(device), za_pool.to(device)  # the whole pool fits: no loader needed
+    pad = text.index["<pad>"]
     gen = torch.Generator().manual_seed(cfg.seed + 2)
+    noise_gen = torch.Generator(device=device)
     losses: list[list[float]] = record.setdefault("fm_losses", [])
+    pending: list[torch.Tensor] = []
     bar = tqdm(range(start, cfg.steps), desc="stage 2: transformer", initial=start, total=cfg.steps)
+    t_start = time.time()
     for step in bar:
-        gen.manual_seed(cfg.seed * 7_000_003 + step)
-        idx = torch.randint(len(zv_pool), (cfg.batch,), generator=gen)
+        if cfg.max_train_seconds is not None and time.time() - t_start > cfg.max_train_seconds:
+            record["stopped_early"] = {"step": step, "of": cfg.steps, "reason": f"--max-train-seconds {cfg.max_train_seconds:g}"}
+            break
+        gen.manual_seed(cfg.seed * 7_000_003 + step)  # batch of a step is fixed: resuming replays the same data
+        noise_gen.manual_seed(cfg.seed * 7_000_003 + step)
+        idx = torch.randint(len(zv_pool), (cfg.batch,), generator=gen).to(device)
         sigma = sample_sigmas(cfg.batch, cfg.sigma_shift, gen).to(device)
-        nv = torch.randn((cfg.batch, *zv_pool.shape[1:]), generator=gen).to(device)
-        na = torch.randn((cfg.batch, *za_pool.shape[1:]), generator=gen).to(device)
-        drop = torch.rand(cfg.batch, generator=gen) < cfg.caption_dropout
-        batch_caps = ["" if d else caps[i] for i, d in zip(idx.tolist(), drop.tolist())]
+        drop = (torch.rand(cfg.batch, generator=gen) < cfg.caption_dropout).to(device)
+        nv = torch.randn((cfg.batch, *zv_pool.shape[1:]), generator=noise_gen, device=device)
+        na = torch.randn((cfg.batch, *za_pool.shape[1:]), generator=noise_gen, device=device)
+        tokens, mask = layout.tokens[idx], layout.mask[idx]
+        # a dropped caption is the empty prompt: <bos> alone, as TextEncoder.encode([""]) gives
+        tokens = torch.where(drop[:, None] & (torch.arange(tokens.shape[1], device=device) > 0), pad, tokens)
+        mask = torch.where(drop[:, None] & (torch.arange(mask.shape[1], device=device) > 0), 0, mask)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)))
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
-            lv, la = flow_matching_loss(model, text, zv_pool[idx].to(device), za_pool[idx].to(device), batch_caps, sigma, nv, na, cfg.fps)
+            lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na)
         loss = lv + la
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        losses.append([round(lv.item(), 5), round(la.item(), 5)])
-        bar.set_postfix(video=f"{lv.item():.4f}", audio=f"{la.item():.4f}")
+        pending.append(torch.stack([lv.detach(), la.detach()]))
+        if len(pending) == 25 or step + 1 == cfg.steps or (step + 1) % cfg.ckpt_every == 0:  # few device syncs
+            values = torch.stack(pending).float().cpu().tolist()
+            losses.extend([[round(v, 5), round(a, 5)] for v, a in values])
+            pending.clear()
+            bar.set_postfix(video=f"{values[-1][0]:.4f}", audio=f"{values[-1][1]:.4f}")
         if (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.steps:
             ckpt.save({"stage": 2, "step": step + 1, "model": model.state_dict(), "text": text.state_dict(),
                        "opt": opt.state_dict(), "record": _json_safe(record)})
-    record["fm_eval_after"] = fm_eval(model, text, *eval_set, cfg)
+    if pending:  # stopped early between flushes
+        losses.extend([[round(v, 5), round(a, 5)] for v, a in torch.stack(pending).float().cpu().tolist()])
+    record["fm_eval_after"] = fm_eval(model, text, layout, *eval_set, cfg)
     return model.eval(), text.eval()
 
 
 def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     return json.loads(json.dumps(record))
 
 
@@ -379,7 +430,20 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
     eval_waves = torch.from_numpy(np.stack([e[1] for e in ev]))
 
     codec_files = [out / VIDEO_CODEC_FILE, out / AUDIO_CODEC_FILE]
-    if state and state.get("stage") == 2:
+    if cfg.from_codecs and not (state and state.get("stage") == 2):
+        src = Path(cfg.from_codecs)
+        for f in codec_files:
+            if (src / f.name).resolve() != f.resolve():
+                with atomic_path(f) as tmp:
+                    shutil.copyfile(src / f.name, tmp)
+        record["codecs_from"] = {"folder": str(src), "sha256": {f.name: sha256_file(f) for f in codec_files}}
+        if (src / RECORD_FILE).is_file():  # the stage-1 facts of the run that trained them
+            before = json.loads((src / RECORD_FILE).read_text())
+            record["codecs_from"]["record"] = {k: v for k, v in before.items() if k.startswith(("codec", "stage1")) and k != "codecs_from"}
+        video, audio = VideoCodec.load(codec_files[0], cfg.device), AudioCodec.load(codec_files[1], cfg.device)
+        record["codec_eval_after"] = codec_metrics(video, audio, eval_frames, eval_waves, cfg.device)
+        state = None
+    elif state and state.get("stage") == 2:
         video, audio = VideoCodec.load(codec_files[0], cfg.device), AudioCodec.load(codec_files[1], cfg.device)
     else:
         seeds = [TRAIN_SEED_BASE + cfg.seed * 1_000_000 + i for i in range(cfg.codec_pool)]
@@ -403,7 +467,7 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
     record["latent_std"] = {"video": round(zv.std().item(), 4), "audio": round(za.std().item(), 4)}
     eval_set = encode_pool(cfg, video, audio, eval_seeds[: min(32, len(eval_seeds))], "encode eval clips")
     t2 = time.time()
-    model, text = train_transformer(cfg, zv, za, caps, eval_set, ckpt, state, record)
+    model, text = train_transformer(cfg, video, audio, zv, za, caps, eval_set, ckpt, state, record)
     record["transformer_wall_s"] = round(time.time() - t2, 1)
     record["fm_loss_summary"] = _summ(record["fm_losses"], min(20, len(record["fm_losses"])))
 
@@ -418,7 +482,9 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
     record["device_name"] = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else "cpu"
     # per-step losses stay in the record only in summarized form, plus a thinned curve
     for key in ("codec_losses", "fm_losses"):
-        full = record.pop(key)
+        full = record.pop(key, None)
+        if full is None:  # stage 1 skipped (--from-codecs)
+            continue
         stride = max(1, len(full) // 200)
         record[key.replace("losses", "curve")] = {"stride": stride, "values": full[::stride]}
     write_json_atomic(out / RECORD_FILE, record)
@@ -446,15 +512,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--codec-pool", type=int, help="clips rendered for stage 1")
     p.add_argument("--workers", type=int, help="render processes (0: all cores)")
     p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--max-train-seconds", type=float, help="end stage 2 after this long and save (the record says where it stopped)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the transformer for stage 2 (GPU: fewer, fused kernels)")
+    p.add_argument("--from-codecs", metavar="DIR", help="skip stage 1 and train the transformer on these codecs (a folder with "
+                   f"{VIDEO_CODEC_FILE} and {AUDIO_CODEC_FILE})")
+    p.add_argument("--lr", type=float, help="stage 2 peak learning rate")
     args = p.parse_args(argv)
     cfg = PretrainConfig.smoke_config(args.out) if args.smoke else PretrainConfig(out=args.out, device=args.device)
     if not args.smoke and not cfg.device.startswith("cuda"):
         cfg.workers = 0
-    for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers"):
+    for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.no_bf16:
         cfg.bf16 = False
+    cfg.compile = args.compile
+    cfg.max_train_seconds = args.max_train_seconds
     record = pretrain(cfg, command=["python", "-m", "ltxic.toy.pretrain", *(argv if argv is not None else sys.argv[1:])])
     print({k: record[k] for k in ("codec_eval_after", "fm_eval_before", "fm_eval_after", "total_mb", "wall_s")})
     return record
