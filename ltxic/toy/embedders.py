@@ -309,17 +309,22 @@ def _pair_scores(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 # ----------------------------------------------------------------------------------------------- toy data
-def _render_faces(job: tuple[int, int, int, int]) -> tuple[np.ndarray, int]:
-    """Face crops of one identity: ``clips`` random scenes, ``per_clip`` random frames each (locator boxes)."""
+def _render_faces(job: tuple) -> tuple:
+    """Face crops of one identity: ``clips`` random scenes, ``per_clip`` random frames each (locator boxes).
+
+    With a fifth job field ``True`` it also returns the clips' frames, the picked frame indices and the boxes,
+    so the caller can crop the same faces from codec round trips of the clips (:class:`CodecViews`).
+    """
     from ltxic.toy.identity import make_identity
     from ltxic.toy.locate import locate_face
     from ltxic.toy.render import render_clip
     from ltxic.toy.scene import random_scene
 
-    id_seed, clips, per_clip, seed = job
+    id_seed, clips, per_clip, seed = job[:4]
+    keep_frames = len(job) > 4 and job[4]
     identity = make_identity(id_seed)
     rng = np.random.default_rng([0xFACE, seed, id_seed])
-    crops, misses = [], 0
+    crops, misses, frames, picks = [], 0, [], []
     for c in range(clips):
         clip = render_clip(identity, random_scene(rng), seed=int(rng.integers(1 << 30)), frames=9)
         for f in rng.choice(9, per_clip, replace=False):
@@ -328,6 +333,10 @@ def _render_faces(job: tuple[int, int, int, int]) -> tuple[np.ndarray, int]:
                 misses += 1
                 box = clip.truth.face_box[f]
             crops.append(face_crop(clip.frames[f], box))
+            picks.append((c, int(f), tuple(int(v) for v in box)))
+        frames.append(clip.frames)
+    if keep_frames:
+        return np.stack(crops), misses, np.stack(frames), picks
     return np.stack(crops), misses
 
 
@@ -342,6 +351,15 @@ def _synth_voices(job: tuple[int, int, float, int]) -> np.ndarray:
     return np.stack([synthesize_speech(identity, int(seconds * SAMPLE_RATE), rng)[0] for _ in range(n)])
 
 
+def _parallel_iter(fn, jobs: list, workers: int, desc: str):
+    """Results in job order as they come (for pools too large to hold twice)."""
+    if workers <= 1:
+        yield from (fn(j) for j in tqdm(jobs, desc=desc))
+        return
+    with ProcessPoolExecutor(workers) as ex:
+        yield from tqdm(ex.map(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))), total=len(jobs), desc=desc)
+
+
 def _parallel(fn, jobs: list, workers: int, desc: str) -> list:
     if workers <= 1:
         return [fn(j) for j in tqdm(jobs, desc=desc)]
@@ -349,16 +367,72 @@ def _parallel(fn, jobs: list, workers: int, desc: str) -> list:
         return list(tqdm(ex.map(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))), total=len(jobs), desc=desc))
 
 
-def face_pool(seeds: Sequence[int], clips: int, per_clip: int, seed: int, workers: int) -> tuple[np.ndarray, int]:
-    """uint8 crops (identities, clips*per_clip, 48, 48, 3) and the number of frames the locator missed."""
-    out = _parallel(_render_faces, [(int(s), clips, per_clip, seed) for s in seeds], workers, "render faces")
-    return np.stack([o[0] for o in out]), sum(o[1] for o in out)
+def face_pool(seeds: Sequence[int], clips: int, per_clip: int, seed: int, workers: int,
+              codec: CodecViews | None = None) -> tuple[np.ndarray, int]:
+    """uint8 crops (identities, clips*per_clip, 48, 48, 3) and the number of frames the locator missed.
+
+    With ``codec``, each identity also gets the same crops taken from the codec round trip of its clips:
+    (identities, 2*clips*per_clip, ...), clean views first.
+    """
+    jobs = [(int(s), clips, per_clip, seed, codec is not None) for s in seeds]
+    if codec is None:
+        out = _parallel(_render_faces, jobs, workers, "render faces")
+        return np.stack([o[0] for o in out]), sum(o[1] for o in out)
+    crops, misses = [], 0
+    for clean, miss, frames, picks in _parallel_iter(_render_faces, jobs, workers, "render faces + codec views"):
+        degraded = codec.frames(frames)
+        views = np.stack([face_crop(degraded[c, f], box) for c, f, box in picks])
+        crops.append(np.concatenate([clean, views]))
+        misses += miss
+    return np.stack(crops), misses
 
 
-def voice_pool(seeds: Sequence[int], n: int, seconds: float, seed: int, workers: int) -> np.ndarray:
-    """float16 utterances (identities, n, seconds * 16 kHz)."""
-    out = _parallel(_synth_voices, [(int(s), n, seconds, seed) for s in seeds], workers, "synthesize voices")
-    return np.stack(out).astype(np.float16)
+def voice_pool(seeds: Sequence[int], n: int, seconds: float, seed: int, workers: int,
+               codec: CodecViews | None = None) -> np.ndarray:
+    """float16 utterances (identities, n, seconds * 16 kHz); with ``codec`` also their codec round trips
+    (identities, 2n, ...), clean first."""
+    out = np.stack(_parallel(_synth_voices, [(int(s), n, seconds, seed) for s in seeds], workers, "synthesize voices"))
+    if codec is not None:
+        out = np.concatenate([out, codec.waves(out)], axis=1)
+    return out.astype(np.float16)
+
+
+class CodecViews:
+    """Round trips through the tiny kit's codecs: the blur and Griffin-Lim phase of every generated clip.
+
+    Generated frames and voices only ever reach the embedders through these decoders, so embedders trained with
+    such views (``--codec-views``) compare a generated clip with a clean reference on identity, not sharpness.
+    """
+
+    def __init__(self, folder: str | Path, device: str | torch.device = "cpu", batch: int = 64) -> None:
+        from ltxic.codecs import AudioCodec, VideoCodec
+        from ltxic.tiny import AUDIO_CODEC_FILE, VIDEO_CODEC_FILE
+
+        self.folder, self.device, self.batch = Path(folder), torch.device(device), batch
+        self.video = VideoCodec.load(self.folder / VIDEO_CODEC_FILE, self.device).eval()
+        self.audio = AudioCodec.load(self.folder / AUDIO_CODEC_FILE, self.device).eval()
+
+    @torch.no_grad()
+    def frames(self, clips: np.ndarray) -> np.ndarray:
+        """uint8 clips (N, F, H, W, 3) with F = 8k+1 -> their decoded round trips, same shape."""
+        out = []
+        for i in range(0, len(clips), self.batch):
+            x = torch.from_numpy(clips[i : i + self.batch]).to(self.device).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1)
+            y = self.video.decode(self.video.encode(x))
+            out.append(y.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy())
+        return np.concatenate(out)
+
+    @torch.no_grad()
+    def waves(self, waves: np.ndarray) -> np.ndarray:
+        """float waveforms (..., N) at 16 kHz -> their round trips (encoder, decoder, Griffin-Lim), same shape."""
+        flat = torch.from_numpy(np.asarray(waves, np.float32)).reshape(-1, 1, waves.shape[-1])
+        out = []
+        for i in range(0, len(flat), self.batch):
+            y = self.audio.decode(self.audio.encode(flat[i : i + self.batch].to(self.device)))[:, 0]
+            n = flat.shape[-1]
+            y = F.pad(y, (0, max(0, n - y.shape[-1])))[:, :n]
+            out.append(y.cpu().numpy())
+        return np.concatenate(out).reshape(waves.shape)
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -427,19 +501,23 @@ def _train(model: nn.Module, batch_fn, steps: int, lr: float, desc: str, seed: i
 
 # ----------------------------------------------------------------------------------------------- evaluation
 def evaluate(
-    embedders: Embedders, n_identities: int = 100, clips: int = 4, seed: int = 1, workers: int = 1
+    embedders: Embedders, n_identities: int = 100, clips: int = 4, seed: int = 1, workers: int = 1,
+    codec: CodecViews | None = None,
 ) -> dict:
     """Held-out verification: EER of face and voice embeddings on identities with seeds never used in training.
 
     Face: one located-face frame per clip of ``clips`` random scenes per identity; pairs of frames (all pairs)
     and frame-vs-reference-portrait. Voice: a random 1 s window of each of ``clips`` 2 s utterances per
-    identity; pairs of windows, and window-vs-reference (a 6 s recording) pairs.
+    identity; pairs of windows, and window-vs-reference (a 6 s recording) pairs. With ``codec`` also the
+    codec round trips of the same frames and windows against the clean portrait and recording: how the metric sees a
+    generated clip.
     """
     from ltxic.toy.identity import make_identity
     from ltxic.toy.render import render_portrait
 
     seeds = [HELD_OUT_SEED_BASE + i for i in range(n_identities)]
-    crops, misses = face_pool(seeds, clips, 1, seed + 101, workers)
+    crops, misses = face_pool(seeds, clips, 1, seed + 101, workers, codec)
+    crops, codec_crops = crops[:, :clips], crops[:, clips:]
     labels = np.repeat(np.arange(n_identities), clips)
     f_emb = embedders.face.embed_crops(crops.reshape(-1, *crops.shape[2:]))
     portraits = np.stack([render_portrait(make_identity(s)) for s in seeds])
@@ -452,7 +530,8 @@ def evaluate(
     ref_diff = ref_sim[labels[:, None] != np.arange(n_identities)[None]]
     face_ref_eer, _ = equal_error_rate(ref_same, ref_diff)
 
-    utts = voice_pool(seeds, clips, 2.0, seed + 202, workers).astype(np.float32)
+    utts = voice_pool(seeds, clips, 2.0, seed + 202, workers, codec).astype(np.float32)
+    utts, codec_utts = utts[:, :clips], utts[:, clips:]
     rng = np.random.default_rng(seed + 303)
     starts = rng.integers(0, utts.shape[2] - SAMPLE_RATE + 1, size=(n_identities, clips))
     windows = np.stack([utts[i, c, s : s + SAMPLE_RATE] for (i, c), s in np.ndenumerate(starts)])
@@ -463,6 +542,21 @@ def evaluate(
     r_emb = np.stack([embedders.voice.embed_reference(r, SAMPLE_RATE) for r in refs])
     vr = v_emb @ r_emb.T
     voice_ref_eer, _ = equal_error_rate(vr[np.arange(len(labels)), labels], vr[labels[:, None] != np.arange(n_identities)[None]])
+    codec_result = None
+    if codec is not None:
+        def vs_reference(emb: np.ndarray, ref: np.ndarray) -> dict:
+            sim = emb @ ref.T
+            same, diff = sim[np.arange(len(labels)), labels], sim[labels[:, None] != np.arange(n_identities)[None]]
+            return {"eer": round(equal_error_rate(same, diff)[0], 4), "mean_same": round(float(same.mean()), 4),
+                    "mean_different": round(float(diff.mean()), 4)}
+
+        c_emb = embedders.face.embed_crops(codec_crops.reshape(-1, *codec_crops.shape[2:]))
+        c_windows = np.stack([codec_utts[i, c, s : s + SAMPLE_RATE] for (i, c), s in np.ndenumerate(starts)])
+        codec_result = {
+            "codecs": str(codec.folder),
+            "face_codec_frame_vs_portrait": vs_reference(c_emb, p_emb),
+            "voice_codec_window_vs_reference": vs_reference(embedders.voice.embed_waves(c_windows), r_emb),
+        }
     return {
         "held_out_identity_seeds": f"{seeds[0]}..{seeds[-1]}",
         "face": {
@@ -477,6 +571,7 @@ def evaluate(
             "mean_same": round(float(same_v.mean()), 4), "mean_different": round(float(diff_v.mean()), 4),
             "windows": int(len(v_emb)),
         },
+        **({"codec_views": codec_result} if codec_result else {}),
     }
 
 
@@ -484,12 +579,13 @@ def evaluate(
 def train_embedders(
     out: str | Path, steps: int = 3000, *, identities: int = 1500, clips: int = 6, device: str = "auto",
     seed: int = 0, workers: int | None = None, eval_identities: int = 100, command: str | None = None,
-    init: str | Path | None = None, only: str = "both", lr: float = 3e-3,
+    init: str | Path | None = None, only: str = "both", lr: float = 3e-3, codec_views: str | Path | None = None,
 ) -> dict:
     """Render a pool of toy identities, train both embedders, measure held-out EER, save weights and record.
 
     ``init``: start from the weights in that folder (fine-tuning, e.g. after the toy world changed);
-    ``only="face"|"voice"``: train that one and keep the other from ``init``.
+    ``only="face"|"voice"``: train that one and keep the other from ``init``; ``codec_views``: a folder with the
+    tiny codecs whose round trips join the training views and the evaluation (:class:`CodecViews`).
     """
     if only not in ("both", "face", "voice"):
         raise ValueError(f"only={only!r}: use both, face or voice")
@@ -504,8 +600,9 @@ def train_embedders(
     if clips < K:
         raise ValueError(f"clips={clips}: each identity needs at least {K} utterances per batch; pass --clips {K} or more")
     train_face, train_voice = only in ("both", "face"), only in ("both", "voice")
-    faces, misses = face_pool(seeds, clips, 3, seed, workers) if train_face else (None, 0)
-    voices = voice_pool(seeds, clips, 2.0, seed, workers) if train_voice else None
+    codec = CodecViews(codec_views, dev) if codec_views is not None else None
+    faces, misses = face_pool(seeds, clips, 3, seed, workers, codec) if train_face else (None, 0)
+    voices = voice_pool(seeds, clips, 2.0, seed, workers, codec) if train_voice else None
     t_data = time.time() - t0
 
     if init is not None:
@@ -526,7 +623,7 @@ def train_embedders(
     t_voice = time.time() - t1
     embedders = Embedders(face, voice)
     t1 = time.time()
-    metrics = evaluate(embedders, eval_identities, 4, seed + 1, workers)
+    metrics = evaluate(embedders, eval_identities, 4, seed + 1, workers, codec)
     t_eval = time.time() - t1
     out = Path(out)
     save_embedders(embedders.to("cpu"), out)
@@ -534,6 +631,7 @@ def train_embedders(
     record = {
         "command": command or " ".join(["python -m ltxic.toy.embedders", *sys.argv[1:]]),
         "seed": seed, "steps": steps, "trained": only, "init": str(init) if init is not None else None, "lr": lr,
+        "codec_views": str(codec_views) if codec_views is not None else None,
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "cpu_workers": workers, "torch": torch.__version__,
@@ -565,16 +663,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--init", default=None, help="start from the weights in this folder (fine-tune)")
     parser.add_argument("--only", default="both", choices=("both", "face", "voice"), help="train one embedder, keep the other from --init")
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--codec-views", default=None, metavar="DIR",
+                        help="also train and evaluate on round trips through the tiny codecs in DIR (what generated clips look like)")
     args = parser.parse_args(argv)
     if args.eval_only:
         t0 = time.time()
-        metrics = evaluate(load_embedders(args.out), args.eval_identities, 4, args.seed + 1, args.workers or os.cpu_count() or 1)
+        codec = CodecViews(args.codec_views) if args.codec_views else None
+        metrics = evaluate(load_embedders(args.out), args.eval_identities, 4, args.seed + 1, args.workers or os.cpu_count() or 1, codec)
         metrics["wall_time_s"] = round(time.time() - t0, 1)
         print(json.dumps(metrics, indent=2))
         return 0
     record = train_embedders(
         args.out, args.steps, identities=args.identities, clips=args.clips, device=args.device, seed=args.seed,
         workers=args.workers, eval_identities=args.eval_identities, init=args.init, only=args.only, lr=args.lr,
+        codec_views=args.codec_views,
     )
     print(json.dumps({k: record[k] for k in ("wall_time_s", "final_loss", "held_out", "file_bytes")}, indent=2))
     return 0
