@@ -158,6 +158,19 @@ def _cmd_toy_make_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_toy_pretrain(args: argparse.Namespace) -> int:
+    from ltxic.toy.pretrain import main as pretrain_main
+
+    pretrain_main(args.args)
+    return 0
+
+
+def _cmd_toy_embedders(args: argparse.Namespace) -> int:
+    from ltxic.toy.embedders import main as embedders_main
+
+    return embedders_main(args.args)
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from ltxic.dataset import ConsentError
     from ltxic.inference import GenerateConfig, Models, generate, read_prompts_file
@@ -289,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=24.0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_toy_make_dataset)
+    p = toy.add_parser("pretrain", add_help=False,
+                       help="pretrain the tiny base (codecs, transformer, text encoder); options: ltxic toy pretrain --help")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_toy_pretrain)
+    p = toy.add_parser("embedders", add_help=False,
+                       help="train the toy face/voice embedders or measure their EER; options: ltxic toy embedders --help")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_toy_embedders)
 
     p = sub.add_parser("course", help="run the course notebooks in order (papermill), executed copies in --out")
     p.add_argument("--out", default="outputs/course", help="where executed notebooks go (default: outputs/course)")
@@ -341,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # the toy training scripts own their options (argparse would take their --help for ours)
+    passthrough = {("toy", "pretrain"): _cmd_toy_pretrain, ("toy", "embedders"): _cmd_toy_embedders}
+    if tuple(argv[:2]) in passthrough:
+        return int(passthrough[tuple(argv[:2])](argparse.Namespace(args=argv[2:])) or 0)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -207,3 +207,21 @@ def test_shipped_base_denoises_best_at_the_samplers_positions() -> None:
             losses[name] = flow_matching_loss(kit.transformer, kit.text_encoder, layout, zv, za, layout.tokens, layout.mask,
                                               sigma, nv, na)[0].item()
     assert losses["sampler"] < 0.8 * losses["real_vae"], losses
+
+
+@pytest.mark.skipif(not (SAMPLES_TINY / "video_codec.safetensors").is_file(), reason="needs the pretrained tiny kit")
+def test_cli_toy_pretrain_from_shipped_codecs(tmp_path) -> None:
+    """``ltxic toy pretrain --from-codecs`` skips stage 1, copies the codecs bit for bit and records where they came
+    from; ``--max-train-seconds`` ends stage 2 early and says so."""
+    from ltxic.cli import main
+    from ltxic.io_utils import sha256_file
+
+    out = tmp_path / "tiny"
+    assert main(["toy", "pretrain", "--smoke", "--out", str(out), "--from-codecs", str(SAMPLES_TINY),
+                 "--steps", "400", "--max-train-seconds", "1"]) == 0
+    record = json.loads((out / "pretrain_record.json").read_text())
+    for name in ("video_codec.safetensors", "audio_codec.safetensors"):
+        assert sha256_file(out / name) == sha256_file(SAMPLES_TINY / name) == record["codecs_from"]["sha256"][name]
+    assert "codec_losses" not in record and record["codec_eval_after"]["video_psnr_db"] > 15
+    assert record["stopped_early"]["of"] == 400 and 0 < record["stopped_early"]["step"] < 400
+    assert len(record["fm_curve"]["values"]) > 0 and (out / "transformer.safetensors").is_file()
