@@ -100,7 +100,10 @@ class TextEncoder(nn.Module):
         """``(video_context, audio_context, mask)`` on this module's device; padded positions are zeroed."""
         tokens, mask = self.tokenize(texts)
         device = self.token_embedding.weight.device
-        tokens, mask = tokens.to(device), mask.to(device)
+        return self.encode_tokens(tokens.to(device), mask.to(device))
+
+    def encode_tokens(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`encode` from ids already made by :meth:`tokenize` (and on this module's device)."""
         video, audio = self(tokens, mask)
         keep = mask.unsqueeze(-1).to(video.dtype)
         return video * keep, audio * keep, mask

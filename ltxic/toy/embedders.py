@@ -361,10 +361,7 @@ def _parallel_iter(fn, jobs: list, workers: int, desc: str):
 
 
 def _parallel(fn, jobs: list, workers: int, desc: str) -> list:
-    if workers <= 1:
-        return [fn(j) for j in tqdm(jobs, desc=desc)]
-    with ProcessPoolExecutor(workers) as ex:
-        return list(tqdm(ex.map(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))), total=len(jobs), desc=desc))
+    return list(_parallel_iter(fn, jobs, workers, desc))
 
 
 def face_pool(seeds: Sequence[int], clips: int, per_clip: int, seed: int, workers: int,
@@ -415,9 +412,11 @@ class CodecViews:
     @torch.no_grad()
     def frames(self, clips: np.ndarray) -> np.ndarray:
         """uint8 clips (N, F, H, W, 3) with F = 8k+1 -> their decoded round trips, same shape."""
+        from ltxic.toy.pretrain import to_video_tensor
+
         out = []
         for i in range(0, len(clips), self.batch):
-            x = torch.from_numpy(clips[i : i + self.batch]).to(self.device).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1)
+            x = to_video_tensor(clips[i : i + self.batch]).to(self.device)
             y = self.video.decode(self.video.encode(x))
             out.append(y.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy())
         return np.concatenate(out)
@@ -425,11 +424,11 @@ class CodecViews:
     @torch.no_grad()
     def waves(self, waves: np.ndarray) -> np.ndarray:
         """float waveforms (..., N) at 16 kHz -> their round trips (encoder, decoder, Griffin-Lim), same shape."""
-        flat = torch.from_numpy(np.asarray(waves, np.float32)).reshape(-1, 1, waves.shape[-1])
+        n = waves.shape[-1]
+        flat = torch.from_numpy(np.asarray(waves, np.float32)).reshape(-1, 1, n)
         out = []
         for i in range(0, len(flat), self.batch):
             y = self.audio.decode(self.audio.encode(flat[i : i + self.batch].to(self.device)))[:, 0]
-            n = flat.shape[-1]
             y = F.pad(y, (0, max(0, n - y.shape[-1])))[:, :n]
             out.append(y.cpu().numpy())
         return np.concatenate(out).reshape(waves.shape)

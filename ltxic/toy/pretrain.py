@@ -318,9 +318,7 @@ def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.
     v0, na_v = _VIDEO_PATCHIFIER.patchify(zv), _VIDEO_PATCHIFIER.patchify(noise_v)
     a0, na_a = _AUDIO_PATCHIFIER.patchify(za), _AUDIO_PATCHIFIER.patchify(noise_a)
     s = sigma.view(b, 1, 1)
-    vctx, actx = text(tokens, mask)
-    keep = mask.unsqueeze(-1).to(vctx.dtype)
-    vctx, actx = vctx * keep, actx * keep
+    vctx, actx, mask = text.encode_tokens(tokens, mask)
     video_in = Modality(latent=(1 - s) * v0 + s * na_v, sigma=sigma, timesteps=sigma[:, None].expand(b, v0.shape[1]),
                         positions=layout.video_positions.expand(b, -1, -1, -1), context=vctx, context_mask=mask)
     audio_in = Modality(latent=(1 - s) * a0 + s * na_a, sigma=sigma, timesteps=sigma[:, None].expand(b, a0.shape[1]),
@@ -383,8 +381,8 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
         na = torch.randn((cfg.batch, *za_pool.shape[1:]), generator=noise_gen, device=device)
         tokens, mask = layout.tokens[idx], layout.mask[idx]
         # a dropped caption is the empty prompt: <bos> alone, as TextEncoder.encode([""]) gives
-        tokens = torch.where(drop[:, None] & (torch.arange(tokens.shape[1], device=device) > 0), pad, tokens)
-        mask = torch.where(drop[:, None] & (torch.arange(mask.shape[1], device=device) > 0), 0, mask)
+        blank = drop[:, None] & (torch.arange(tokens.shape[1], device=device) > 0)
+        tokens, mask = torch.where(blank, pad, tokens), torch.where(blank, 0, mask)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)))
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
