@@ -309,7 +309,8 @@ class DatasetConfig(_Section):
 
 class TrainingStrategyConfig(_Section):
     """How inputs are built: plain text-to-video, ``ic`` (reference video/image tokens in context), or
-    ``audio_ref_only_ic`` (reference voice tokens in context, the face as the clean first frame)."""
+    ``audio_ref_only_ic`` (the portrait as reference tokens in the video stream, the voice clip as reference
+    tokens in the audio stream)."""
 
     name: Literal["text_to_video", "ic", "audio_ref_only_ic"] = Field(
         json_schema_extra=_fix("'audio_ref_only_ic' for identity with voice, 'ic' for image/video references")
@@ -321,16 +322,17 @@ class TrainingStrategyConfig(_Section):
         0.1,
         ge=0.0,
         le=1.0,
-        json_schema_extra=_fix("a probability in [0, 1] (defaults: 0.9 for audio_ref_only_ic, else 0.1)"),
+        json_schema_extra=_fix("a probability in [0, 1] (defaults: 0 for audio_ref_only_ic, else 0.1)"),
     )
 
     @model_validator(mode="before")
     @classmethod
     def _strategy_defaults(cls, data: Any) -> Any:
-        # As in Lightricks' trainer (0.1) and ID-LoRA's audio_ref_only_ic (0.9, where the face enters as the
-        # clean first frame and the voice as reference audio tokens).
+        # Lightricks' trainer uses 0.1 (the LoRA keeps image-to-video). ID-LoRA's audio_ref_only_ic uses 0.9
+        # because its face enters as the clean first frame; ltxic's enters as reference tokens, and a clip
+        # generated from a portrait has no clean first frame, so 0 (see ltxic/strategies.py).
         if isinstance(data, dict) and "first_frame_conditioning_p" not in data:
-            data = {**data, "first_frame_conditioning_p": 0.9 if data.get("name") == "audio_ref_only_ic" else 0.1}
+            data = {**data, "first_frame_conditioning_p": 0.0 if data.get("name") == "audio_ref_only_ic" else 0.1}
         return data
 
 

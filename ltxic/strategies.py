@@ -44,8 +44,10 @@ Where ltxic chooses differently, and why:
 * Identity from the face: ID-LoRA's ``audio_ref_only_ic`` takes the face from first-frame conditioning
   (``first_frame_conditioning_p: 0.9``); ltxic appends the reference portrait as IC tokens instead, because
   the portrait is not the first frame of the clip to generate (a first-frame condition pins the opening
-  shot) and because ComfyUI's IC-LoRA guide nodes attach references exactly this way. First-frame
-  conditioning is therefore not used (``p = 0``).
+  shot) and because ComfyUI's IC-LoRA guide nodes attach references exactly this way. Its default
+  ``first_frame_conditioning_p`` is therefore 0; the other strategies default to ltx-trainer's 0.1
+  (``base_strategy.py`` ``_create_first_frame_conditioning_mask``: a per-example draw, the first latent
+  frame's tokens clean, at timestep 0 and outside the loss).
 * ID-LoRA also masks video->reference-audio cross-attention and reference-audio->text attention in
   training (but not at inference). ltx-core 1.0.0's ``Modality`` has no fields for those masks, so ltxic
   keeps full attention in both training and sampling: no train/inference mismatch.
@@ -54,7 +56,7 @@ Where ltxic chooses differently, and why:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import ClassVar, Protocol
 
 import torch
@@ -290,6 +292,9 @@ class _ReferenceStrategy:
     """Shared implementation; subclasses say which references they append."""
 
     reference_downscale_factor: int = 1
+    # Per example, the chance that the target's first latent frame is given clean (timestep 0, no loss):
+    # the LoRA keeps the base's image-to-video ability (ltx-trainer's default 0.1).
+    first_frame_conditioning_p: float = 0.0
     video_loss_weight: float = 1.0
     audio_loss_weight: float = 1.0
     video_geometry: VideoGeometry = VideoGeometry()
@@ -306,6 +311,8 @@ class _ReferenceStrategy:
                 f"reference_downscale_factor must be a whole number >= 1 (target size / reference size), got {factor!r}"
             )
         self.reference_downscale_factor = int(factor)
+        if not 0.0 <= self.first_frame_conditioning_p <= 1.0:
+            raise ValueError(f"first_frame_conditioning_p must be a probability in [0, 1], got {self.first_frame_conditioning_p!r}")
 
     # -- references
 
@@ -420,11 +427,13 @@ class _ReferenceStrategy:
     # -- training
 
     def training_step_inputs(
-        self, batch: EncodedBatch, sigmas: torch.Tensor, noise: tuple[torch.Tensor, torch.Tensor | None]
+        self, batch: EncodedBatch, sigmas: torch.Tensor, noise: tuple[torch.Tensor, torch.Tensor | None],
+        first_frame: torch.Tensor | None = None,
     ) -> tuple[Modality, Modality | None, tuple[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor | None]]:
         """Noised inputs, full-length velocity targets and token loss masks (False on reference tokens).
 
-        ``noise`` holds ``(video_noise, audio_noise)`` shaped like the target latents.
+        ``noise`` holds ``(video_noise, audio_noise)`` shaped like the target latents. ``first_frame`` ``(B,)``
+        bool: these examples get their first latent frame clean, at timestep 0 and outside the loss.
         """
         x0_v, pos_v = video_tokens(batch.video_latent, batch.fps, self.video_geometry)
         eps_v, _ = video_tokens(noise[0].to(x0_v), batch.fps, self.video_geometry)
@@ -450,7 +459,20 @@ class _ReferenceStrategy:
         else:
             targets_masks.append((None, None))
         (t_v, m_v), (t_a, m_a) = targets_masks
-        return inputs.video, inputs.audio, (t_v, t_a), (m_v, m_a)
+        video = inputs.video
+        if first_frame is not None and bool(first_frame.any()):
+            # the patchifier orders tokens frame by frame: the first H*W are latent frame 0
+            n_first = batch.video_latent.shape[3] * batch.video_latent.shape[4]
+            clean = torch.zeros_like(m_v)
+            clean[:, :n_first] = first_frame.to(clean.device).reshape(-1, 1)
+            n = x0_v.shape[1]
+            video = replace(
+                video,
+                latent=torch.cat([torch.where(clean[:, :n, None], x0_v, video.latent[:, :n]), video.latent[:, n:]], dim=1),
+                timesteps=video.timesteps.masked_fill(clean, 0.0),
+            )
+            m_v = m_v & ~clean
+        return video, inputs.audio, (t_v, t_a), (m_v, m_a)
 
     @staticmethod
     def _pad(target: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -474,10 +496,14 @@ class _ReferenceStrategy:
         if batch.audio_latent is not None:
             a_noise = torch.randn(batch.audio_latent.shape, generator=generator, device=device)
         target_device = batch.video_latent.device
+        first_frame = None
+        if self.first_frame_conditioning_p > 0:  # drawn only when used: runs without it keep their random stream
+            first_frame = torch.rand(batch.batch_size, generator=generator, device=device) < self.first_frame_conditioning_p
         video, audio, targets, masks = self.training_step_inputs(
             batch,
             sigmas.to(target_device),
             (v_noise.to(target_device), None if a_noise is None else a_noise.to(target_device)),
+            first_frame=None if first_frame is None else first_frame.to(target_device),
         )
         v_pred, a_pred = model(video, audio, BatchedPerturbationConfig.empty(batch.batch_size))
         loss, logs = flow_matching_loss(

@@ -773,6 +773,7 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
     video_codec, audio_codec, text_encoder = _codecs(cfg, device)
     # token positions follow the codecs' compression (the tiny video codec is 16x in space, LTX-2's VAE 32x)
     strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor,
+                            first_frame_conditioning_p=cfg.training_strategy.first_frame_conditioning_p,
                             video_geometry=video_codec.geometry, audio_geometry=audio_codec.geometry)
     options.lora_metadata.update(strategy.checkpoint_metadata())
     report = build_cache(

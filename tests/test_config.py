@@ -128,8 +128,8 @@ def test_good_config_loads_and_resolves_paths_against_the_yaml_folder(files: Pat
     assert cfg.validation_resolution == ResolutionBucket(128, 128, 25)
     assert cfg.lora.target_modules == list(DEFAULT_TARGET_MODULES)
     assert cfg.optimization.batch_size == 1 and cfg.optimization.scheduler == "linear"
-    # ID-LoRA's value for audio_ref_only_ic, Lightricks' default otherwise
-    assert cfg.training_strategy.first_frame_conditioning_p == 0.9
+    # 0 for audio_ref_only_ic (the portrait enters as reference tokens), Lightricks' default otherwise
+    assert cfg.training_strategy.first_frame_conditioning_p == 0.0
     data = good_dict()
     data["training_strategy"] = {"name": "ic"}
     assert load_config(write(files, data)).training_strategy.first_frame_conditioning_p == 0.1

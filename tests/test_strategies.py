@@ -87,6 +87,47 @@ def test_token_counts_timesteps_and_clean_references(name: str, n_video: int, n_
         assert torch.equal(audio.timesteps[:, 17:], torch.zeros(2, n_audio - 17))
 
 
+def test_first_frame_conditioning_gives_frame_0_clean_and_outside_the_loss() -> None:
+    """ltx-trainer's first-frame conditioning: per example, latent frame 0 (the first H*W tokens) clean, at
+    timestep 0 and masked out of the loss; the other examples and frames unchanged."""
+    batch = collate([make_sample(0), make_sample(1)])
+    sigmas, noise = fixed_noise(batch)
+    strategy = get_strategy("audio_ref_only_ic")
+    plain = strategy.training_step_inputs(batch, sigmas, noise)
+    video, audio, targets, masks = strategy.training_step_inputs(batch, sigmas, noise, first_frame=torch.tensor([True, False]))
+    x0_v, _ = ltxic.video_tokens(batch.video_latent, FPS)
+    first = 2 * 3  # latent height x width
+    assert torch.equal(video.latent[0, :first], x0_v[0, :first])
+    assert torch.equal(video.timesteps[0, :first], torch.zeros(first))
+    assert not masks[0][0, :first].any() and masks[0][0, first:18].all()
+    # example 1, later frames of example 0, references and audio: as without it
+    assert torch.equal(video.latent[1], plain[0].latent[1]) and torch.equal(video.latent[0, first:], plain[0].latent[0, first:])
+    assert torch.equal(video.timesteps[0, first:], plain[0].timesteps[0, first:]) and torch.equal(masks[0][1], plain[3][0][1])
+    assert torch.equal(audio.latent, plain[1].latent) and torch.equal(masks[1], plain[3][1])
+    with pytest.raises(ValueError, match="first_frame_conditioning_p"):
+        get_strategy("ic", first_frame_conditioning_p=1.5)
+
+
+def test_first_frame_conditioning_p_in_the_loss(model) -> None:
+    """p = 1 conditions every example, after the same sigmas and noise as p = 0; p = 0 draws nothing extra."""
+    batch = collate([make_sample(0), make_sample(1)])
+
+    def loss(p: float, first_frame: torch.Tensor | None = None) -> torch.Tensor:
+        g = torch.Generator().manual_seed(3)
+        strategy = get_strategy("audio_ref_only_ic", first_frame_conditioning_p=p)
+        with torch.no_grad():
+            if first_frame is None:
+                return strategy.loss(model, batch, g)[0]
+            sigmas = sample_sigmas(2, math.prod(batch.video_latent.shape[2:]), g)
+            noise = (torch.randn(batch.video_latent.shape, generator=g), torch.randn(batch.audio_latent.shape, generator=g))
+            video, audio, targets, masks = strategy.training_step_inputs(batch, sigmas, noise, first_frame=first_frame)
+            return flow_matching_loss(*model(video, audio, BatchedPerturbationConfig.empty(2)), targets, masks)[0]
+
+    assert torch.equal(loss(1.0), loss(0.0, torch.tensor([True, True])))
+    assert torch.equal(loss(0.0), loss(0.0, torch.tensor([False, False])))
+    assert not torch.equal(loss(1.0), loss(0.0))
+
+
 def test_reference_video_positions_factor_1_and_2() -> None:
     """Hand-computed bounds: latent row i covers pixels [32 i, 32 (i+1)) of the target, a one-frame
     reference covers [0, 1/fps) in time (causal first frame); at factor 2 each reference latent covers 64 px."""
