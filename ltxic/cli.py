@@ -171,6 +171,13 @@ def _cmd_toy_embedders(args: argparse.Namespace) -> int:
     return embedders_main(args.args)
 
 
+def _cmd_toy_locator(args: argparse.Namespace) -> int:
+    from ltxic.toy.face_locator import main as locator_main
+
+    locator_main(args.args)
+    return 0
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from ltxic.dataset import ConsentError
     from ltxic.inference import GenerateConfig, Models, generate, read_prompts_file
@@ -310,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train the toy face/voice embedders or measure their EER; options: ltxic toy embedders --help")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_toy_embedders)
+    p = toy.add_parser("locator", add_help=False,
+                       help="train the face locator the metrics use on decoded frames; options: ltxic toy locator --help")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_toy_locator)
 
     p = sub.add_parser("course", help="run the course notebooks in order (papermill), executed copies in --out")
     p.add_argument("--out", default="outputs/course", help="where executed notebooks go (default: outputs/course)")
@@ -364,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # the toy training scripts own their options (argparse would take their --help for ours)
-    passthrough = {("toy", "pretrain"): _cmd_toy_pretrain, ("toy", "embedders"): _cmd_toy_embedders}
+    passthrough = {("toy", "pretrain"): _cmd_toy_pretrain, ("toy", "embedders"): _cmd_toy_embedders,
+                   ("toy", "locator"): _cmd_toy_locator}
     if tuple(argv[:2]) in passthrough:
         return int(passthrough[tuple(argv[:2])](argparse.Namespace(args=argv[2:])) or 0)
     args = build_parser().parse_args(argv)

@@ -95,7 +95,7 @@ def heldout_captions(train_captions: Sequence[str], n: int, seed: int = 0) -> li
 def clip_face_embedding(frames: np.ndarray, embedders: Embedders | None = None) -> np.ndarray | None:
     """The unit-norm mean face embedding of a clip's frames where a face was found; None if none was."""
     e = embedders if embedders is not None else load_embedders()
-    emb, found = e.face.embed_frames(np.asarray(frames))
+    emb, found = e.face_frames(np.asarray(frames))
     found = np.asarray(found, bool)
     if not found.any():
         return None

@@ -74,7 +74,7 @@ def face_similarity(frames: np.ndarray, reference_image: ImageLike, embedders: E
     """
     e = _emb(embedders)
     ref = reference_face_embedding(reference_image, e)
-    emb, _ = e.face.embed_frames(np.asarray(frames))
+    emb, _ = e.face_frames(np.asarray(frames))
     return emb @ ref
 
 

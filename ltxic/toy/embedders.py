@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ltxic.io_utils import atomic_path, write_json_atomic
+
+if TYPE_CHECKING:
+    from ltxic.toy.face_locator import FaceLocator
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data_samples" / "tiny"
 TRAIN_COMMAND = "python -m ltxic.toy.embedders --out data_samples/tiny --steps 3000 --identities 1500"
@@ -64,9 +68,11 @@ def face_crop(frame: np.ndarray, box: Sequence[int], size: int = FACE_SIZE) -> n
     return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
 
 
-def locate_and_crop(frames: np.ndarray, size: int = FACE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def locate_and_crop(frames: np.ndarray, size: int = FACE_SIZE, locator: FaceLocator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Face crops (F, size, size, 3) uint8 of each frame and a bool mask (F,) of frames with a located face.
 
+    ``locator``: the learned :class:`~ltxic.toy.face_locator.FaceLocator` (finds faces in blurry decoded frames too);
+    None: the rule-based :func:`~ltxic.toy.locate.locate_face` (exact on clean frames, lost on decoded ones).
     Frames without a face get an all-zero crop (their mask entry is False).
     """
     from ltxic.toy.locate import locate_face
@@ -76,10 +82,10 @@ def locate_and_crop(frames: np.ndarray, size: int = FACE_SIZE) -> tuple[np.ndarr
         frames = frames[None]
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames: expected uint8 (F, H, W, 3) or (H, W, 3), got shape {frames.shape}")
+    boxes = locator.locate(frames) if locator is not None else [locate_face(f) for f in frames]
     crops = np.zeros((len(frames), size, size, 3), np.uint8)
     found = np.zeros(len(frames), bool)
-    for i, frame in enumerate(frames):
-        box = locate_face(frame)
+    for i, (frame, box) in enumerate(zip(frames, boxes)):
         if box is not None:
             crops[i], found[i] = face_crop(frame, box, size), True
     return crops, found
@@ -125,9 +131,9 @@ class FaceEmbedder(nn.Module):
         out = [self(self.to_input(crops[i : i + 256], device)).cpu() for i in range(0, len(crops), 256)]
         return torch.cat(out).numpy() if out else np.zeros((0, self.head.out_features), np.float32)
 
-    def embed_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def embed_frames(self, frames: np.ndarray, locator: FaceLocator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings (F, 64) of the located face in each frame (NaN rows where no face was found) and the mask."""
-        crops, found = locate_and_crop(frames, self.size)
+        crops, found = locate_and_crop(frames, self.size, locator)
         emb = np.full((len(crops), self.head.out_features), np.nan, np.float32)
         if found.any():
             emb[found] = self.embed_crops(crops[found])
@@ -225,15 +231,22 @@ def _mono_16k(waveform: np.ndarray | torch.Tensor, sr: int) -> np.ndarray:
 
 @dataclass
 class Embedders:
-    """The pair of toy identity embedders, in eval mode."""
+    """The pair of toy identity embedders, in eval mode, and the face locator shipped beside them (None: rule-based)."""
 
     face: FaceEmbedder
     voice: VoiceEmbedder
+    locator: FaceLocator | None = None
 
     def to(self, device: str | torch.device) -> Embedders:
         self.face.to(device)
         self.voice.to(device)
+        if self.locator is not None:
+            self.locator.to(device)
         return self
+
+    def face_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Face embeddings (F, 64) of clip frames, clean or decoded, and the found-mask (see ``FaceEmbedder.embed_frames``)."""
+        return self.face.embed_frames(frames, self.locator)
 
 
 def _save_module(module: nn.Module, path: Path, meta: dict) -> None:
@@ -275,7 +288,9 @@ def load_embedders(dir: str | Path | None = None, device: str | torch.device = "
         except RuntimeError as err:
             raise ValueError(f"{folder / name}: does not match the current {type(module).__name__} ({err}); retrain with `{TRAIN_COMMAND}`") from err
         module.eval()
-    emb = Embedders(face, voice).to(device)
+    from ltxic.toy.face_locator import load_face_locator
+
+    emb = Embedders(face, voice, load_face_locator(folder)).to(device)
     _CACHE[key] = emb
     return emb
 
