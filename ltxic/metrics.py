@@ -211,8 +211,10 @@ def motion_direction(frames: np.ndarray, turn_threshold: float = 0.06, walk_thre
     "walks right to left", "still", or "unknown" (a face found in fewer than half the frames).
 
     Walking moves the person (pixels unlike the room) across the frame; a head turn moves the features inside the face (negative =
-    towards image left, the toy world's "left"). Each is the change from the first to the last quarter.
+    towards image left, the toy world's "left"). Each is the change from the first to the last quarter. Faces are found by the
+    shipped learned locator (decoded frames too), or by the rule-based one where it is absent.
     """
+    from ltxic.toy.face_locator import load_face_locator
     from ltxic.toy.locate import locate_face
 
     frames = np.asarray(frames)
@@ -227,9 +229,10 @@ def motion_direction(frames: np.ndarray, turn_threshold: float = 0.06, walk_thre
     walk = change(centres)
     if abs(walk) > walk_threshold:
         return "walks across" if walk > 0 else "walks right to left"
+    locator = load_face_locator()
+    boxes = locator.locate(frames) if locator is not None else [locate_face(f) for f in frames]
     offsets = np.full(n, np.nan)
-    for i, frame in enumerate(frames):
-        box = locate_face(frame)
+    for i, (frame, box) in enumerate(zip(frames, boxes)):
         if box is not None:
             offsets[i] = _feature_offset(frame, box)
     if np.isnan(offsets).mean() > 0.5:

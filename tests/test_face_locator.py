@@ -84,3 +84,17 @@ def test_training_cli_writes_loadable_weights_and_record(tmp_path) -> None:
     assert set(record["held_out"]) == {"clean"} and set(record["held_out"]["clean"]) == {"learned", "rule_based"}
     boxes = load_face_locator(out).locate(np.zeros((3, 128, 128, 3), np.uint8))
     assert len(boxes) == 3 and all(b is None or len(b) == 4 for b in boxes)
+
+
+@needs_shipped
+def test_motion_reading_uses_the_learned_locator() -> None:
+    """With the learned boxes ``motion_direction`` reads every toy action of the dataset's clips (the rule-based
+    boxes read 70% of the head turns)."""
+    from ltxic.media import read_video
+    from ltxic.metrics import expected_motion, motion_direction
+
+    root = DEFAULT_DIR.parent
+    truth = json.loads((root / "truth.json").read_text())["clips"]
+    hits = [motion_direction(read_video(root / path)) == expected_motion(clip["scene"]["action"])
+            for path, clip in sorted(truth.items())[::2]]
+    assert np.mean(hits) >= 0.95, hits
