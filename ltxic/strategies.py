@@ -312,7 +312,9 @@ class _ReferenceStrategy:
             )
         self.reference_downscale_factor = int(factor)
         if not 0.0 <= self.first_frame_conditioning_p <= 1.0:
-            raise ValueError(f"first_frame_conditioning_p must be a probability in [0, 1], got {self.first_frame_conditioning_p!r}")
+            raise ValueError(
+                f"first_frame_conditioning_p must be a probability in [0, 1], got {self.first_frame_conditioning_p!r}"
+            )
 
     # -- references
 

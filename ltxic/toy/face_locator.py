@@ -149,7 +149,9 @@ def _empty_rooms(n: int, rng: np.random.Generator, size: int = 128) -> np.ndarra
     return out
 
 
-def build_pool(cfg: LocatorConfig, seeds: list[int], clip_seed: int, codec=None, desc: str = "render") -> tuple[np.ndarray, np.ndarray]:
+def build_pool(
+    cfg: LocatorConfig, seeds: list[int], clip_seed: int, codec=None, desc: str = "render"
+) -> tuple[np.ndarray, np.ndarray]:
     """Frames (N, 128, 128, 3) and targets (N, 5) = (present, cx, cy, w, h); with ``codec`` each picked frame also
     comes as its codec round trip (same target)."""
     from ltxic.toy.embedders import _parallel_iter
@@ -254,14 +256,16 @@ def check(locate, frames: np.ndarray, targets: np.ndarray) -> dict:
             false_alarms += b is not None
             continue
         faces += 1
-        truth = (round((t[1] - t[3] / 2) * w), round((t[2] - t[4] / 2) * h), round((t[1] + t[3] / 2) * w), round((t[2] + t[4] / 2) * h))
+        cx, cy, bw, bh = t[1] * w, t[2] * h, t[3] * w, t[4] * h
+        truth = (round(cx - bw / 2), round(cy - bh / 2), round(cx + bw / 2), round(cy + bh / 2))
         if b is None:
             missed += 1
             ious.append(0.0)
         else:
             ious.append(box_iou(b, truth))
     ious_arr = np.asarray(ious)
-    return {"faces": faces, "hit_rate_iou_0.5": round(float((ious_arr >= 0.5).mean()), 4), "mean_iou": round(float(ious_arr.mean()), 4),
+    return {"faces": faces, "hit_rate_iou_0.5": round(float((ious_arr >= 0.5).mean()), 4),
+            "mean_iou": round(float(ious_arr.mean()), 4),
             "missed": missed, "empty_frames": int((targets[:, 0] < 0.5).sum()), "false_alarms": int(false_alarms)}
 
 
@@ -318,7 +322,8 @@ def run(cfg: LocatorConfig, command: list[str] | None = None) -> dict:
         "held_out_identity_seeds": f"{HELD_OUT_SEED_BASE}..{HELD_OUT_SEED_BASE + cfg.held_out_clips - 1}",
         "training_frames": int(len(frames)), "params": sum(p.numel() for p in model.parameters()),
         "wall_time_s": {"render": round(t_render, 1), "train": round(t_train, 1), "total": round(time.time() - t0, 1)},
-        "final_loss_mean_50": round(float(np.mean(losses[-50:])), 4), "loss_curve": {"stride": stride, "values": [round(v, 4) for v in losses[::stride]]},
+        "final_loss_mean_50": round(float(np.mean(losses[-50:])), 4),
+        "loss_curve": {"stride": stride, "values": [round(v, 4) for v in losses[::stride]]},
         "held_out": held, "file_bytes": path.stat().st_size,
     }
     write_json_atomic(out / RECORD_FILE, record)
@@ -327,9 +332,11 @@ def run(cfg: LocatorConfig, command: list[str] | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description="Train the toy face locator (clean frames and codec round trips).")
+    p = argparse.ArgumentParser(prog="ltxic toy locator",
+                                description="Train the toy face locator (clean frames and codec round trips).")
     p.add_argument("--out", default="data_samples/tiny", help=f"folder for {LOCATOR_FILE} and {RECORD_FILE}")
-    p.add_argument("--codec-views", metavar="DIR", help="also train on round trips through the codecs in DIR (what generated clips look like)")
+    p.add_argument("--codec-views", metavar="DIR",
+                   help="also train on round trips through the codecs in DIR (what generated clips look like)")
     p.add_argument("--clips", type=int, default=LocatorConfig.clips)
     p.add_argument("--steps", type=int, default=LocatorConfig.steps)
     p.add_argument("--batch", type=int, default=LocatorConfig.batch)
