@@ -81,7 +81,9 @@ def part_identity(lora: Path, prompts: list[str], seeds: list[int], steps: int, 
 
     config = GenerateConfig(steps=steps, reference_guidance_scale=REFERENCE_GUIDANCE_SCALE)
     out: dict = {"prompts": prompts, "seeds": seeds, "sampling_steps": steps, "lora": _rel(lora),
-                 "reference_guidance_scale": REFERENCE_GUIDANCE_SCALE, "text_cfg_scale": 1.0, "by_identity": {}}
+                 "reference_guidance_scale": REFERENCE_GUIDANCE_SCALE,
+                 "audio_reference_guidance_scale": config.audio_reference_guidance_scale, "text_cfg_scale": 1.0,
+                 "by_identity": {}}
     all_rows = []
     t0 = time.perf_counter()
     for ident in identities:

@@ -36,7 +36,7 @@ __all__ = [
 class Condition:
     """One way of sampling: ``lora_strength`` None = the base (no LoRA loaded); ``references`` = append the
     reference face and voice (strategy ``audio_ref_only_ic``) or sample from text only;
-    ``reference_guidance_scale`` None = the generate config's."""
+    ``reference_guidance_scale`` None = the generate config's; a number sets both streams' scales."""
 
     name: str
     lora_strength: float | None
@@ -152,6 +152,7 @@ def identity_eval(
             over = {"seed": seed, "strength": cond.lora_strength if cond.lora_strength is not None else 1.0}
             if cond.reference_guidance_scale is not None:
                 over["reference_guidance_scale"] = cond.reference_guidance_scale
+                over["audio_reference_guidance_scale"] = cond.reference_guidance_scale
             cfg = GenerateConfig(**{**asdict(base_cfg), **over})
             for prompt in prompts:
                 # one prompt per call: generate() seeds prompt i with config.seed + i

@@ -98,6 +98,9 @@ class GenerateConfig:
     # ComfyUI's LTXVReferenceAudio default. The identity LoRA needs it: without it the tiny LoRA does not beat the
     # base (benchmarks/README.md, identity table); 0 turns it off and saves one forward per step.
     reference_guidance_scale: float = 3.0
+    # The audio stream's scale (None: the video's). 1 measured better for the voice than 3 and as good for the face
+    # (benchmarks/README.md, "per-stream reference guidance").
+    audio_reference_guidance_scale: float | None = 1.0
     negative_prompt: str = ""
     strategy: str | None = None
     reference_downscale_factor: int | None = None
@@ -320,6 +323,7 @@ def generate(
             width=config.width, height=config.height, frames=config.frames, fps=config.fps, steps=config.steps,
             distilled=config.distilled, seed=seed, video_cfg_scale=config.video_cfg_scale,
             audio_cfg_scale=config.audio_cfg_scale, reference_guidance_scale=config.reference_guidance_scale,
+            audio_reference_guidance_scale=config.audio_reference_guidance_scale,
             audio_mel_bins=getattr(models.audio_codec, "latent_mel_bins", None),
             video_geometry=video_geometry, audio_geometry=audio_geometry,
         )

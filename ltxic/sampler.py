@@ -60,6 +60,8 @@ class SamplingConfig:
             ``STAGE_2_DISTILLED_SIGMA_VALUES`` with an initial latent); overrides ``steps``/``distilled``.
         video_cfg_scale, audio_cfg_scale: text CFG per stream; 1 = off (no extra pass).
         reference_guidance_scale: ``scale * (cond - without references)``; 0 = off.
+        audio_reference_guidance_scale: the same for the audio stream; ``None`` = ``reference_guidance_scale``
+            (one pass without references serves both streams).
         seed: noise seed.
         schedule_tokens: token count for the schedule's shift; ``None`` = the target's video tokens.
         audio_mel_bins: M of the audio latent ``(C, T, M)``; ``None`` = 16 for 128-wide audio (LTX-2's
@@ -78,6 +80,7 @@ class SamplingConfig:
     video_cfg_scale: float = 1.0
     audio_cfg_scale: float = 1.0
     reference_guidance_scale: float = 0.0
+    audio_reference_guidance_scale: float | None = None
     seed: int = 0
     schedule_tokens: int | None = None
     audio_mel_bins: int | None = None
@@ -172,6 +175,8 @@ def sample_latents(
             "prompt), or set video_cfg_scale = audio_cfg_scale = 1"
         )
     ref_guider = STGGuider(config.reference_guidance_scale)
+    audio_ref_scale = config.audio_reference_guidance_scale
+    audio_ref_guider = ref_guider if audio_ref_scale is None else STGGuider(audio_ref_scale)
     uses_refs = strategy.uses_video_reference or strategy.uses_audio_reference
 
     param = next(model.parameters())
@@ -244,11 +249,12 @@ def sample_latents(
                 out_v = out_v + text_v.delta(den_v, neg_v)
             if den_a is not None and text_a.enabled():
                 out_a = out_a + text_a.delta(den_a, neg_a)
-        if ref_guider.enabled() and uses_refs:
+        if (ref_guider.enabled() or audio_ref_guider.enabled()) and uses_refs:
             bare_v, bare_a = denoise(cond, sigma, with_references=False)
-            out_v = out_v + ref_guider.delta(den_v, bare_v)
-            if den_a is not None:
-                out_a = out_a + ref_guider.delta(den_a, bare_a)
+            if ref_guider.enabled():
+                out_v = out_v + ref_guider.delta(den_v, bare_v)
+            if den_a is not None and audio_ref_guider.enabled():
+                out_a = out_a + audio_ref_guider.delta(den_a, bare_a)
         x_v = stepper.step(x_v, out_v, sigmas, i)
         if x_a is not None:
             x_a = stepper.step(x_a, out_a, sigmas, i)

@@ -128,6 +128,13 @@ def test_reference_guidance(model, inputs) -> None:
     g = run(model, inputs, SamplingConfig(**{**one.__dict__, "reference_guidance_scale": 2.0}))
     assert torch.allclose(g[0], w[0] + 2.0 * (w[0] - wo[0]), atol=1e-5)
     assert torch.allclose(g[1], w[1] + 2.0 * (w[1] - wo[1]), atol=1e-5)
+    # per stream: the audio stream takes its own scale from the same pass without references
+    split = run(model, inputs, SamplingConfig(**{**one.__dict__, "reference_guidance_scale": 2.0,
+                                                 "audio_reference_guidance_scale": 0.5}))
+    assert torch.allclose(split[0], g[0], atol=1e-6)
+    assert torch.allclose(split[1], w[1] + 0.5 * (w[1] - wo[1]), atol=1e-5)
+    audio_only = run(model, inputs, SamplingConfig(**{**one.__dict__, "audio_reference_guidance_scale": 2.0}))
+    assert torch.allclose(audio_only[0], w[0], atol=1e-6) and torch.allclose(audio_only[1], g[1], atol=1e-5)
 
 
 def test_wrong_reference_for_strategy_is_refused(model, inputs) -> None:
