@@ -398,6 +398,10 @@ class ValidationConfig(_Section):
     reference_guidance_scale: float = Field(
         3.0, ge=0, json_schema_extra=_fix("a number >= 0; 0 disables reference guidance, 3 is ComfyUI's default")
     )
+    audio_reference_guidance_scale: float | None = Field(
+        1.0, ge=0, json_schema_extra=_fix("a number >= 0 for the audio stream (1 holds the voice best), or null for "
+                                          "reference_guidance_scale")
+    )
     seed: int = Field(42, json_schema_extra=_fix("an integer"))
     resolution: ResolutionBucket | None = Field(
         None, json_schema_extra=_fix("'WIDTHxHEIGHTxFRAMES', or null for the first training bucket")

@@ -732,6 +732,7 @@ def _validator(cfg: Any, strategy: Any, video_codec: Any, audio_codec: Any, text
                 width=bucket.width, height=bucket.height, frames=bucket.frames, fps=fps, steps=val.num_inference_steps,
                 video_cfg_scale=val.guidance_scale, audio_cfg_scale=val.guidance_scale, seed=val.seed + i,
                 reference_guidance_scale=val.reference_guidance_scale,
+                audio_reference_guidance_scale=val.audio_reference_guidance_scale,
                 audio_mel_bins=getattr(audio_codec, "latent_mel_bins", None),
                 video_geometry=video_codec.geometry, audio_geometry=audio_codec.geometry,
             )
