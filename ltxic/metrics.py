@@ -215,7 +215,7 @@ def motion_direction(frames: np.ndarray, turn_threshold: float = 0.06, walk_thre
     shipped learned locator (decoded frames too), or by the rule-based one where it is absent.
     """
     from ltxic.toy.face_locator import load_face_locator
-    from ltxic.toy.locate import locate_face
+    from ltxic.toy.locate import locate_faces
 
     frames = np.asarray(frames)
     n, _, w = frames.shape[:3]
@@ -229,8 +229,7 @@ def motion_direction(frames: np.ndarray, turn_threshold: float = 0.06, walk_thre
     walk = change(centres)
     if abs(walk) > walk_threshold:
         return "walks across" if walk > 0 else "walks right to left"
-    locator = load_face_locator()
-    boxes = locator.locate(frames) if locator is not None else [locate_face(f) for f in frames]
+    boxes = locate_faces(frames, load_face_locator())
     offsets = np.full(n, np.nan)
     for i, (frame, box) in enumerate(zip(frames, boxes)):
         if box is not None:

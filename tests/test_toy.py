@@ -11,6 +11,7 @@ import pytest
 
 from ltxic.media import probe_video, read_audio, read_video
 from ltxic.toy import Scene, identity_from_name, locate_face, make_identity, render_clip, render_portrait
+from ltxic.toy.face_locator import box_iou
 from ltxic.toy.identity import EYES, HAIR, SKIN
 from ltxic.toy.make_samples import make_bad_dataset, make_dataset
 from ltxic.toy.render import check_geometry
@@ -82,13 +83,6 @@ def test_render_is_fast_and_deterministic():
     assert xs[1] - xs[0] > 40
 
 
-def _iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_face_locator_matches_ground_truth(name):
     who = identity_from_name(name)
@@ -99,7 +93,7 @@ def test_face_locator_matches_ground_truth(name):
         for i in (0, 24, 48):
             box = locate_face(clip.frames[i])
             assert box is not None, (name, framing, light, i)
-            assert _iou(box, clip.truth.face_box[i]) > 0.7, (name, framing, box, clip.truth.face_box[i])
+            assert box_iou(box, clip.truth.face_box[i]) > 0.7, (name, framing, box, clip.truth.face_box[i])
     assert locate_face(np.full((128, 128, 3), 90, np.uint8)) is None  # an empty room has no face
 
 

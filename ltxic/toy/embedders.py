@@ -75,14 +75,14 @@ def locate_and_crop(frames: np.ndarray, size: int = FACE_SIZE, locator: FaceLoca
     None: the rule-based :func:`~ltxic.toy.locate.locate_face` (exact on clean frames, lost on decoded ones).
     Frames without a face get an all-zero crop (their mask entry is False).
     """
-    from ltxic.toy.locate import locate_face
+    from ltxic.toy.locate import locate_faces
 
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames: expected uint8 (F, H, W, 3) or (H, W, 3), got shape {frames.shape}")
-    boxes = locator.locate(frames) if locator is not None else [locate_face(f) for f in frames]
+    boxes = locate_faces(frames, locator)
     crops = np.zeros((len(frames), size, size, 3), np.uint8)
     found = np.zeros(len(frames), bool)
     for i, (frame, box) in enumerate(zip(frames, boxes)):

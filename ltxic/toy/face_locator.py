@@ -269,17 +269,12 @@ def check(locate, frames: np.ndarray, targets: np.ndarray) -> dict:
             "missed": missed, "empty_frames": int((targets[:, 0] < 0.5).sum()), "false_alarms": int(false_alarms)}
 
 
-def _rule_based(frames: np.ndarray) -> list:
-    from ltxic.toy.locate import locate_face
-
-    return [locate_face(f) for f in frames]
-
-
 def run(cfg: LocatorConfig, command: list[str] | None = None) -> dict:
     """Render the pools, train, compare with the rule-based locator on held-out identities, save weights + record."""
     from safetensors.torch import save_file
 
     from ltxic.toy.embedders import CodecViews
+    from ltxic.toy.locate import locate_faces
 
     t0 = time.time()
     out = Path(cfg.out)
@@ -309,7 +304,7 @@ def run(cfg: LocatorConfig, command: list[str] | None = None) -> dict:
         t = tgroups[:, v].reshape(-1, 5)
         if v == 0:
             f, t = np.concatenate([f, he]), np.concatenate([t, np.zeros((len(he), 5), np.float32)])
-        held[name] = {"learned": check(model.locate, f, t), "rule_based": check(_rule_based, f, t)}
+        held[name] = {"learned": check(model.locate, f, t), "rule_based": check(locate_faces, f, t)}
 
     path = out / LOCATOR_FILE
     with atomic_path(path) as tmp:

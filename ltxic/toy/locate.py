@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import ndimage
 
@@ -56,3 +58,10 @@ def locate_face(frame: np.ndarray, skin: tuple[int, int, int] | None = None) -> 
         if area - comp.sum() >= 3 and 0.003 <= hole_frac <= 0.35 and biggest_hole < 0.15 and fill >= 0.5:
             best, best_area = box, area
     return best
+
+
+def locate_faces(frames: np.ndarray, locator: Any = None) -> list[tuple[int, int, int, int] | None]:
+    """The face box of each uint8 (H, W, 3) frame, or None: by ``locator`` (the learned
+    :class:`~ltxic.toy.face_locator.FaceLocator`, which also finds faces in decoded frames) when given, else by
+    :func:`locate_face`."""
+    return locator.locate(frames) if locator is not None else [locate_face(f) for f in frames]
