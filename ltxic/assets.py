@@ -301,10 +301,28 @@ def _http_download(
         headers = build_hf_headers(token=token)
         if not same_host:
             headers.pop("authorization", None)  # signed CDN urls must not receive the hub token
-        with open(part, "ab") as fh:
-            http_get(url, fh, resume_size=fh.tell(), headers=headers, expected_size=expected_size,
-                     displayed_filename=part.name.rsplit(".", 2)[0])
+        for attempt in range(_RESUMES + 1):
+            with open(part, "ab") as fh:
+                try:
+                    http_get(url, fh, resume_size=fh.tell(), headers=dict(headers), expected_size=expected_size,
+                             displayed_filename=part.name.rsplit(".", 2)[0])
+                    break
+                except Exception as err:  # a dropped connection (the hub client's error types differ by version)
+                    if attempt == _RESUMES or not _is_transient(err):
+                        raise
+            # the bytes that arrived stay in the part file; the next request asks for the rest (Range)
     return part
+
+
+_RESUMES = 3  # how often one file's transfer is resumed after the connection drops
+
+
+def _is_transient(err: BaseException) -> bool:
+    text = f"{type(err).__name__}: {err}"
+    return isinstance(err, (ConnectionError, TimeoutError, OSError)) or any(
+        word in text for word in ("Connection broken", "IncompleteRead", "ChunkedEncoding", "RemoteProtocol",
+                                  "ReadTimeout", "ConnectionError", "ReadError")
+    )
 
 
 def _fetch_one(

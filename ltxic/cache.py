@@ -13,6 +13,7 @@ Layout of ``cache_dir``::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -245,11 +246,12 @@ def _mono(waveform: torch.Tensor, samples: int | None = None) -> torch.Tensor:
 
 
 def _encode_entry(entry, bucket, fps, factor, video_codec, audio_codec, text_encoder, with_audio, device, dtype,
-                  references: dict | None = None) -> dict[str, torch.Tensor]:
+                  references: dict | None = None, clock: Any = None) -> dict[str, torch.Tensor]:
     """Latents and text context of one entry. ``references`` memoizes reference latents within one cache build:
     an identity's reference image and voice are shared by all its clips, and the reference voice (5-15 s) costs
     more to encode than the clip itself."""
     references = {} if references is None else references
+    stage = clock if clock is not None else (lambda name: contextlib.nullcontext())
 
     width, height, frames = bucket
     tensors: dict[str, torch.Tensor] = {}
@@ -257,25 +259,30 @@ def _encode_entry(entry, bucket, fps, factor, video_codec, audio_codec, text_enc
     if clip.shape[0] < frames:
         raise media.MediaError(f"{entry.video_path}: decodes to {clip.shape[0]} frames, fewer than the bucket's {frames}; the file is truncated")
     with torch.no_grad():
-        tensors["video_latent"] = video_codec.encode(_pixels(clip[:frames], width, height).to(device))
+        with stage("video encode"):
+            tensors["video_latent"] = video_codec.encode(_pixels(clip[:frames], width, height).to(device))
         if with_audio:
             sr = audio_codec.geometry.sample_rate
             wave = media.read_video_audio(entry.video_path, sr)
-            tensors["audio_latent"] = audio_codec.encode(_mono(wave, round(frames / fps * sr)).to(device))
-        v_ctx, a_ctx, mask = text_encoder.encode([entry.caption])
+            with stage("audio encode"):
+                tensors["audio_latent"] = audio_codec.encode(_mono(wave, round(frames / fps * sr)).to(device))
+        with stage("text encode"):
+            v_ctx, a_ctx, mask = text_encoder.encode([entry.caption])
         tensors.update(video_context=v_ctx, audio_context=a_ctx, context_mask=mask)
         if entry.reference_image is not None:
             key = ("image", str(entry.reference_image), width // factor, height // factor)
             if key not in references:
                 image = media.read_image(entry.reference_image)
-                references[key] = video_codec.encode(_pixels(image[None], width // factor, height // factor).to(device))
+                with stage("video encode"):
+                    references[key] = video_codec.encode(_pixels(image[None], width // factor, height // factor).to(device))
             tensors["reference_image_latent"] = references[key]
         if entry.reference_audio is not None:
             key = ("audio", str(entry.reference_audio))
             if key not in references:
                 sr = audio_codec.geometry.sample_rate
                 wave, _ = media.read_audio(entry.reference_audio, sr)
-                references[key] = audio_codec.encode(_mono(wave).to(device))
+                with stage("audio encode"):
+                    references[key] = audio_codec.encode(_mono(wave).to(device))
             tensors["reference_audio_latent"] = references[key]
     out = {}
     for k, v in tensors.items():
@@ -306,8 +313,11 @@ def build_cache(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
+    clock: Any = None,
 ) -> CacheReport:
     """Encode every entry of ``splits`` that is not cached yet; return what is cached and what was skipped.
+
+    ``clock`` (a :class:`ltxic.profiling.StageClock`) times the video, audio and text encoders.
 
     Raises :class:`DatasetError` (all problems of dataset.json at once, or a clip that cannot be decoded)
     and, when no clip fits any bucket, a :class:`DatasetError` carrying the skip report.
@@ -353,7 +363,7 @@ def build_cache(
         else:
             try:
                 tensors = _encode_entry(entry, bucket, info.fps, reference_downscale_factor, video_codec, audio_codec,
-                                        text_encoder, with_audio, device, dtype, references)
+                                        text_encoder, with_audio, device, dtype, references, clock)
             except media.MediaError as err:
                 where = field_name
                 for name in ("reference_image", "reference_audio"):

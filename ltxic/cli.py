@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
@@ -41,7 +42,11 @@ def _cmd_download(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0 if plan.fits else 1
     check_disk_space(plan)
-    rows = download_assets(args.root, only=args.only, manifest=manifest, max_workers=args.workers)
+    import os
+
+    # HF_ENDPOINT (a hub mirror) is read when the command runs, not when huggingface_hub was imported
+    rows = download_assets(args.root, only=args.only, manifest=manifest, max_workers=args.workers,
+                           endpoint=os.environ.get("HF_ENDPOINT"))
     print(format_status(rows))
     return 0
 
@@ -178,9 +183,29 @@ def _cmd_toy_locator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample_models(args: argparse.Namespace) -> Any:
+    """The kit ``ltxic sample`` runs: LTX-2.3 from a ComfyUI tree or explicit files, else the tiny kit."""
+    import torch
+
+    from ltxic.inference import Models
+
+    if args.comfyui_root or args.checkpoint:
+        dtype = torch.float32 if args.dtype == "float32" else torch.bfloat16
+        files = dict(checkpoint=args.checkpoint, gemma_root=args.gemma, spatial_upsampler=args.spatial_upsampler,
+                     distilled_lora=args.distilled_lora)
+        if args.comfyui_root:
+            return Models.from_comfyui(args.comfyui_root, **files, device=args.device, dtype=dtype, fp8=args.fp8,
+                                       offload_text_encoder=args.offload_text_encoder)
+        checkpoint = files.pop("checkpoint")
+        gemma = files.pop("gemma_root")
+        return Models.ltx23(checkpoint, gemma, **files, device=args.device, dtype=dtype, fp8=args.fp8,
+                            offload_text_encoder=args.offload_text_encoder)
+    return Models.tiny(args.tiny_dir, device=args.device or "cpu")
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from ltxic.dataset import ConsentError
-    from ltxic.inference import GenerateConfig, Models, generate, read_prompts_file
+    from ltxic.inference import GenerateConfig, generate, read_prompts_file, resolve_consent
     from ltxic.lora import LoRAError
     from ltxic.media import MediaError
     from ltxic.models import CheckpointError
@@ -197,19 +222,44 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
         consent = json.loads(open(args.consent, encoding="utf-8").read())
     config = GenerateConfig(width=args.width, height=args.height, frames=args.frames, fps=args.fps, steps=args.steps,
-                            seed=args.seed, strength=args.strength,
+                            seed=args.seed, strength=args.strength, video_cfg_scale=args.cfg, audio_cfg_scale=args.cfg,
                             reference_guidance_scale=args.reference_guidance,
                             audio_reference_guidance_scale=args.audio_reference_guidance)
     try:
-        models = Models.tiny(args.tiny_dir)
-        results = generate(models, prompts, lora=args.lora, reference_image=args.reference_image,
-                           reference_audio=args.reference_audio, consent=consent, dataset=args.dataset,
-                           identity=args.identity, config=config, out_dir=args.out)
+        models = _sample_models(args)
+        if not args.two_stage:
+            results = generate(models, prompts, lora=args.lora, reference_image=args.reference_image,
+                               reference_audio=args.reference_audio, consent=consent, dataset=args.dataset,
+                               identity=args.identity, config=config, out_dir=args.out)
+            for r in results:
+                print(f"wrote {r.path}")
+            return 0
+        from pathlib import Path
+
+        from ltxic.inference import slug
+        from ltxic.pipeline import TwoStagePipeline
+        from ltxic.profiling import StageClock
+
+        record = resolve_consent(consent, args.dataset, args.identity)
+        clock = StageClock()
+        pipe = TwoStagePipeline(models, ic_lora=args.lora, ic_lora_strength=args.strength, device=models.device,
+                                offload_device=None, clock=clock)
+        out = Path(args.out)
+        for i, prompt in enumerate(prompts):
+            result = pipe(prompt, reference_image=args.reference_image, reference_audio=args.reference_audio,
+                          consent=record, identity=args.identity, width=args.width, height=args.height,
+                          frames=args.frames, fps=args.fps, seed=args.seed + i, stage1_steps=args.steps,
+                          video_cfg_scale=args.cfg, audio_cfg_scale=args.cfg,
+                          reference_guidance_scale=args.reference_guidance,
+                          audio_reference_guidance_scale=args.audio_reference_guidance)
+            print(f"wrote {result.write(out / f'{i:03d}_{slug(prompt)}.mp4')}")
+        from ltxic.io_utils import write_json_atomic
+
+        write_json_atomic(out / "stages.json", clock.as_dict())
+        print(clock.table())
     except (ConsentError, LoRAError, MediaError, CheckpointError, ValueError) as err:
         print(f"ltxic sample: {err}", file=sys.stderr)
         return 1
-    for r in results:
-        print(f"wrote {r.path}")
     return 0
 
 
@@ -236,9 +286,15 @@ def _cmd_export_comfyui(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ltxic.trainer import train
+    from ltxic.config import ConfigError
+    from ltxic.models import CheckpointError
+    from ltxic.trainer import TrainingError, train
 
-    result = train(args.config, resume=args.resume)
+    try:
+        result = train(args.config, resume=args.resume)
+    except (CheckpointError, ConfigError, TrainingError) as err:
+        print(f"ltxic train: {err}", file=sys.stderr)
+        return 1
     print(f"trained to step {result.step} in {result.seconds:.0f} s; LoRA: {result.lora_path}; metrics: {result.metrics_path}")
     return 0
 
@@ -335,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="book/_build/html", help="output folder (default: book/_build/html)")
     p.set_defaults(func=_cmd_book)
 
-    p = sub.add_parser("sample", help="generate clips with an identity IC-LoRA, a reference face and voice (tiny model)")
+    p = sub.add_parser("sample", help="generate clips with an identity IC-LoRA, a reference face and voice "
+                                      "(LTX-2.3 with --comfyui-root or --checkpoint/--gemma; else the tiny model)")
     p.add_argument("--lora", help="the trained LoRA (.safetensors)")
     p.add_argument("--reference-image", help="reference face image")
     p.add_argument("--reference-audio", help="reference voice clip (5-15 s of speech)")
@@ -346,8 +403,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consent", help="a consent record as JSON (subject, granted_by, media, date, scope)")
     p.add_argument("--out", default="outputs/samples", help="output folder (default: outputs/samples)")
     p.add_argument("--tiny-dir", help="folder of the tiny model files (default: data_samples/tiny)")
+    p.add_argument("--comfyui-root", help="LTX-2.3: the ComfyUI tree `ltxic download --root DIR` filled (files found there)")
+    p.add_argument("--checkpoint", help="LTX-2.3: the checkpoint (ltx-2.3-22b-dev.safetensors), instead of the tree's")
+    p.add_argument("--gemma", help="LTX-2.3: the Gemma 3 folder (Hugging Face layout), instead of the tree's")
+    p.add_argument("--spatial-upsampler", help="LTX-2.3: the spatial upscaler file (two stages), instead of the tree's")
+    p.add_argument("--distilled-lora", help="LTX-2.3: the distilled LoRA (stage 2), instead of the tree's")
+    p.add_argument("--two-stage", action="store_true",
+                   help="stage 1 at half size, spatial upscale x2, stage 2 with the distilled LoRA (LTX-2.3's pipeline)")
+    p.add_argument("--fp8", action="store_true", help="LTX-2.3: fp8 block weights (24 GB cards)")
+    p.add_argument("--offload-text-encoder", action="store_true",
+                   help="LTX-2.3: stream Gemma's layers from host memory (24 GB cards)")
+    p.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="LTX-2.3 weights (default bfloat16)")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is one)")
+    p.add_argument("--cfg", type=float, default=1.0, help="text guidance scale for both streams (default 1: off)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=20, help="denoising steps (of stage 1 with --two-stage)")
     p.add_argument("--strength", type=float, default=1.0, help="LoRA strength (default 1.0)")
     p.add_argument("--reference-guidance", type=float, default=3.0,
                    help="scale of (with references - without); 0 turns it off (default 3, as ComfyUI)")

@@ -183,6 +183,7 @@ class AudioCodec(_LatentCodec):
         params = self.config["audio_vae"]["model"]["params"]
         dd = params["ddconfig"]
         self.sample_rate = int(params["sampling_rate"])
+        self.output_sample_rate = self.sample_rate  # Griffin-Lim returns the input rate (the real vocoder: 48 kHz)
         self.hop_length = int(self.encoder.mel_hop_length)
         self.n_fft = int(self.encoder.n_fft)
         self.mel_bins = int(dd["mel_bins"])

@@ -267,12 +267,18 @@ class ModelConfig(_Section):
         None, json_schema_extra=_fix("the base model's .safetensors file (`ltxic download` fetches LTX-2.3)")
     )
     text_encoder: InputPath | None = Field(
-        None, json_schema_extra=_fix("the text encoder's file or folder (for LTX-2.3: Gemma 3 12B)")
+        None, json_schema_extra=_fix("the text encoder's file or folder (for LTX-2.3: the Gemma 3 folder)")
+    )
+    comfyui_root: InputPath | None = Field(
+        None, json_schema_extra=_fix("the ComfyUI tree `ltxic download --root DIR` filled (its models/ folder is searched)")
     )
     dtype: Literal["float32", "bfloat16"] = Field(
         "bfloat16", json_schema_extra=_fix("'bfloat16' on a GPU, 'float32' on a CPU")
     )
     fp8: bool = Field(False, json_schema_extra=_fix("true stores block weights in fp8 (24 GB cards), else false"))
+    text_encoder_offload: bool = Field(
+        False, json_schema_extra=_fix("true streams Gemma's layers from host memory while captions are encoded (24 GB cards)")
+    )
 
     @model_validator(mode="after")
     def _needs_weights(self) -> ModelConfig:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,29 +56,214 @@ class ResolutionError(ValueError):
     """The requested size does not fit the model's VAE (and the LoRA's reference scale)."""
 
 
-@dataclass
 class Models:
-    """The base model and its codecs: a transformer, a video codec, an audio codec and a text encoder.
+    """The model kit: a transformer, a video codec, an audio codec and a text encoder (plus, for two stages, an
+    upsampler and the distilled LoRA). One bundle, two constructors:
 
-    Any objects with the codec API work (``encode``/``decode``/``geometry``); ``Models.tiny()`` loads the
-    embedded tiny kit (``data_samples/tiny``, see ``ltxic.tiny.load_tiny_assets``).
+    * :meth:`tiny`: the embedded tiny kit (``data_samples/tiny``, see :func:`ltxic.tiny.load_tiny_assets`);
+    * :meth:`ltx23`: LTX-2.3 22B from its official files (:mod:`ltxic.ltx23`), or :meth:`from_comfyui` from a
+      ComfyUI tree.
+
+    The sampler, the trainer and the cache use only this interface. ``transformer`` may be given as a function that
+    builds it: it is then built on first use, so the encoders can run and be freed (:meth:`release_encoders`) before
+    the transformer takes their memory.
     """
 
-    transformer: torch.nn.Module
-    video_codec: Any
-    audio_codec: Any
-    text_encoder: Any
+    def __init__(
+        self,
+        transformer: torch.nn.Module | Callable[[], torch.nn.Module],
+        video_codec: Any,
+        audio_codec: Any,
+        text_encoder: Any,
+        *,
+        upsampler: torch.nn.Module | Callable[[], torch.nn.Module] | None = None,
+        distilled_lora: PathLike | None = None,
+        device: str | torch.device | None = None,
+        name: str = "custom",
+    ) -> None:
+        self._transformer = transformer if isinstance(transformer, torch.nn.Module) else None
+        self._build_transformer = None if isinstance(transformer, torch.nn.Module) else transformer
+        self._upsampler = upsampler
+        self.video_codec = video_codec
+        self.audio_codec = audio_codec
+        self.text_encoder = text_encoder
+        self.distilled_lora = Path(distilled_lora) if distilled_lora is not None else None
+        self._device = torch.device(device) if device is not None else None
+        self.name = name
 
     @classmethod
     def tiny(cls, dir: PathLike | None = None, device: str | torch.device = "cpu") -> Models:
+        """The embedded tiny kit (pretrained on the toy identity world; runs on a CPU)."""
         from ltxic.tiny import load_tiny_assets
 
         assets = load_tiny_assets(dir, device=device).freeze()
-        return cls(assets.transformer, assets.video_codec, assets.audio_codec, assets.text_encoder)
+        return cls(assets.transformer, assets.video_codec, assets.audio_codec, assets.text_encoder, device=device, name="tiny")
+
+    @classmethod
+    def ltx23(
+        cls,
+        checkpoint: PathLike,
+        gemma_root: PathLike | None = None,
+        *,
+        spatial_upsampler: PathLike | None = None,
+        distilled_lora: PathLike | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.bfloat16,
+        fp8: bool = False,
+        offload_text_encoder: bool = False,
+    ) -> Models:
+        """LTX-2.3 22B from the official checkpoint and the Gemma 3 folder; every part is built when first used.
+
+        ``fp8`` stores the transformer's block weights in fp8 and ``offload_text_encoder`` streams Gemma's layers
+        from host memory (24 GB cards). The checkpoint is checked at once (version, completeness); the Gemma
+        folder when a prompt is first encoded.
+        """
+        from ltxic import ltx23
+
+        config = ltx23.check_checkpoint(checkpoint)
+        dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        text = None
+        if gemma_root is not None:
+            text = ltx23.TextEncoder(gemma_root, checkpoint, device=dev, dtype=dtype, offload=offload_text_encoder)
+        else:
+            text = _MissingTextEncoder()
+
+        def transformer() -> torch.nn.Module:
+            return ltx23.load_transformer(checkpoint, device=dev, dtype=dtype, fp8=fp8)
+
+        def upsampler() -> torch.nn.Module:
+            return ltx23.load_upsampler(spatial_upsampler, device=dev, dtype=dtype)
+
+        return cls(
+            transformer, ltx23.VideoCodec(checkpoint, device=dev, dtype=dtype),
+            ltx23.AudioCodec(checkpoint, config, device=dev, dtype=dtype), text,
+            upsampler=upsampler if spatial_upsampler is not None else None, distilled_lora=distilled_lora,
+            device=dev, name="ltx-2.3-22b",
+        )
+
+    @classmethod
+    def from_comfyui(cls, root: PathLike, **kwargs: Any) -> Models:
+        """:meth:`ltx23` with the files at their places in a ComfyUI tree (``ltxic download --root ROOT``).
+
+        ``checkpoint``, ``gemma_root``, ``spatial_upsampler`` and ``distilled_lora`` override single files; the
+        rest of ``kwargs`` go to :meth:`ltx23`.
+        """
+        from ltxic.ltx23 import LTX23Files
+
+        names = ("checkpoint", "gemma_root", "spatial_upsampler", "distilled_lora")
+        files = LTX23Files.from_comfyui(root, **{k: kwargs.pop(k) for k in names if k in kwargs})
+        return cls.ltx23(files.checkpoint, files.gemma_root, spatial_upsampler=files.spatial_upsampler,
+                         distilled_lora=files.distilled_lora, **kwargs)
+
+    @classmethod
+    def from_config(cls, model: Any, *, device: str | torch.device | None = None, seed: int = 0) -> Models:
+        """The kit a training config's ``model`` section (:class:`ltxic.config.ModelConfig`) names.
+
+        ``preset: ltx-2.3-22b``: LTX-2.3 from ``comfyui_root`` (the tree ``ltxic download`` fills) and/or
+        ``checkpoint`` + ``text_encoder`` (the Gemma folder). ``preset: tiny``: the embedded kit, whose transformer
+        ``checkpoint`` and ``text_encoder`` replace when given (a random base, with a warning, when the shipped
+        weights are absent).
+        """
+        import warnings
+
+        from ltxic.models import CheckpointError
+
+        dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = torch.float32 if model.dtype == "float32" else torch.bfloat16
+        if model.preset == "ltx-2.3-22b" or getattr(model, "comfyui_root", None) is not None:
+            if model.comfyui_root is not None:
+                return cls.from_comfyui(model.comfyui_root, checkpoint=model.checkpoint, gemma_root=model.text_encoder,
+                                        device=dev, dtype=dtype, fp8=model.fp8,
+                                        offload_text_encoder=model.text_encoder_offload)
+            if model.checkpoint is None:
+                raise CheckpointError(
+                    "model.checkpoint: LTX-2.3 trains from its official files; set model.comfyui_root to the ComfyUI "
+                    "tree that `ltxic download --root DIR` filled, or model.checkpoint and model.text_encoder"
+                )
+            return cls.ltx23(model.checkpoint, model.text_encoder, device=dev, dtype=dtype, fp8=model.fp8,
+                             offload_text_encoder=model.text_encoder_offload)
+
+        from ltxic.codecs import AudioCodec, VideoCodec
+        from ltxic.models import build_transformer, default_tiny_dir, load_pretrained_tiny, load_transformer, quantize_fp8
+        from ltxic.text_encoder import TextEncoder
+        from ltxic.tiny import AUDIO_CODEC_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
+
+        root = default_tiny_dir()
+        if model.checkpoint is not None:
+            transformer = load_transformer(model.checkpoint, dtype=dtype)
+        elif (root / "transformer.safetensors").exists():
+            transformer = load_pretrained_tiny(root).to(dtype)
+        else:
+            warnings.warn(f"model.checkpoint is null and {root} holds no tiny weights: training on a randomly "
+                          "initialized 'tiny' base", stacklevel=2)
+            transformer = build_transformer("tiny", seed=seed, dtype=dtype)
+        if model.fp8:
+            transformer = quantize_fp8(transformer)
+        if not (root / VIDEO_CODEC_FILE).exists():
+            raise CheckpointError(f"{root}: the tiny codecs are missing; create them with `ltxic toy pretrain --out {root}`")
+        parts = (VideoCodec.load(root / VIDEO_CODEC_FILE, device=dev), AudioCodec.load(root / AUDIO_CODEC_FILE, device=dev),
+                 TextEncoder.load(model.text_encoder or root / TEXT_ENCODER_FILE, device=dev))
+        for part in parts:
+            part.eval().requires_grad_(False)
+        return cls(transformer.eval().requires_grad_(False), *parts, device=dev, name="tiny")
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        if self._transformer is None:
+            if self._build_transformer is None:
+                raise RuntimeError("the transformer was released; build a new Models")
+            self._transformer = self._build_transformer()
+        return self._transformer
+
+    @property
+    def upsampler(self) -> torch.nn.Module | None:
+        if self._upsampler is not None and not isinstance(self._upsampler, torch.nn.Module):
+            self._upsampler = self._upsampler()
+        return self._upsampler
 
     @property
     def device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
+        if self._device is None:
+            self._device = next(self.transformer.parameters()).device
+        return self._device
+
+    def release_encoders(self) -> None:
+        """Free what only encoding needs (Gemma, the VAE encoders) where the kit builds its parts on demand."""
+        for release in (getattr(self.text_encoder, "release", None), getattr(self.video_codec, "release_encoder", None),
+                        getattr(self.audio_codec, "release_encoder", None)):
+            if release is not None:
+                release()
+
+    def release_decoders(self) -> None:
+        """Free the VAE decoders and the vocoder where the kit builds its parts on demand."""
+        for codec in (self.video_codec, self.audio_codec):
+            release = getattr(codec, "release", None)
+            if release is not None:
+                release()
+
+    def release_transformer(self) -> None:
+        """Drop the transformer (it is rebuilt on next use when the kit was made with a builder)."""
+        if self._build_transformer is not None:
+            self._transformer = None
+            import gc
+
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+class _MissingTextEncoder:
+    """Stands in when no Gemma folder was given: cached captions need none; new prompts do."""
+
+    fingerprint = "none"
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        from ltxic.models import CheckpointError
+
+        raise CheckpointError(
+            "encoding a prompt needs the Gemma 3 folder: pass gemma_root= (ltxic sample --gemma DIR) or use a ComfyUI "
+            "tree holding it; fetch it with `ltxic download --only gemma-3-12b-hf`"
+        )
 
 
 @dataclass
@@ -170,7 +355,8 @@ def lora_settings(path: PathLike) -> dict[str, Any]:
     return {"strategy": strategy, "reference_downscale_factor": factor, "metadata": meta}
 
 
-def _resolve_consent(consent: ConsentRecord | dict[str, Any] | None, dataset: Dataset | PathLike | None, identity: str | None) -> ConsentRecord | None:
+def resolve_consent(consent: ConsentRecord | dict[str, Any] | None, dataset: Dataset | PathLike | None, identity: str | None) -> ConsentRecord | None:
+    """The consent record given, or the identity's record in ``dataset`` (``None`` when neither is given)."""
     if consent is not None:
         return consent if isinstance(consent, ConsentRecord) else ConsentRecord.model_validate(consent)
     if dataset is not None:
@@ -203,7 +389,7 @@ def decode(models: Models, video_latent: torch.Tensor, audio_latent: torch.Tenso
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             wave = models.audio_codec.decode(audio_latent.to(models.device).float())[0].float().cpu()
-        samples = round(frames / fps * models.audio_codec.geometry.sample_rate)
+        samples = round(frames / fps * models.audio_codec.output_sample_rate)
         wave = wave[:, :samples]
         if wave.shape[-1] < samples:
             wave = torch.nn.functional.pad(wave, (0, samples - wave.shape[-1]))
@@ -214,7 +400,8 @@ def decode(models: Models, video_latent: torch.Tensor, audio_latent: torch.Tenso
 # ----------------------------------------------------------------------------------------------- generate
 
 
-def _slug(text: str, length: int = 40) -> str:
+def slug(text: str, length: int = 40) -> str:
+    """A file-name-safe stem from a prompt (``NNN_<slug>.mp4``)."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:length] or "clip"
 
 
@@ -253,8 +440,6 @@ def generate(
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts:
         raise ValueError("generate: no prompts given")
-    model = models.transformer
-
     strategy_name, factor = config.strategy, config.reference_downscale_factor
     if lora is not None:
         settings = lora_settings(lora)
@@ -270,9 +455,6 @@ def generate(
                 f"not {factor}; leave it unset to use the LoRA's"
             )
         factor = settings["reference_downscale_factor"]
-        load_lora(model, lora, strength=config.strength)
-    elif lora_modules(model):
-        set_lora_strength(model, config.strength)
     factor = factor or 1
     if strategy_name is None:
         strategy_name = ("audio_ref_only_ic" if reference_audio is not None else "ic") if reference_image is not None else "text_to_video"
@@ -292,7 +474,7 @@ def generate(
         raise ValueError(f"a reference image was given but strategy {strategy_name!r} does not use one; drop it")
     check_resolution(config.width, config.height, config.frames, video_geometry, factor if strategy.uses_video_reference else 1)
 
-    record = _resolve_consent(consent, dataset, identity)
+    record = resolve_consent(consent, dataset, identity)
     notes: list[str] = []
     ref_image: PreparedImage | None = None
     ref_audio: PreparedAudio | None = None
@@ -310,6 +492,14 @@ def generate(
             ref_a = models.audio_codec.encode(ref_audio.waveform.to(device))
         use_cfg = config.video_cfg_scale != 1.0 or config.audio_cfg_scale != 1.0
         negative = models.text_encoder.encode([config.negative_prompt]) if use_cfg else (None, None, None)
+        contexts = [models.text_encoder.encode([p]) for p in prompts]
+    # the encoders are done: on a real kit their memory goes back before the transformer is built
+    models.release_encoders()
+    model = models.transformer
+    if lora is not None:
+        load_lora(model, lora, strength=config.strength)
+    elif lora_modules(model):
+        set_lora_strength(model, config.strength)
 
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -317,8 +507,7 @@ def generate(
     results: list[Generation] = []
     for i, prompt in enumerate(tqdm(prompts, desc="generating", disable=not progress or len(prompts) < 2)):
         seed = config.seed + i
-        with torch.no_grad():
-            v_ctx, a_ctx, mask = models.text_encoder.encode([prompt])
+        v_ctx, a_ctx, mask = contexts[i]
         sampling = SamplingConfig(
             width=config.width, height=config.height, frames=config.frames, fps=config.fps, steps=config.steps,
             distilled=config.distilled, seed=seed, video_cfg_scale=config.video_cfg_scale,
@@ -336,13 +525,13 @@ def generate(
         pixels, wave = decode(models, video, audio, frames=config.frames, fps=config.fps, seed=seed)
         gen = Generation(
             prompt=prompt, seed=seed, video_latent=video.cpu(), audio_latent=None if audio is None else audio.cpu(),
-            frames=pixels, waveform=wave, sample_rate=audio_geometry.sample_rate, fps=config.fps,
+            frames=pixels, waveform=wave, sample_rate=models.audio_codec.output_sample_rate, fps=config.fps,
             reference_image=ref_image.as_uint8() if ref_image is not None else None, notes=list(notes),
         )
         if out is not None:
             from ltxic.media import write_video
 
-            gen.path = write_video(out / f"{i:03d}_{_slug(prompt)}.mp4", pixels, config.fps, wave, audio_geometry.sample_rate)
+            gen.path = write_video(out / f"{i:03d}_{slug(prompt)}.mp4", pixels, config.fps, wave, gen.sample_rate)
         results.append(gen)
     if out is not None:
         from ltxic.io_utils import write_json_atomic
@@ -435,6 +624,7 @@ __all__ = [
     "lora_settings",
     "preview_figure",
     "read_prompts_file",
+    "resolve_consent",
     "side_by_side_frames",
     "write_side_by_side",
 ]

@@ -62,7 +62,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ltxic.io_utils import atomic_path
-from ltxic.models import PRESETS, _read_safetensors_header
+from ltxic.models import PRESETS, read_safetensors_header
 
 COMFY_LORA_PREFIX = "diffusion_model."
 FORMAT = "ltxic-lora/1"
@@ -412,7 +412,7 @@ def save_lora(
 
 def read_lora_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The safetensors metadata of a LoRA file (strings, as ComfyUI and ltx-pipelines see them)."""
-    _, meta = _read_safetensors_header(Path(path))
+    _, meta = read_safetensors_header(Path(path))
     return dict(meta)
 
 
@@ -444,7 +444,7 @@ def load_lora(model: nn.Module, path: str | os.PathLike[str], strength: float = 
     Adapters already in the model but absent from the file are removed, so the result is base + this file.
     """
     path = Path(path)
-    keys, meta = _read_safetensors_header(path)
+    keys, meta = read_safetensors_header(path)
     if not keys:
         raise LoRAError(f"{path}: the file holds no tensors; it is not a LoRA")
     want = meta.get("base_model_arch_hash")

@@ -188,7 +188,7 @@ def model_config(model: LTXModel) -> dict[str, Any]:
     return copy.deepcopy(config)
 
 
-def _read_safetensors_header(path: Path) -> tuple[list[str], dict[str, str]]:
+def read_safetensors_header(path: Path) -> tuple[list[str], dict[str, str]]:
     """Keys and metadata of a safetensors file, with errors that say what is wrong with it."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such file. Check the path, or download it with `ltxic download`.")
@@ -235,7 +235,7 @@ def load_transformer(
         config: override the config stored in the file's metadata.
     """
     path = Path(path)
-    keys, meta = _read_safetensors_header(path)
+    keys, meta = read_safetensors_header(path)
     if config is None:
         if "config" not in meta:
             raise CheckpointError(

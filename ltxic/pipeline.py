@@ -30,9 +30,11 @@ Facts followed, with sources (ltx-pipelines 1.0.0 ``ic_lora.py`` ``ICLoraPipelin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,7 @@ from torch import nn
 from ltxic.dataset import ConsentRecord
 from ltxic.inference import Models, check_resolution, lora_settings, to_uint8_frames
 from ltxic.lora import load_lora, lora_modules, set_lora_strength
+from ltxic.profiling import StageClock
 from ltxic.references import prepare_reference_audio, prepare_reference_image
 from ltxic.sampler import SamplingConfig, sample_latents
 from ltxic.strategies import get_strategy
@@ -89,17 +92,25 @@ class TwoStageResult:
     stages: list[StageLog] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def write(self, path: PathLike) -> Path:
+        """The clip as an mp4 with its audio track."""
+        from ltxic.media import write_video
+
+        return write_video(path, self.frames, self.fps, self.waveform, self.sample_rate)
+
 
 @dataclass
 class TwoStagePipeline:
     """Base model + IC-LoRA at half resolution, ``upsampler`` x2, base (+ distilled LoRA) refine.
 
-    ``stage2_transformer`` defaults to ``models.transformer`` (LoRA swapped between stages). ``device`` is
-    where each stage runs; ``offload_device`` where idle models wait (``None`` keeps everything on ``device``).
+    ``upsampler`` and ``distilled_lora`` default to the kit's (``Models.ltx23(spatial_upsampler=...,
+    distilled_lora=...)``). ``stage2_transformer`` defaults to ``models.transformer`` (LoRA swapped between
+    stages). ``device`` is where each stage runs; ``offload_device`` where idle models wait (``None`` keeps
+    everything on ``device``). Parts that the kit builds on demand (the LTX-2.3 encoders) are freed instead.
     """
 
     models: Models
-    upsampler: nn.Module
+    upsampler: nn.Module | None = None
     ic_lora: PathLike | None = None
     distilled_lora: PathLike | None = None
     stage2_transformer: nn.Module | None = None
@@ -109,15 +120,56 @@ class TwoStagePipeline:
     offload_device: torch.device | str | None = "cpu"
     tiling: Any = None  # ltx_core.model.video_vae.TilingConfig, or None for a whole-clip decode
     stage2_sigmas: tuple[float, ...] = STAGE_2_SIGMAS
+    clock: StageClock | None = None  # time and peak memory per stage, when given
 
     def _on(self, module: nn.Module) -> nn.Module:
         return module.to(self.device)
 
-    def _off(self, module: nn.Module) -> None:
-        if self.offload_device is not None:
+    def _off(self, module: Any) -> None:
+        release = getattr(module, "release", None)
+        if release is not None and not isinstance(module, nn.Module):
+            release()  # built on demand (ltxic.ltx23): free it, it is rebuilt when needed
+        elif self.offload_device is not None:
             module.to(self.offload_device)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+    @contextlib.contextmanager
+    def _stage(self, name: str) -> Any:
+        """Time the stage (when a clock is given); an out-of-memory error says which stage ran out and what to change."""
+        try:
+            with self.clock(name) if self.clock is not None else contextlib.nullcontext():
+                yield
+        except torch.OutOfMemoryError as err:
+            raise torch.OutOfMemoryError(
+                f"out of memory in the {name!r} stage of the two-stage pipeline on {self.device}. Lower the size "
+                "(--width/--height/--frames), use fp8 transformer weights (--fp8), stream Gemma from host memory "
+                "(--offload-text-encoder), or use a card with more memory."
+            ) from err
+
+    def _encode_references(self, strategy: Any, strategy_name: str, factor: int, reference_image: PathLike | None,
+                           reference_audio: PathLike | None, consent: Any, identity: str | None, width: int, height: int,
+                           notes: list[str]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Reference latents at the stage-1 size / factor (face) and the voice, consent checked."""
+        m = self.models
+        ref_v = ref_a = None
+        if strategy.uses_video_reference:
+            if reference_image is None:
+                raise ValueError(f"the IC-LoRA's strategy {strategy_name!r} needs reference_image")
+            img = prepare_reference_image(reference_image, width // 2 // factor, height // 2 // factor, consent=consent, identity=identity)
+            notes += img.notes
+            codec = self._on(m.video_codec)
+            ref_v = codec.encode(img.pixels.to(self.device))
+            self._off(codec)
+        if strategy.uses_audio_reference:
+            if reference_audio is None:
+                raise ValueError(f"the IC-LoRA's strategy {strategy_name!r} needs reference_audio")
+            voice = prepare_reference_audio(reference_audio, m.audio_codec.geometry.sample_rate, consent=consent, identity=identity)
+            notes += voice.notes
+            codec = self._on(m.audio_codec)
+            ref_a = codec.encode(voice.waveform.to(self.device))
+            self._off(codec)
+        return ref_v, ref_a
 
     @torch.no_grad()
     def __call__(
@@ -137,9 +189,16 @@ class TwoStagePipeline:
         stage1_distilled: bool = False,
         video_cfg_scale: float = 1.0,
         audio_cfg_scale: float = 1.0,
+        reference_guidance_scale: float = 3.0,
+        audio_reference_guidance_scale: float | None = 1.0,
         negative_prompt: str = "",
     ) -> TwoStageResult:
         m = self.models
+        upsampler = self.upsampler if self.upsampler is not None else m.upsampler
+        distilled_lora = self.distilled_lora if self.distilled_lora is not None else m.distilled_lora
+        if upsampler is None:
+            raise ValueError("two stages need the spatial upsampler: Models.ltx23(spatial_upsampler=...) or "
+                             "TwoStagePipeline(upsampler=...); fetch it with `ltxic download --only spatial-upscaler`")
         vgeo, ageo = m.video_codec.geometry, m.audio_codec.geometry
         strategy_name, factor = "text_to_video", 1
         if self.ic_lora is not None:
@@ -167,42 +226,33 @@ class TwoStagePipeline:
         notes: list[str] = []
 
         # text and references first, so the transformer is not on the GPU beside the encoders
-        encoder = self._on(m.text_encoder)
-        v_ctx, a_ctx, mask = encoder.encode([prompt])
-        use_cfg = video_cfg_scale != 1.0 or audio_cfg_scale != 1.0
-        neg = encoder.encode([negative_prompt]) if use_cfg else (None, None, None)
-        self._off(encoder)
+        with self._stage("text encode"):
+            encoder = self._on(m.text_encoder)
+            v_ctx, a_ctx, mask = encoder.encode([prompt])
+            use_cfg = video_cfg_scale != 1.0 or audio_cfg_scale != 1.0
+            neg = encoder.encode([negative_prompt]) if use_cfg else (None, None, None)
+            self._off(encoder)
         ref_v = ref_a = None
-        if strategy.uses_video_reference:
-            if reference_image is None:
-                raise ValueError(f"the IC-LoRA's strategy {strategy_name!r} needs reference_image")
-            img = prepare_reference_image(reference_image, width // 2 // factor, height // 2 // factor, consent=consent, identity=identity)
-            notes += img.notes
-            codec = self._on(m.video_codec)
-            ref_v = codec.encode(img.pixels.to(self.device))
-            self._off(codec)
-        if strategy.uses_audio_reference:
-            if reference_audio is None:
-                raise ValueError(f"the IC-LoRA's strategy {strategy_name!r} needs reference_audio")
-            voice = prepare_reference_audio(reference_audio, ageo.sample_rate, consent=consent, identity=identity)
-            notes += voice.notes
-            codec = self._on(m.audio_codec)
-            ref_a = codec.encode(voice.waveform.to(self.device))
-            self._off(codec)
+        with self._stage("reference encode"):
+            ref_v, ref_a = self._encode_references(strategy, strategy_name, factor, reference_image, reference_audio,
+                                                   consent, identity, width, height, notes)
 
         common = dict(fps=fps, frames=frames, video_geometry=vgeo, audio_geometry=ageo,
                       audio_mel_bins=getattr(m.audio_codec, "latent_mel_bins", None))
         # stage 1: half resolution, base + IC-LoRA, references
-        model = m.transformer
-        if self.ic_lora is not None:
-            load_lora(model, self.ic_lora, strength=self.ic_lora_strength)
-        model = self._on(model)
-        cfg1 = SamplingConfig(width=width // 2, height=height // 2, steps=stage1_steps, distilled=stage1_distilled, seed=seed,
-                              video_cfg_scale=video_cfg_scale, audio_cfg_scale=audio_cfg_scale, **common)
-        video1, audio1 = sample_latents(
-            model, v_ctx, a_ctx, context_mask=mask, negative_video_context=neg[0], negative_audio_context=neg[1],
-            negative_context_mask=neg[2], ref_video_latent=ref_v, ref_audio_latent=ref_a, strategy=strategy, config=cfg1,
-        )
+        with self._stage("stage 1"):
+            model = m.transformer
+            if self.ic_lora is not None:
+                load_lora(model, self.ic_lora, strength=self.ic_lora_strength)
+            model = self._on(model)
+            cfg1 = SamplingConfig(width=width // 2, height=height // 2, steps=stage1_steps, distilled=stage1_distilled, seed=seed,
+                                  video_cfg_scale=video_cfg_scale, audio_cfg_scale=audio_cfg_scale,
+                                  reference_guidance_scale=reference_guidance_scale if strategy.uses_video_reference or strategy.uses_audio_reference else 0.0,
+                                  audio_reference_guidance_scale=audio_reference_guidance_scale, **common)
+            video1, audio1 = sample_latents(
+                model, v_ctx, a_ctx, context_mask=mask, negative_video_context=neg[0], negative_audio_context=neg[1],
+                negative_context_mask=neg[2], ref_video_latent=ref_v, ref_audio_latent=ref_a, strategy=strategy, config=cfg1,
+            )
         stages.append(StageLog("stage1", tuple(video1.shape), None if audio1 is None else tuple(audio1.shape), str(self.device)))
         if self.stage2_transformer is not None:
             self._off(model)
@@ -210,51 +260,54 @@ class TwoStagePipeline:
         # spatial upscale x2 (ltx-core upsample_video: un-normalize, upsample, normalize)
         from ltx_core.model.upsampler import upsample_video
 
-        codec = self._on(m.video_codec)
-        up = self._on(self.upsampler)
-        upscaled = upsample_video(video1.to(self.device), codec.encoder, up)
-        self._off(up)
-        self._off(codec)
+        with self._stage("upsample"):
+            codec = self._on(m.video_codec)
+            up = self._on(upsampler)
+            upscaled = upsample_video(video1.to(self.device), codec.encoder, up)
+            self._off(up)
+            self._off(codec)
         stages.append(StageLog("upscale", tuple(upscaled.shape), None, str(self.device)))
 
         # stage 2: full resolution refine, base + distilled LoRA, no references
-        model2 = self.stage2_transformer if self.stage2_transformer is not None else model
-        if self.distilled_lora is not None:
-            load_lora(model2, self.distilled_lora, strength=self.distilled_lora_strength)
-        elif lora_modules(model2):
-            set_lora_strength(model2, 0.0)  # the IC-LoRA stays out of the refine, as in ic_lora.py
-        model2 = self._on(model2)
-        cfg2 = SamplingConfig(width=width, height=height, sigmas=tuple(self.stage2_sigmas), seed=seed + 1, **common)
-        video2, audio2 = sample_latents(
-            model2, v_ctx, a_ctx, context_mask=mask, initial_video_latent=upscaled,
-            initial_audio_latent=audio1, strategy=get_strategy("text_to_video", video_geometry=vgeo, audio_geometry=ageo),
-            config=cfg2,
-        )
+        with self._stage("stage 2"):
+            model2 = self.stage2_transformer if self.stage2_transformer is not None else model
+            if distilled_lora is not None:
+                load_lora(model2, distilled_lora, strength=self.distilled_lora_strength)
+            elif lora_modules(model2):
+                set_lora_strength(model2, 0.0)  # the IC-LoRA stays out of the refine, as in ic_lora.py
+            model2 = self._on(model2)
+            cfg2 = SamplingConfig(width=width, height=height, sigmas=tuple(self.stage2_sigmas), seed=seed + 1, **common)
+            video2, audio2 = sample_latents(
+                model2, v_ctx, a_ctx, context_mask=mask, initial_video_latent=upscaled,
+                initial_audio_latent=audio1, strategy=get_strategy("text_to_video", video_geometry=vgeo, audio_geometry=ageo),
+                config=cfg2,
+            )
         self._off(model2)
         stages.append(StageLog("stage2", tuple(video2.shape), None if audio2 is None else tuple(audio2.shape), str(self.device)))
 
-        # decode (tiled when asked)
-        codec = self._on(m.video_codec)
-        if self.tiling is not None:
-            chunks = list(codec.decoder.tiled_decode(video2.to(self.device), self.tiling))
-            pixels = to_uint8_frames(torch.cat(chunks, dim=2))
-        else:
-            pixels = to_uint8_frames(codec.decode(video2.to(self.device)))
-        self._off(codec)
-        pixels = pixels[:frames]
-        wave = None
-        if audio2 is not None:
-            acodec = self._on(m.audio_codec)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                wave = acodec.decode(audio2.to(self.device))[0].float().cpu()
-            self._off(acodec)
-            samples = round(frames / fps * ageo.sample_rate)
-            wave = torch.nn.functional.pad(wave[:, :samples], (0, max(0, samples - wave.shape[-1]))).clamp(-1, 1)
+        with self._stage("decode"):
+            # decode (tiled when asked)
+            codec = self._on(m.video_codec)
+            if self.tiling is not None:
+                chunks = list(codec.decoder.tiled_decode(video2.to(self.device), self.tiling))
+                pixels = to_uint8_frames(torch.cat(chunks, dim=2))
+            else:
+                pixels = to_uint8_frames(codec.decode(video2.to(self.device)))
+            self._off(codec)
+            pixels = pixels[:frames]
+            wave = None
+            if audio2 is not None:
+                acodec = self._on(m.audio_codec)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    wave = acodec.decode(audio2.to(self.device))[0].float().cpu()
+                self._off(acodec)
+                samples = round(frames / fps * acodec.output_sample_rate)
+                wave = torch.nn.functional.pad(wave[:, :samples], (0, max(0, samples - wave.shape[-1]))).clamp(-1, 1)
         return TwoStageResult(
             stage1_video_latent=video1.cpu(), upscaled_video_latent=upscaled.cpu(), video_latent=video2.cpu(),
             audio_latent=None if audio2 is None else audio2.cpu(), frames=pixels, waveform=wave,
-            sample_rate=ageo.sample_rate, fps=fps, stages=stages, notes=notes,
+            sample_rate=m.audio_codec.output_sample_rate, fps=fps, stages=stages, notes=notes,
         )
 
 

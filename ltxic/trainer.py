@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from ltxic.io_utils import DiskFullError, atomic_path, sha256_file, write_json_atomic
+from ltxic.profiling import StageClock
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -579,6 +580,8 @@ def run_training(
                 done = step + 1
                 row = {"step": done, "loss": total, **parts, "lr": lr, "grad_norm": grad_norm,
                        "seconds": time.perf_counter() - t0}
+                if device.type == "cuda":
+                    row["peak_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 losses.append(total)
@@ -648,41 +651,6 @@ def options_from_config(cfg: Any) -> TrainOptions:
     )
 
 
-def _base_model(cfg: Any, dtype: torch.dtype) -> torch.nn.Module:
-    """``model.checkpoint``; else the preset, with the shipped pretrained weights for ``tiny`` when present."""
-    from ltxic.models import build_transformer, default_tiny_dir, load_pretrained_tiny, load_transformer, quantize_fp8
-
-    if cfg.model.checkpoint is not None:
-        return load_transformer(cfg.model.checkpoint, dtype=dtype, fp8=cfg.model.fp8)
-    if cfg.model.preset == "tiny" and (default_tiny_dir() / "transformer.safetensors").exists():
-        model = load_pretrained_tiny().to(dtype)
-    else:
-        warnings.warn(f"model.checkpoint is null: training on a randomly initialized {cfg.model.preset!r} base", stacklevel=3)
-        model = build_transformer(cfg.model.preset, seed=cfg.optimization.seed, dtype=dtype)
-    return quantize_fp8(model) if cfg.model.fp8 else model
-
-
-def _codecs(cfg: Any, device: torch.device) -> tuple[Any, Any, Any]:
-    """Video codec, audio codec and text encoder of the configured base (frozen, eval mode)."""
-    if cfg.model.preset != "tiny":
-        raise TrainingError(
-            f"model.preset: {cfg.model.preset!r}: caching latents for LTX-2.3 needs its video/audio VAEs and Gemma, "
-            "which `ltxic train` does not load yet. Train the tiny preset (model.preset: tiny, as in "
-            "ltxic/configs/tiny_cpu.yaml), or encode with the real codecs via ltxic.cache.build_cache and call "
-            "ltxic.trainer.run_training"
-        )
-    from ltxic.codecs import AudioCodec, VideoCodec
-    from ltxic.models import default_tiny_dir
-    from ltxic.text_encoder import TextEncoder
-    from ltxic.tiny import AUDIO_CODEC_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
-
-    root = default_tiny_dir()
-    text = cfg.model.text_encoder or root / TEXT_ENCODER_FILE
-    modules = (VideoCodec.load(root / VIDEO_CODEC_FILE, device=device), AudioCodec.load(root / AUDIO_CODEC_FILE, device=device),
-               TextEncoder.load(text, device=device))
-    return tuple(m.eval().requires_grad_(False) for m in modules)  # type: ignore[return-value]
-
-
 def _sample_from_cache(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Any:
     """A cached entry (tensors with a leading batch dim of 1) as the strategies' ``EncodedSample``."""
     from ltxic.strategies import EncodedSample
@@ -697,11 +665,13 @@ def _sample_from_cache(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -
     )
 
 
-def _validator(cfg: Any, strategy: Any, video_codec: Any, audio_codec: Any, text_encoder: Any, device: torch.device) -> ValidateFn | None:
+def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> ValidateFn | None:
     """Every ``validation.interval`` steps: sample each prompt with the validation references and save it.
 
     Writes ``NN.safetensors`` (video and audio latents) and, decoded by the codecs, ``NN.mp4`` with its audio.
+    Prompts and references are encoded here, before training, so the encoders are not needed later.
     """
+    video_codec, audio_codec, text_encoder = models.video_codec, models.audio_codec, models.text_encoder
     val = cfg.validation
     if not val.interval or not val.prompts:
         return None
@@ -749,7 +719,8 @@ def _validator(cfg: Any, strategy: Any, video_codec: Any, audio_codec: Any, text
             frames = video_codec.decode(video.float())[0].permute(1, 2, 3, 0)
             frames = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
             wave = audio_codec.decode(audio.float())[0].cpu() if audio is not None else None
-            media.write_video(folder / f"{i:02d}.mp4", frames, fps, wave, audio_codec.geometry.sample_rate)
+            media.write_video(folder / f"{i:02d}.mp4", frames, fps, wave, audio_codec.output_sample_rate)
+        models.release_decoders()  # the card's memory goes back to training
 
     return validate
 
@@ -757,12 +728,14 @@ def _validator(cfg: Any, strategy: Any, video_codec: Any, audio_codec: Any, text
 def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train an IC-LoRA as a config describes (a :class:`ltxic.config.TrainingConfig` or a YAML path).
 
-    Caches the dataset's latents (under ``dataset.cache_dir`` or ``output.dir/cache``), builds the base
-    (``model.checkpoint``, or the preset: for ``tiny`` the shipped pretrained weights when present), injects the
-    LoRA and runs :func:`run_training`. ``resume=True`` continues the newest complete checkpoint in ``output.dir``.
+    Builds the model kit from the ``model`` section (:meth:`ltxic.inference.Models.from_config`: the tiny kit, or
+    LTX-2.3 from its official files), caches the dataset's latents and text features (under ``dataset.cache_dir`` or
+    ``output.dir/cache``) and the validation prompts, frees the encoders, then builds the base transformer, injects
+    the LoRA and runs :func:`run_training`. ``resume=True`` continues the newest complete checkpoint in ``output.dir``.
     """
     from ltxic.cache import build_cache, load_cached
     from ltxic.config import TrainingConfig, load_config
+    from ltxic.inference import Models
     from ltxic.lora import LoRAConfig, inject_lora, save_lora
     from ltxic.strategies import collate, get_strategy
 
@@ -770,22 +743,36 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
     options = options_from_config(cfg)
     options.progress = progress
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.float32 if cfg.model.dtype == "float32" else torch.bfloat16
-    video_codec, audio_codec, text_encoder = _codecs(cfg, device)
+    clock = StageClock()
+    models = Models.from_config(cfg.model, device=device, seed=cfg.optimization.seed)
+    video_codec, audio_codec = models.video_codec, models.audio_codec
     # token positions follow the codecs' compression (the tiny video codec is 16x in space, LTX-2's VAE 32x)
     strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor,
                             first_frame_conditioning_p=cfg.training_strategy.first_frame_conditioning_p,
                             video_geometry=video_codec.geometry, audio_geometry=audio_codec.geometry)
     options.lora_metadata.update(strategy.checkpoint_metadata())
-    report = build_cache(
-        cfg.dataset.dataset_file, cfg.dataset.cache_dir or options.output_dir / "cache",
-        video_codec=video_codec, audio_codec=audio_codec, text_encoder=text_encoder,
-        buckets=cfg.dataset.resolution_buckets, reference_downscale_factor=cfg.training_strategy.reference_downscale_factor,
-        device=device, progress=progress,
-    )
+    options.lora_metadata["base_model"] = models.name
+    try:
+        report = build_cache(
+            cfg.dataset.dataset_file, cfg.dataset.cache_dir or options.output_dir / "cache",
+            video_codec=video_codec, audio_codec=audio_codec, text_encoder=models.text_encoder,
+            buckets=cfg.dataset.resolution_buckets, reference_downscale_factor=cfg.training_strategy.reference_downscale_factor,
+            device=device, progress=progress, clock=clock,
+        )
+    except torch.OutOfMemoryError as err:
+        raise TrainingOOMError(
+            "out of memory while caching (the VAE encoders and the text encoder run before training). Lower "
+            "dataset.resolution_buckets, set model.text_encoder_offload: true (Gemma streamed from host memory), "
+            "or cache on a larger card: the cache (dataset.cache_dir) is reused by later runs."
+        ) from err
     samples = [_sample_from_cache(*load_cached(e)) for e in report.entries]
+    with clock("validation prompts"):
+        validate = _validator(cfg, strategy, models, device)
+    # caching is done: Gemma and the VAE encoders leave the card before the transformer arrives
+    models.release_encoders()
 
-    model = _base_model(cfg, dtype)
+    with clock("transformer load"):
+        model = models.transformer
     lora_cfg = LoRAConfig(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
                           target_modules=tuple(cfg.lora.target_modules), seed=cfg.optimization.seed)
     inject_lora(model, lora_cfg)
@@ -794,7 +781,31 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
     def save(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
         save_lora(model, path, config=lora_cfg, metadata=metadata)
 
-    return run_training(
+    def timed_validate(model: torch.nn.Module, step: int, folder: Path) -> None:
+        try:
+            with clock("validation"):
+                validate(model, step, folder)  # type: ignore[misc]
+        except torch.OutOfMemoryError as err:
+            raise TrainingOOMError(
+                f"out of memory while validating at step {step} ({cfg.validation_resolution}). Lower "
+                "validation.resolution or validation.num_inference_steps, or set validation.interval: 0 and compare "
+                "checkpoints afterwards with ltxic sample. The last checkpoint is saved: --resume continues."
+            ) from err
+
+    result = run_training(
         model, samples, strategy, options, save_lora=save, groups=[e.bucket for e in report.entries], collate=collate,
-        validate=_validator(cfg, strategy, video_codec, audio_codec, text_encoder, device), resume=resume, device=device,
+        validate=timed_validate if validate is not None else None, resume=resume, device=device,
     )
+    write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **_step_summary(result.metrics_path)})
+    return result
+
+
+def _step_summary(metrics_path: Path) -> dict[str, Any]:
+    """Median and spread of the step times after the first two (warm-up), and the largest peak memory."""
+    rows = read_metrics(metrics_path)
+    times = sorted(r["seconds"] for r in rows[2:]) or sorted(r["seconds"] for r in rows)
+    if not times:
+        return {}
+    peaks = [r["peak_gib"] for r in rows if "peak_gib" in r]
+    return {"steps": len(rows), "step_seconds_median": times[len(times) // 2], "step_seconds_min": times[0],
+            "step_seconds_max": times[-1], "step_peak_gib": max(peaks) if peaks else None}

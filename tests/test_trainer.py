@@ -228,10 +228,12 @@ def test_fp8_base_trains_the_lora(tmp_path) -> None:
     assert model.transformer_blocks[0].ff.net[2].weight.dtype == torch.float8_e4m3fn  # the base stays fp8
 
 
-def test_train_refuses_the_real_preset_until_its_codecs_are_wired(tmp_path) -> None:
+def test_train_on_the_real_preset_names_the_missing_file_and_its_download(tmp_path) -> None:
     from ltxic.config import example_config, load_config
+    from ltxic.models import CheckpointError
 
     cfg = load_config(example_config("ltx23_h100"), check_files=False)
+    cfg.model.comfyui_root = tmp_path / "empty_tree"
     cfg.output.dir = tmp_path / "out"
-    with pytest.raises(TrainingError, match=r"model\.preset: 'ltx-2\.3-22b'.*model\.preset: tiny"):
+    with pytest.raises(CheckpointError, match=r"ltx-2\.3-22b-dev\.safetensors: missing.*ltxic download --only checkpoint --root"):
         trainer.train(cfg, progress=False)
