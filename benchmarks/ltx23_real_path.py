@@ -42,7 +42,7 @@ def _config(name: str, tree: Path, data: Path, out: Path, steps: int) -> Path:
     first = dataset["entries"][0]
     cfg["model"]["comfyui_root"] = str(tree)
     cfg["dataset"]["dataset_file"] = str(data / "dataset.json")
-    cfg["optimization"].update(steps=steps, warmup_steps=min(5, steps))
+    cfg["optimization"].update(steps=steps, warmup_steps=max(0, min(5, steps // 4)))
     cfg["validation"].update(interval=steps, prompts=cfg["validation"]["prompts"][:1],
                              reference_image=str(data / first["reference_image"]),
                              reference_audio=str(data / first["reference_audio"]))
@@ -63,7 +63,7 @@ def run_part(args: argparse.Namespace) -> int:
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(args.cap_gib * GIB / total)
         print(f"memory capped at {args.cap_gib} GiB of {total / GIB:.0f}", flush=True)
-    config = _config(args.config, Path(args.tree), Path(args.data), out, args.steps)
+    config = _config(args.config, Path(args.tree).resolve(), Path(args.data).resolve(), out, args.steps)
     t0 = time.perf_counter()
     rc = main(["train", str(config)])
     train_s = time.perf_counter() - t0
@@ -71,7 +71,7 @@ def run_part(args: argparse.Namespace) -> int:
         return rc
     run = out / f"run_{args.config}"
     lora = run / "checkpoints" / f"step_{args.steps:06d}" / "lora.safetensors"
-    data = Path(args.data)
+    data = Path(args.data).resolve()
     entry = json.loads((data / "dataset.json").read_text())["entries"][0]
     w, h, f = (int(x) for x in args.sample_size.split("x"))
     sample = ["sample", "--comfyui-root", args.tree, "--lora", str(lora), "--two-stage",
@@ -90,7 +90,7 @@ def run_part(args: argparse.Namespace) -> int:
         "config": args.config, "cap_gib": args.cap_gib, "device": torch.cuda.get_device_name(0),
         "train_seconds": round(train_s, 1), "sample_seconds": round(sample_s, 1), "sample_size": args.sample_size,
         "train": json.loads((run / "stages.json").read_text()),
-        "sample": json.loads((out / f"samples_{args.config}" / "stages.json").read_text()) if rc == 0 else None,
+        "sample": json.loads((out / f"samples_{args.config}" / "stages.json").read_text())["stages"] if rc == 0 else None,
     }
     (out / f"summary_{args.config}.json").write_text(json.dumps(summary, indent=1))
     return rc

@@ -205,7 +205,7 @@ def _sample_models(args: argparse.Namespace) -> Any:
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     from ltxic.dataset import ConsentError
-    from ltxic.inference import GenerateConfig, generate, read_prompts_file, resolve_consent
+    from ltxic.inference import GenerateConfig, generate, read_prompts_file
     from ltxic.lora import LoRAError
     from ltxic.media import MediaError
     from ltxic.models import CheckpointError
@@ -226,37 +226,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                             reference_guidance_scale=args.reference_guidance,
                             audio_reference_guidance_scale=args.audio_reference_guidance)
     try:
+        from ltxic.pipeline import generate_two_stage
+
         models = _sample_models(args)
-        if not args.two_stage:
-            results = generate(models, prompts, lora=args.lora, reference_image=args.reference_image,
-                               reference_audio=args.reference_audio, consent=consent, dataset=args.dataset,
-                               identity=args.identity, config=config, out_dir=args.out)
-            for r in results:
-                print(f"wrote {r.path}")
-            return 0
-        from pathlib import Path
+        run = generate_two_stage if args.two_stage else generate
+        results = run(models, prompts, lora=args.lora, reference_image=args.reference_image,
+                      reference_audio=args.reference_audio, consent=consent, dataset=args.dataset,
+                      identity=args.identity, config=config, out_dir=args.out)
+        for r in results:
+            print(f"wrote {r.path}")
+        if args.two_stage:
+            from ltxic.course import lesson_stages
 
-        from ltxic.inference import slug
-        from ltxic.pipeline import TwoStagePipeline
-        from ltxic.profiling import StageClock
-
-        record = resolve_consent(consent, args.dataset, args.identity)
-        clock = StageClock()
-        pipe = TwoStagePipeline(models, ic_lora=args.lora, ic_lora_strength=args.strength, device=models.device,
-                                offload_device=None, clock=clock)
-        out = Path(args.out)
-        for i, prompt in enumerate(prompts):
-            result = pipe(prompt, reference_image=args.reference_image, reference_audio=args.reference_audio,
-                          consent=record, identity=args.identity, width=args.width, height=args.height,
-                          frames=args.frames, fps=args.fps, seed=args.seed + i, stage1_steps=args.steps,
-                          video_cfg_scale=args.cfg, audio_cfg_scale=args.cfg,
-                          reference_guidance_scale=args.reference_guidance,
-                          audio_reference_guidance_scale=args.audio_reference_guidance)
-            print(f"wrote {result.write(out / f'{i:03d}_{slug(prompt)}.mp4')}")
-        from ltxic.io_utils import write_json_atomic
-
-        write_json_atomic(out / "stages.json", clock.as_dict())
-        print(clock.table())
+            print(lesson_stages(args.out))
     except (ConsentError, LoRAError, MediaError, CheckpointError, ValueError) as err:
         print(f"ltxic sample: {err}", file=sys.stderr)
         return 1

@@ -224,18 +224,121 @@ TRAINING_LESSON_DEFAULTS = {"steps": 30, "checkpoint_interval": 10, "validation_
 
 
 def lesson_training_config(run_dir: str | Path, *, config_name: str = "tiny_cpu", steps: int = 30,
-                           checkpoint_interval: int = 10, validation_interval: int = 30, validation_steps: int = 8) -> Any:
-    """A shipped config shortened the way lesson 04's parameters shorten it, writing into ``run_dir``."""
+                           checkpoint_interval: int = 10, validation_interval: int = 30, validation_steps: int = 8,
+                           comfyui_root: str | Path | None = None, dataset_file: str | Path | None = None,
+                           overrides: dict[str, Any] | None = None, check_files: bool = True) -> Any:
+    """A shipped config shortened the way lesson 04's parameters shorten it, writing into ``run_dir``.
+
+    ``comfyui_root`` (the tree ``ltxic download --root DIR`` filled) replaces ``model.comfyui_root`` of a config that
+    trains LTX-2.3 (``model.preset: ltx-2.3-22b``); the tiny config ships its weights and ignores it. ``dataset_file``
+    replaces ``dataset.dataset_file``; ``overrides`` sets any other dotted field (``{"lora.rank": 64}``) and wins over
+    the rest. ``None`` keeps the shipped value. The shipped LTX-2.3 configs name placeholder data
+    (``data/my_subject/``), so files are checked only after the new values are in (``check_files``).
+    """
     from ltxic.config import example_config, load_config
 
-    return load_config(example_config(config_name)).with_overrides({
+    cfg = load_config(example_config(config_name), check_files=False)
+    values: dict[str, Any] = {
         "output.dir": str(Path(run_dir).resolve()),
         "output.checkpoint_interval": checkpoint_interval,
         "optimization.steps": steps,
         "optimization.warmup_steps": min(steps // 4, 20),
         "validation.interval": validation_interval,
         "validation.num_inference_steps": validation_steps,
-    })
+    }
+    if comfyui_root is not None and cfg.model.preset == "ltx-2.3-22b":
+        values["model.comfyui_root"] = str(Path(comfyui_root).resolve())
+    if dataset_file is not None:
+        values["dataset.dataset_file"] = str(Path(dataset_file).resolve())
+    values.update(overrides or {})
+    return cfg.with_overrides(values, check_files=check_files)
+
+
+def lesson_run_dir(out_dir: str | Path, base: str | None = "tiny") -> Path:
+    """The training lesson's run folder under ``out_dir`` for a base model (a config's ``model.preset``, or
+    ``Models.name``): ``04_training`` for the tiny model, ``04_training_<base>`` otherwise, so LoRAs of two bases never
+    share (and never resume) one run."""
+    return Path(out_dir) / ("04_training" if base in (None, "tiny") else f"04_training_{base}")
+
+
+def lesson_models(comfyui_root: str | Path | None = None, **kwargs: Any) -> Any:
+    """The kit lesson 06 samples with: LTX-2.3 from ``comfyui_root`` when that tree holds its checkpoint
+    (``Models.from_comfyui(comfyui_root, **kwargs)``, bfloat16 on a GPU and float32 on a CPU unless ``dtype`` is
+    given), else the tiny kit.
+
+    A ``comfyui_root`` without the checkpoint (the CI value of every lesson's ``comfyui_root``, a folder lesson 01
+    only plans into) falls back to the tiny kit with a warning naming the missing file and the download command.
+    """
+    import warnings
+
+    import torch
+
+    from ltxic.inference import Models
+    from ltxic.ltx23 import CHECKPOINT_FILE
+
+    if comfyui_root is None:
+        return Models.tiny()
+    checkpoint = Path(comfyui_root) / CHECKPOINT_FILE
+    if not checkpoint.exists():
+        warnings.warn(f"{checkpoint}: missing, so this lesson runs the tiny kit. For LTX-2.3 fetch the files with "
+                      f"`ltxic download --root {comfyui_root}` (lesson 01)", stacklevel=2)
+        return Models.tiny()
+    # bfloat16 is the GPU precision; a CPU runs float32 (the miniature of the files, in CI)
+    kwargs.setdefault("dtype", torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    return Models.from_comfyui(comfyui_root, **kwargs)
+
+
+def lesson_lora(out_dir: str | Path, models: Any, lora_path: str | Path | None = None) -> Path:
+    """The IC-LoRA a later lesson samples with, trained on the same base as ``models``.
+
+    ``lora_path`` when given (its ``base_model`` metadata must name ``models``' base); else the newest complete
+    checkpoint of lesson 04's run for that base (:func:`lesson_run_dir`). The tiny run is trained first with the CPU
+    defaults when it is missing (:func:`lesson_checkpoints`); an LTX-2.3 run is never started here: that is lesson 04
+    on a GPU, and its absence raises :class:`CourseError` with the fix.
+    """
+    from ltxic.lora import read_lora_metadata
+    from ltxic.trainer import checkpoint_is_complete, list_checkpoints
+
+    if lora_path is not None:
+        path = Path(lora_path)
+        if not path.is_file():
+            raise CourseError(f"lora_path {path}: no such file")
+    elif models.name == "tiny":
+        path = lesson_checkpoints(lesson_run_dir(out_dir, "tiny"))[-1][1] / "lora.safetensors"
+    else:
+        run_dir = lesson_run_dir(out_dir, models.name)
+        done = [folder for _, folder in list_checkpoints(run_dir) if checkpoint_is_complete(folder)]
+        if not done:
+            raise CourseError(f"{run_dir}: no complete checkpoint of a {models.name} LoRA. Run lesson 04 with "
+                              f"config_name='ltx23_h100' and the same comfyui_root and out_dir, or set lora_path "
+                              f"to an IC-LoRA trained on {models.name}")
+        path = done[-1] / "lora.safetensors"
+    base = read_lora_metadata(path).get("base_model")
+    if base not in (None, models.name):
+        raise CourseError(f"{path}: trained on base {base!r}, but this lesson samples with {models.name!r}; use a LoRA "
+                          f"trained on {models.name} (lesson 04 with the matching config)")
+    return path
+
+
+def lesson_stages(run_dir: str | Path) -> str | None:
+    """``stages.json`` in ``run_dir`` as a table: seconds and peak GPU memory per stage. A training run's
+    (``ltxic.train``: caching with Gemma and the VAE encoders, transformer load, validation, plus the median step) or
+    a generation's (:func:`lesson_generate` with ``two_stage``, ``ltxic sample --two-stage``); ``None`` when there is
+    none."""
+    import json
+
+    from ltxic.profiling import StageClock
+
+    path = Path(run_dir) / "stages.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    lines = [StageClock.from_dict(data.get("stages", {})).table()]
+    if data.get("steps"):
+        peak = data.get("step_peak_gib")
+        lines.append(f"{data['steps']} training steps: median {data['step_seconds_median']:.2f} s/step"
+                     + (f", peak {peak:.1f} GiB" if peak is not None else " (peak memory: GPU only)"))
+    return "\n".join(lines)
 
 
 def lesson_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
@@ -249,3 +352,22 @@ def lesson_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     if not complete():
         train(lesson_training_config(run_dir, **TRAINING_LESSON_DEFAULTS), resume=True, progress=False)
     return complete()
+
+
+def lesson_generate(models: Any, prompts: Sequence[str], *, lora: str | Path | None, reference_image: str | Path,
+                    reference_audio: str | Path, dataset: str | Path | None, identity: str | None, config: Any,
+                    out_dir: str | Path, two_stage: bool = False) -> list[Any]:
+    """Lesson 06's clips, one mp4 with audio per prompt in ``out_dir`` (seed ``config.seed + i``), as
+    :class:`ltxic.inference.Generation` objects, so the lesson's previews work on either path.
+
+    ``two_stage=False``: :func:`ltxic.generate` at ``config``'s size. ``two_stage=True`` (LTX-2.3 on a GPU):
+    :class:`ltxic.pipeline.TwoStagePipeline` with the kit's spatial upscaler and distilled LoRA: stage 1 at half width
+    and height with the IC-LoRA and the references (``config.steps`` steps), x2 latent upscale, stage 2 refines at
+    full size; the time (and GPU peak) per stage goes to ``out_dir/stages.json``.
+    """
+    from ltxic.inference import generate
+    from ltxic.pipeline import generate_two_stage
+
+    run = generate_two_stage if two_stage else generate
+    return run(models, list(prompts), lora=lora, reference_image=reference_image, reference_audio=reference_audio,
+               dataset=dataset, identity=identity, config=config, out_dir=out_dir, progress=False)

@@ -128,8 +128,8 @@ class Models:
         else:
             text = _MissingTextEncoder()
 
-        def transformer() -> torch.nn.Module:
-            return ltx23.load_transformer(checkpoint, device=dev, dtype=dtype, fp8=fp8)
+        def transformer(loras: Sequence[tuple[PathLike, float]] = ()) -> torch.nn.Module:
+            return ltx23.load_transformer(checkpoint, device=dev, dtype=dtype, fp8=fp8, loras=loras)
 
         def upsampler() -> torch.nn.Module:
             return ltx23.load_upsampler(spatial_upsampler, device=dev, dtype=dtype)
@@ -233,6 +233,21 @@ class Models:
                         getattr(self.audio_codec, "release_encoder", None)):
             if release is not None:
                 release()
+
+    @property
+    def can_fuse_loras(self) -> bool:
+        """Whether :meth:`transformer_with_loras` can build a second transformer with LoRAs fused in."""
+        return self._build_transformer is not None
+
+    def transformer_with_loras(self, loras: Sequence[tuple[PathLike, float]]) -> torch.nn.Module:
+        """A fresh base transformer with ``loras`` (path, strength) fused into its weights while loading.
+
+        The two-stage pipeline's stage 2 uses it for the distilled LoRA, as ltx-pipelines do; release the
+        kit's own transformer first (:meth:`release_transformer`) where memory is short.
+        """
+        if self._build_transformer is None:
+            raise RuntimeError("this kit holds a built transformer and cannot build another; load LoRAs as adapters (load_lora)")
+        return self._build_transformer(loras)
 
     def release_decoders(self) -> None:
         """Free the VAE decoders and the vocoder where the kit builds its parts on demand."""

@@ -30,6 +30,7 @@ import gc
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -502,12 +503,15 @@ class TextEncoder:
 
 
 def load_transformer(checkpoint: PathLike, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
-                     fp8: bool = False) -> nn.Module:
+                     fp8: bool = False, loras: Sequence[tuple[PathLike, float]] = ()) -> nn.Module:
     """The LTX-2.3 ``LTXModel`` from the checkpoint (ltx-core's builder and ComfyUI renaming map).
 
     ``fp8`` stores the block Linears in ``float8_e4m3fn`` and upcasts them per matmul (ltx-core's
     ``QuantizationPolicy.fp8_cast``): about half the weight memory, the way a 24 GB card holds the model.
+    ``loras`` (path, strength) are fused into the weights while loading, as ltx-pipelines build their stage-2
+    model with the distilled LoRA: no adapter memory (the rank-384 distilled LoRA as adapters is 8 GB).
     """
+    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
     from ltx_core.loader.sd_ops import SDOps
     from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
     from ltx_core.model.transformer import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
@@ -521,12 +525,16 @@ def load_transformer(checkpoint: PathLike, *, device: str | torch.device = "cpu"
         module_ops, build_dtype = policy.module_ops, None  # the policy casts the block Linears; the rest stays as stored
     builder = SingleGPUModelBuilder(model_class_configurator=LTXModelConfigurator, model_path=str(checkpoint),
                                     model_sd_ops=sd_ops, module_ops=module_ops)
+    for path, strength in loras:
+        read_safetensors_header(Path(path))
+        builder = builder.lora(str(path), float(strength), LTXV_LORA_COMFY_RENAMING_MAP)
     model = build_part(builder, "transformer", checkpoint, device=torch.device(device), dtype=build_dtype,
                        prefix="model.diffusion_model.")
-    if fp8:  # non-block weights in the compute dtype; fp8 weights stay fp8
-        for p in model.parameters():
-            if p.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2) and p.dtype != dtype:
-                p.data = p.data.to(dtype)
+    # every weight in the compute dtype (fp8 block weights stay fp8): the fp8 policy keeps the rest as stored, and
+    # ltx-core's LoRA fusion leaves the weights it did not touch in the file's dtype
+    for p in model.parameters():
+        if p.is_floating_point() and p.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2) and p.dtype != dtype:
+            p.data = p.data.to(dtype)
     model.ltxic_config = {"transformer": config["transformer"]}
     model.ltxic_base_model = "ltx-2.3-22b"
     return model

@@ -681,6 +681,18 @@ _CHAT_TEMPLATE = (
 )
 
 
+def _token_ids(special_ids: dict[str, int]) -> dict[str, Any]:
+    """The Gemma config's special-token fields for this tokenizer (Gemma's own ids: <pad>=0, <eos>=1, <bos>=2)."""
+    return {
+        "boi_token_index": special_ids["<start_of_image>"],
+        "eoi_token_index": special_ids["<end_of_image>"],
+        "image_token_index": special_ids["<image_soft_token>"],
+        "eos_token_id": [1, special_ids["<end_of_turn>"]],
+        "bos_token_id": 2,
+        "pad_token_id": 0,
+    }
+
+
 def gemma_config(vocab_size: int, special_ids: dict[str, int], scale: str = "mini") -> Any:
     """The folder's Gemma 3 config: tiny, or (``scale="full"``) ltx-core's Gemma 3 12B (``GEMMA3_CONFIG_FOR_LTX``,
     vocabulary 262208, SigLIP 27 layers at 896 px) with the special-token ids of the folder's tokenizer."""
@@ -691,14 +703,7 @@ def gemma_config(vocab_size: int, special_ids: dict[str, int], scale: str = "min
 
         data = GEMMA3_CONFIG_FOR_LTX.to_dict()
         data.pop("transformers_version", None)
-        data.update(
-            boi_token_index=special_ids["<start_of_image>"],
-            eoi_token_index=special_ids["<end_of_image>"],
-            image_token_index=special_ids["<image_soft_token>"],
-            eos_token_id=[1, special_ids["<end_of_turn>"]],
-            bos_token_id=2,
-            pad_token_id=0,
-        )
+        data.update(_token_ids(special_ids))
         return Gemma3Config.from_dict(data)
     if scale != "mini":
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
@@ -729,12 +734,7 @@ def gemma_config(vocab_size: int, special_ids: dict[str, int], scale: str = "min
             "vision_use_head": False,
         },
         mm_tokens_per_image=GEMMA_MM_TOKENS,
-        boi_token_index=special_ids["<start_of_image>"],
-        eoi_token_index=special_ids["<end_of_image>"],
-        image_token_index=special_ids["<image_soft_token>"],
-        eos_token_id=[1, special_ids["<end_of_turn>"]],
-        bos_token_id=2,
-        pad_token_id=0,
+        **_token_ids(special_ids),
         torch_dtype="bfloat16",
         architectures=["Gemma3ForConditionalGeneration"],
     )

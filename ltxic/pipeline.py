@@ -270,11 +270,19 @@ class TwoStagePipeline:
 
         # stage 2: full resolution refine, base + distilled LoRA, no references
         with self._stage("stage 2"):
-            model2 = self.stage2_transformer if self.stage2_transformer is not None else model
-            if distilled_lora is not None:
-                load_lora(model2, distilled_lora, strength=self.distilled_lora_strength)
-            elif lora_modules(model2):
-                set_lora_strength(model2, 0.0)  # the IC-LoRA stays out of the refine, as in ic_lora.py
+            fused = distilled_lora is not None and self.stage2_transformer is None and m.can_fuse_loras
+            if fused:
+                # as ltx-pipelines: a stage-2 model with the distilled LoRA fused into its weights, built after the
+                # stage-1 model (and its IC-LoRA adapters) left the card; the next prompt rebuilds the base
+                del model
+                m.release_transformer()
+                model2 = m.transformer_with_loras([(distilled_lora, self.distilled_lora_strength)])
+            else:
+                model2 = self.stage2_transformer if self.stage2_transformer is not None else model
+                if distilled_lora is not None:
+                    load_lora(model2, distilled_lora, strength=self.distilled_lora_strength)
+                elif lora_modules(model2):
+                    set_lora_strength(model2, 0.0)  # the IC-LoRA stays out of the refine, as in ic_lora.py
             model2 = self._on(model2)
             cfg2 = SamplingConfig(width=width, height=height, sigmas=tuple(self.stage2_sigmas), seed=seed + 1, **common)
             video2, audio2 = sample_latents(
@@ -282,7 +290,11 @@ class TwoStagePipeline:
                 initial_audio_latent=audio1, strategy=get_strategy("text_to_video", video_geometry=vgeo, audio_geometry=ageo),
                 config=cfg2,
             )
-        self._off(model2)
+        if fused:
+            del model2
+            m.release_transformer()  # frees the fused stage-2 model too (only the local name held it)
+        else:
+            self._off(model2)
         stages.append(StageLog("stage2", tuple(video2.shape), None if audio2 is None else tuple(audio2.shape), str(self.device)))
 
         with self._stage("decode"):
@@ -311,4 +323,60 @@ class TwoStagePipeline:
         )
 
 
-__all__ = ["STAGE_2_SIGMAS", "TwoStagePipeline", "TwoStageResult", "build_upsampler", "tiny_upsampler_config"]
+def generate_two_stage(
+    models: Models,
+    prompts: str | list[str],
+    *,
+    lora: PathLike | None = None,
+    reference_image: PathLike | None = None,
+    reference_audio: PathLike | None = None,
+    consent: ConsentRecord | dict[str, Any] | None = None,
+    dataset: Any = None,
+    identity: str | None = None,
+    config: Any = None,
+    out_dir: PathLike | None = None,
+    progress: bool = True,  # noqa: ARG001 (the stages report instead)
+) -> list[Any]:
+    """:func:`ltxic.generate` through the two-stage pipeline: one clip per prompt (seed ``config.seed + i``) as
+    :class:`ltxic.inference.Generation`, written as ``NNN_<prompt>.mp4`` with audio into ``out_dir``, with the time
+    and peak GPU memory of every stage in ``out_dir/stages.json``.
+
+    ``config`` (:class:`ltxic.inference.GenerateConfig`) gives the full size; stage 1 runs ``config.steps`` steps at
+    half of it. The upsampler and the distilled LoRA are the kit's (``Models.ltx23(spatial_upsampler=...,
+    distilled_lora=...)``).
+    """
+    from ltxic.inference import GenerateConfig, Generation, resolve_consent, slug
+    from ltxic.io_utils import write_json_atomic
+    from ltxic.media import read_image
+
+    config = config or GenerateConfig()
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    record = resolve_consent(consent, dataset, identity)
+    clock = StageClock()
+    pipe = TwoStagePipeline(models, ic_lora=lora, ic_lora_strength=config.strength, device=models.device,
+                            offload_device=None, clock=clock)
+    out = Path(out_dir) if out_dir is not None else None
+    gens = []
+    for i, prompt in enumerate(prompts):
+        seed = config.seed + i
+        r = pipe(prompt, reference_image=reference_image, reference_audio=reference_audio, consent=record,
+                 identity=identity, width=config.width, height=config.height, frames=config.frames, fps=config.fps,
+                 seed=seed, stage1_steps=config.steps, video_cfg_scale=config.video_cfg_scale,
+                 audio_cfg_scale=config.audio_cfg_scale, reference_guidance_scale=config.reference_guidance_scale,
+                 audio_reference_guidance_scale=config.audio_reference_guidance_scale,
+                 negative_prompt=config.negative_prompt)
+        gen = Generation(prompt=prompt, seed=seed, video_latent=r.video_latent, audio_latent=r.audio_latent,
+                         frames=r.frames, waveform=r.waveform, sample_rate=r.sample_rate, fps=r.fps,
+                         reference_image=read_image(reference_image) if reference_image is not None else None,
+                         notes=list(r.notes))
+        if out is not None:
+            gen.path = r.write(out / f"{i:03d}_{slug(prompt)}.mp4")
+        gens.append(gen)
+    if out is not None:
+        write_json_atomic(out / "stages.json", {"stages": clock.as_dict()})  # the layout ltxic train writes
+    log.info("two-stage sampling:\n%s", clock.table())
+    return gens
+
+
+__all__ = ["STAGE_2_SIGMAS", "TwoStagePipeline", "TwoStageResult", "build_upsampler", "generate_two_stage",
+           "tiny_upsampler_config"]

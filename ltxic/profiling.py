@@ -45,6 +45,13 @@ class StageClock:
                 peak = torch.cuda.max_memory_allocated() / 2**30
                 stats.peak_gib = max(stats.peak_gib or 0.0, round(peak, 2))
 
+    @classmethod
+    def from_dict(cls, stages: dict[str, dict[str, float | int | None]]) -> StageClock:
+        """A clock holding stages read back from :meth:`as_dict` (e.g. a run's ``stages.json``)."""
+        clock = cls()
+        clock.stages = {name: StageStats(**stats) for name, stats in stages.items()}  # type: ignore[arg-type]
+        return clock
+
     def as_dict(self) -> dict[str, dict[str, float | int | None]]:
         return {name: asdict(stats) for name, stats in self.stages.items()}
 

@@ -197,7 +197,8 @@ def sample_latents(
             return noise.to(device=device, dtype=dtype)
         if tuple(initial.shape) != tuple(shape):
             raise ValueError(f"{name} has shape {tuple(initial.shape)} but the config asks for {tuple(shape)}; match SamplingConfig's size")
-        return ((1 - s0) * initial.float() + s0 * noise).to(device=device, dtype=dtype)
+        # the noise is drawn on the CPU (same draws on every device); the mix happens where the sampler runs
+        return ((1 - s0) * initial.to(device).float() + s0 * noise.to(device)).to(dtype=dtype)
 
     x_v, pos_v = video_tokens(start(v_shape, initial_video_latent, "initial_video_latent"), config.fps, config.video_geometry)
     x_a = pos_a = a_shape = None

@@ -459,6 +459,10 @@ def _oom_advice(options: TrainOptions, batch: Any) -> str:
         lines.append("  model.fp8: true (stores the base model's weights in fp8: half the weight memory)")
     if options.mixed_precision != "bf16":
         lines.append("  optimization.mixed_precision: bf16")
+    if torch.cuda.is_available():
+        lines.append(f"(on the card: {torch.cuda.memory_allocated() / 2**30:.1f} GiB allocated, peak "
+                     f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB, {torch.cuda.memory_reserved() / 2**30:.1f} GiB "
+                     "reserved; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True lowers fragmentation)")
     return "\n".join(lines)
 
 
@@ -792,12 +796,14 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
                 "checkpoints afterwards with ltxic sample. The last checkpoint is saved: --resume continues."
             ) from err
 
-    result = run_training(
-        model, samples, strategy, options, save_lora=save, groups=[e.bucket for e in report.entries], collate=collate,
-        validate=timed_validate if validate is not None else None, resume=resume, device=device,
-    )
-    write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **_step_summary(result.metrics_path)})
-    return result
+    try:
+        return run_training(
+            model, samples, strategy, options, save_lora=save, groups=[e.bucket for e in report.entries], collate=collate,
+            validate=timed_validate if validate is not None else None, resume=resume, device=device,
+        )
+    finally:  # also after a failure: what ran, how long, how much memory
+        summary = _step_summary(options.output_dir / METRICS_FILE) if (options.output_dir / METRICS_FILE).exists() else {}
+        write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **summary})
 
 
 def _step_summary(metrics_path: Path) -> dict[str, Any]:

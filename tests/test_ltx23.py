@@ -150,7 +150,7 @@ def test_download_train_sample_from_the_command_line(tree, small_dataset, tmp_pa
     (mp4,) = out.glob("*.mp4")
     info = media.probe_video(mp4)
     assert info.has_audio and (info.width, info.height, info.frames) == (128, 128, 25)
-    assert {"text encode", "stage 1", "upsample", "stage 2", "decode"} <= set(json.loads((out / "stages.json").read_text()))
+    assert {"text encode", "stage 1", "upsample", "stage 2", "decode"} <= set(json.loads((out / "stages.json").read_text())["stages"])
 
     # ...and without consent for the references it refuses
     assert main(["sample", "--comfyui-root", str(root), "--lora", str(lora), "--two-stage",
