@@ -44,9 +44,9 @@ from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
 from ltxic.trainer import TrainResult, train
 
 # 05 checkpoints, 06 inference, 07 drift
-from ltxic.inference import GenerateConfig, generate
+from ltxic.inference import GenerateConfig, Models, generate
 from ltxic.metrics import compare_checkpoints, drift_curve, identity_scores
-from ltxic.pipeline import TwoStagePipeline
+from ltxic.pipeline import TwoStagePipeline, generate_two_stage
 from ltxic.sampler import SamplingConfig, sample_latents
 
 __version__ = "0.1.0"
@@ -68,6 +68,7 @@ __all__ = [
     "EncodedBatch",
     "EncodedSample",
     "generate",
+    "generate_two_stage",
     "GenerateConfig",
     "get_strategy",
     "identity_scores",
@@ -82,6 +83,7 @@ __all__ = [
     "LoRAConfig",
     "LoRAError",
     "MediaError",
+    "Models",
     "merge_lora",
     "pair_folder",
     "preset_config",
