@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from ltxic import media
-from ltxic.course import NOTEBOOKS_DIR, lesson_run_dir, run_course
+from ltxic.course import lesson_run_dir, run_course
 from ltxic.miniature import build_miniature
 
 DATA = Path(__file__).resolve().parent.parent / "data_samples"
