@@ -37,7 +37,7 @@ from ltx_pipelines.utils.model_ledger import ModelLedger
 from safetensors import safe_open
 
 import ltxic
-from ltxic import miniature
+from ltxic import miniature, safetensors_stream
 from ltxic.miniature import MiniatureFiles, build_miniature, official_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -337,7 +337,7 @@ def test_streaming_writer_matches_save_file(tmp_path: Path) -> None:
     reference, streamed = tmp_path / "ref.safetensors", tmp_path / "streamed.safetensors"
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(reference), metadata=metadata)
     specs = {k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()}
-    with miniature.StreamingSafetensorsWriter(streamed, specs, metadata, max_pending_bytes=16) as writer:
+    with safetensors_stream.StreamingSafetensorsWriter(streamed, specs, metadata, max_pending_bytes=16) as writer:
         for k in sorted(tensors, reverse=True):  # any order
             writer.write(k, tensors[k])
     # same header (as JSON: safetensors writes the metadata from a hash map, so its key order varies between
@@ -347,7 +347,7 @@ def test_streaming_writer_matches_save_file(tmp_path: Path) -> None:
     assert ours[:8] == theirs[:8]
     assert json.loads(ours[8:8 + n]) == json.loads(theirs[8:8 + n])
     assert ours[8 + n:] == theirs[8 + n:]
-    assert miniature.safetensors_size(specs, metadata) == streamed.stat().st_size
+    assert safetensors_stream.safetensors_size(specs, metadata) == streamed.stat().st_size
     with safe_open(str(streamed), "pt") as f:
         assert f.metadata() == metadata
         for k, v in tensors.items():
@@ -356,7 +356,7 @@ def test_streaming_writer_matches_save_file(tmp_path: Path) -> None:
     # no metadata, floats converted to the planned dtype on write
     plain = {"w": torch.randn(3, 4, generator=gen), "v": torch.arange(3)}
     save_file({"w": plain["w"].to(torch.bfloat16), "v": plain["v"]}, str(reference))
-    with miniature.StreamingSafetensorsWriter(streamed, {"w": (torch.bfloat16, (3, 4)), "v": (torch.int64, (3,))}) as w:
+    with safetensors_stream.StreamingSafetensorsWriter(streamed, {"w": (torch.bfloat16, (3, 4)), "v": (torch.int64, (3,))}) as w:
         w.write("v", plain["v"])
         w.write("w", plain["w"])
     # same header (as JSON: safetensors writes the metadata from a hash map, so its key order varies between
@@ -372,10 +372,10 @@ def test_streaming_writer_refuses_incomplete_or_wrong_tensors(tmp_path: Path) ->
     path = tmp_path / "x.safetensors"
     specs = {"a": (torch.float32, (2,)), "b": (torch.float32, (3,))}
     with pytest.raises(ValueError, match="never written"):
-        with miniature.StreamingSafetensorsWriter(path, specs) as w:
+        with safetensors_stream.StreamingSafetensorsWriter(path, specs) as w:
             w.write("a", torch.zeros(2))
     with pytest.raises(ValueError, match="shape"):
-        with miniature.StreamingSafetensorsWriter(path, specs) as w:
+        with safetensors_stream.StreamingSafetensorsWriter(path, specs) as w:
             w.write("a", torch.zeros(3))
     assert not path.exists() and not list(tmp_path.iterdir())  # nothing half-written survives
 
