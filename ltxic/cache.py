@@ -314,10 +314,14 @@ def build_cache(
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
     clock: Any = None,
+    share: tuple[int, int] | None = None,
 ) -> CacheReport:
     """Encode every entry of ``splits`` that is not cached yet; return what is cached and what was skipped.
 
     ``clock`` (a :class:`ltxic.profiling.StageClock`) times the video, audio and text encoders.
+    ``share=(rank, world_size)`` encodes only the entries ``rank, rank + world_size, ...`` and writes no index
+    (multi-process training: every rank encodes its share, then a plain call lists the whole cache, which is
+    the same cache a single process writes).
 
     Raises :class:`DatasetError` (all problems of dataset.json at once, or a clip that cannot be decoded)
     and, when no clip fits any bucket, a :class:`DatasetError` carrying the skip report.
@@ -343,7 +347,9 @@ def build_cache(
     report = CacheReport(cache_dir)
     references: dict = {}
 
-    for entry in tqdm(entries, desc="caching latents", unit="clip", disable=not progress):
+    for position, entry in enumerate(tqdm(entries, desc="caching latents", unit="clip", disable=not progress)):
+        if share is not None and position % share[1] != share[0]:
+            continue
         field_name = f"entries[{entry.index}].video_path"
         try:
             info = media.probe_video(entry.video_path)
@@ -378,6 +384,8 @@ def build_cache(
         report.entries.append(CachedEntry(key, path, entry.index, entry.identity, entry.split, entry.caption,
                                           str(entry.video_path), bucket, info.fps))
 
+    if share is not None:
+        return report
     write_json_atomic(cache_dir / INDEX_FILE, {
         "format": CACHE_FORMAT,
         "dataset_file": str(dataset_file),

@@ -362,6 +362,13 @@ class OptimizationConfig(_Section):
     )
     mixed_precision: Literal["no", "bf16"] = Field("no", json_schema_extra=_fix("'bf16' on a GPU, 'no' on a CPU"))
     seed: int = Field(42, json_schema_extra=_fix("an integer"))
+    distributed: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto",
+        json_schema_extra=_fix(
+            "'auto' (ddp under torchrun / accelerate launch), 'ddp' (full base on every GPU, LoRA gradients "
+            "all-reduced) or 'fsdp' (base weights sharded across GPUs)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> OptimizationConfig:

@@ -262,6 +262,7 @@ class Strategy(Protocol):
 
     name: str
     reference_downscale_factor: int
+    per_sample_noise: bool  # loss() also takes a list of generators, one per sample
     uses_video_reference: bool
     uses_audio_reference: bool
 
@@ -292,6 +293,7 @@ class _ReferenceStrategy:
     """Shared implementation; subclasses say which references they append."""
 
     reference_downscale_factor: int = 1
+    per_sample_noise: ClassVar[bool] = True
     # Per example, the chance that the target's first latent frame is given clean (timestep 0, no loss):
     # the LoRA keeps the base's image-to-video ability (ltx-trainer's default 0.1).
     first_frame_conditioning_p: float = 0.0
@@ -489,18 +491,36 @@ class _ReferenceStrategy:
     def loss(
         self, model: torch.nn.Module, batch: EncodedBatch, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """One flow-matching loss on ``batch``: sigmas and noise drawn from ``generator``."""
+        """One flow-matching loss on ``batch``: sigmas and noise drawn from ``generator``.
+
+        ``generator`` may also be a list with one generator per sample: each sample's sigma, noise and first-frame
+        draw then come from its own generator (in that order, as a batch of one draws them), so the result does not
+        depend on how samples are grouped into batches (what multi-process training needs).
+        """
         tokens = math.prod(batch.video_latent.shape[2:])
-        sigmas = sample_sigmas(batch.batch_size, tokens, generator)
-        device = generator.device if generator is not None else torch.device("cpu")
-        v_noise = torch.randn(batch.video_latent.shape, generator=generator, device=device)
-        a_noise = None
-        if batch.audio_latent is not None:
-            a_noise = torch.randn(batch.audio_latent.shape, generator=generator, device=device)
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != batch.batch_size:
+                raise ValueError(f"got {len(generator)} generators for a batch of {batch.batch_size}; pass one per sample")
+            return self._loss(model, batch, tokens, [(g, 1) for g in generator])
+        return self._loss(model, batch, tokens, [(generator, batch.batch_size)])
+
+    def _loss(
+        self, model: torch.nn.Module, batch: EncodedBatch, tokens: int, draws: list[tuple[torch.Generator | None, int]]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        device = draws[0][0].device if draws[0][0] is not None else torch.device("cpu")
+        sigma_parts, v_parts, a_parts, ff_parts = [], [], [], []
+        for gen, n in draws:  # each generator draws sigma, video noise, audio noise, first frame: a batch's order
+            sigma_parts.append(sample_sigmas(n, tokens, gen))
+            v_parts.append(torch.randn((n, *batch.video_latent.shape[1:]), generator=gen, device=device))
+            if batch.audio_latent is not None:
+                a_parts.append(torch.randn((n, *batch.audio_latent.shape[1:]), generator=gen, device=device))
+            if self.first_frame_conditioning_p > 0:  # drawn only when used: runs without it keep their random stream
+                ff_parts.append(torch.rand(n, generator=gen, device=device) < self.first_frame_conditioning_p)
+        sigmas = torch.cat(sigma_parts)
+        v_noise = torch.cat(v_parts)
+        a_noise = torch.cat(a_parts) if a_parts else None
         target_device = batch.video_latent.device
-        first_frame = None
-        if self.first_frame_conditioning_p > 0:  # drawn only when used: runs without it keep their random stream
-            first_frame = torch.rand(batch.batch_size, generator=generator, device=device) < self.first_frame_conditioning_p
+        first_frame = torch.cat(ff_parts) if ff_parts else None
         video, audio, targets, masks = self.training_step_inputs(
             batch,
             sigmas.to(target_device),

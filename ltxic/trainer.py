@@ -27,6 +27,7 @@ Each checkpoint is written into a temp folder that is renamed into place only wh
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -34,6 +35,8 @@ import math
 import os
 import random
 import shutil
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Hashable, Sequence
@@ -88,6 +91,7 @@ class TrainOptions:
     mixed_precision: str = "bf16"  # bf16 | no; bf16 autocast applies on CUDA only
     gradient_checkpointing: bool = False
     fp8_base: bool = False  # reported in OOM advice; the base is quantized when it is built
+    distributed: str = "auto"  # auto | ddp | fsdp: the mode under torchrun / accelerate launch (ltxic.distributed)
     progress: bool = True
     lora_metadata: dict[str, str] = field(default_factory=dict)
 
@@ -104,6 +108,8 @@ class TrainOptions:
             problems.append(f"checkpoint_interval must be >= 1 (got {self.checkpoint_interval})")
         if self.scheduler not in ("constant", "linear", "cosine"):
             problems.append(f"scheduler must be constant, linear or cosine (got {self.scheduler!r})")
+        if self.distributed not in ("auto", "ddp", "fsdp"):
+            problems.append(f"distributed must be 'auto', 'ddp' or 'fsdp' (got {self.distributed!r})")
         if self.mixed_precision not in ("bf16", "no"):
             problems.append(f"mixed_precision must be 'bf16' or 'no' (got {self.mixed_precision!r})")
         if problems:
@@ -134,6 +140,27 @@ def _mix(*parts: int) -> int:
 def step_generator(seed: int, step: int, micro: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
     """The noise generator of one micro-batch: a function of ``(seed, step, micro)`` only."""
     return torch.Generator(device=device).manual_seed(_mix(seed, 1, step, micro))
+
+
+def sample_generator(seed: int, step: int, micro: int, position: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The noise generator of the sample at ``position`` in the (global) micro-batch ``micro`` of ``step``.
+
+    Position 0 is :func:`step_generator`'s, so a batch of one draws what it always drew.
+    """
+    if position == 0:
+        return step_generator(seed, step, micro, device)
+    return torch.Generator(device=device).manual_seed(_mix(seed, 1, step, micro, position))
+
+
+def noise_generators(strategy: Any, seed: int, step: int, micro: int, offset: int, count: int, dist: Any,
+                     device: torch.device | str = "cpu") -> torch.Generator | list[torch.Generator]:
+    """What ``strategy.loss`` draws its noise from: one generator per sample when the strategy takes a list
+    (``per_sample_noise``), so the noise does not depend on how a global batch is split across ranks."""
+    if getattr(strategy, "per_sample_noise", False) and (count > 1 or offset > 0):
+        return [sample_generator(seed, step, micro, offset + j, device) for j in range(count)]
+    if dist.enabled and not getattr(strategy, "per_sample_noise", False):  # a strategy without per-sample noise
+        return torch.Generator(device=device).manual_seed(_mix(seed, 4, step, micro, dist.rank))
+    return step_generator(seed, step, micro, device)
 
 
 class DataOrder:
@@ -481,6 +508,7 @@ def run_training(
     validate: ValidateFn | None = None,
     resume: bool = False,
     device: torch.device | str | None = None,
+    distributed: Any = None,
 ) -> TrainResult:
     """Train the parameters of ``model`` that require grad (the LoRA's) on ``samples``.
 
@@ -491,20 +519,52 @@ def run_training(
         groups: the resolution bucket of each sample (only same-bucket samples share a batch).
         validate: called as ``validate(model, step, folder)`` every ``options.validation_interval`` steps.
         resume: continue from the newest complete checkpoint in ``options.output_dir`` (none: start fresh).
+        distributed: a :class:`ltxic.distributed.Distributed`; ``None`` joins the launcher's process group when
+            ``WORLD_SIZE`` > 1 (mode ``options.distributed``). Rank 0 alone writes checkpoints, metrics and
+            validation clips; every rank's RNG state is stored in the checkpoint.
     """
+    from ltxic.distributed import setup
+
+    dist = distributed if distributed is not None else setup(options.distributed, device)
+    try:
+        return _run_training(model, samples, strategy, options, save_lora=save_lora, groups=groups, collate=collate,
+                             validate=validate, resume=resume, device=device, dist=dist)
+    finally:
+        if distributed is None:
+            dist.close()
+
+
+def _run_training(
+    model: torch.nn.Module,
+    samples: Sequence[Any],
+    strategy: Any,
+    options: TrainOptions,
+    *,
+    save_lora: SaveLoraFn,
+    groups: Sequence[Hashable] | None,
+    collate: Callable[[Sequence[Any]], Any],
+    validate: ValidateFn | None,
+    resume: bool,
+    device: torch.device | str | None,
+    dist: Any,
+) -> TrainResult:
     started = time.perf_counter()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     output_dir = options.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = output_dir / METRICS_FILE
 
-    named = trainable_parameters(model)
-    if not named:
+    if not trainable_parameters(model):
         raise TrainingError("the model has no trainable parameters: inject a LoRA first (ltxic.lora.inject_lora)")
+    main = dist.is_main()
+    forward_model = dist.wrap(model)  # DDP's wrapper, or the model sharded in place (FSDP2)
+    named = trainable_parameters(model)
     params = [p for _, p in named]
     optimizer = torch.optim.AdamW(params, lr=options.learning_rate, betas=options.betas, weight_decay=options.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(options))
-    order = DataOrder(list(groups) if groups is not None else [0] * len(samples), options.batch_size, options.seed)
+    # the global batch: what a 1-process run with world size x batch size would draw; each rank takes its share
+    order = DataOrder(list(groups) if groups is not None else [0] * len(samples), options.batch_size * dist.world_size,
+                      options.seed)
     if options.gradient_checkpointing and hasattr(model, "set_gradient_checkpointing"):
         model.set_gradient_checkpointing(True)
     autocast = device.type == "cuda" and options.mixed_precision == "bf16"
@@ -525,28 +585,34 @@ def run_training(
                 )
             if state["data_order"] != order.state_dict():
                 warnings.warn(f"{folder}: the dataset or batch size changed since this checkpoint; the data order differs from the original run", stacklevel=2)
-            with torch.no_grad():
-                for name, param in named:
-                    param.copy_(state["trainable"][name].to(param.device, param.dtype))
-            optimizer.load_state_dict(state["optimizer"])
+            for name, param in named:
+                dist.load_into(param, state["trainable"][name])
+            dist.load_optimizer_state(model, optimizer, state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
+            ranks = state.get("rng_ranks")  # every rank's own RNG state, when the world size is the same
+            set_rng_state(ranks[dist.rank] if ranks is not None and len(ranks) == dist.world_size else state["rng"])
             start_step = resumed_from = int(state["step"])
             last_checkpoint = folder
-            _truncate_metrics(metrics_path, start_step)
+            dist.barrier()  # every rank has read the checkpoint before rank 0 rewrites the log or prunes
+            if main:
+                _truncate_metrics(metrics_path, start_step)
     elif metrics_path.exists() or list_checkpoints(output_dir):
         raise TrainingError(
             f"{output_dir} already holds a run (metrics or checkpoints). Pass --resume (resume=True) to continue it, "
             "or set output.dir to a new folder."
         )
+    dist.barrier()  # every rank checked the output folder before rank 0 opens the log
+    if dist.enabled and main:
+        print(f"ltxic train: {dist.describe(options.batch_size, options.grad_accumulation)}", file=sys.stderr, flush=True)
 
     from tqdm.auto import tqdm
 
     losses: list[float] = []
-    bar = tqdm(total=options.steps, initial=start_step, desc="training", unit="it", disable=not options.progress, dynamic_ncols=True)
+    bar = tqdm(total=options.steps, initial=start_step, desc="training", unit="it",
+               disable=not (options.progress and main), dynamic_ncols=True)
     model.train()
     try:
-        with metrics_path.open("a", encoding="utf-8") as log:
+        with (metrics_path if main else Path(os.devnull)).open("a", encoding="utf-8") as log:
             for step in range(start_step, options.steps):
                 t0 = time.perf_counter()
                 # global-RNG users (LoRA dropout, anything a strategy draws without its generator) see a
@@ -556,25 +622,33 @@ def run_training(
                 total, parts = 0.0, {}
                 for micro in range(options.grad_accumulation):
                     index = step * options.grad_accumulation + micro
-                    batch = _to_device(collate([samples[i] for i in order.batch(index)]), device)
-                    generator = step_generator(options.seed, step, micro, device)
+                    mine, offset, scale = dist.share(order.batch(index))
+                    weight = scale / dist.world_size  # this rank's share of the global batch (1 in one process)
+                    batch = _to_device(collate([samples[i] for i in mine]), device)
+                    generator = noise_generators(strategy, options.seed, step, micro, offset, len(mine), dist, device)
                     try:
-                        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-                            loss, logs = strategy.loss(model, batch, generator)
-                        (loss / options.grad_accumulation).backward()
+                        with dist.sync_gradients(forward_model, micro == options.grad_accumulation - 1):
+                            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+                                loss, logs = strategy.loss(forward_model, batch, generator)
+                            # ranks' gradients are averaged: scale makes that the global batch's mean-loss gradient
+                            ((loss if scale == 1.0 else loss * scale) / options.grad_accumulation).backward()
                     except torch.OutOfMemoryError as err:
                         raise TrainingOOMError(_oom_advice(options, batch)) from err
-                    total += float(loss.detach()) / options.grad_accumulation
+                    total += float(loss.detach()) * weight / options.grad_accumulation
                     for key, value in _logged(logs).items():
                         if key != "loss":
-                            parts[key] = parts.get(key, 0.0) + value / options.grad_accumulation
+                            parts[key] = parts.get(key, 0.0) + value * weight / options.grad_accumulation
+                if dist.enabled:  # the global batch's loss, as a 1-process run logs it
+                    summed = dist.sum_floats({"loss": total, **parts})
+                    total = summed.pop("loss")
+                    parts = summed
                 if not math.isfinite(total):
                     raise TrainingError(
                         f"loss became {total} at step {step + 1}. Lower optimization.learning_rate "
                         f"(now {options.learning_rate}) or set optimization.max_grad_norm (now {options.max_grad_norm})."
                     )
                 clip = options.max_grad_norm if options.max_grad_norm > 0 else float("inf")
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+                grad_norm = float(dist.full_tensor(torch.nn.utils.clip_grad_norm_(params, clip)))
                 lr = scheduler.get_last_lr()[0]
                 try:
                     optimizer.step()  # AdamW allocates its moment buffers here, on the first step
@@ -593,22 +667,40 @@ def run_training(
                 bar.update(1)
 
                 if done % options.checkpoint_interval == 0 or done == options.steps:
-                    state = {
-                        "step": done,
-                        "trainable": {n: p.detach().float().cpu().clone() for n, p in named},
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "data_order": order.state_dict(),
-                        "rng": rng_state(),
-                    }
-                    last_checkpoint = save_checkpoint(
-                        output_dir, done, model, state, save_lora, options.lora_metadata, options.keep_last_n
-                    )
+                    # collectives first (every rank): full LoRA tensors, optimizer state, each rank's RNG state
+                    full = {n: dist.full_tensor(p.detach()) for n, p in named}
+                    optimizer_state = dist.optimizer_state(model, optimizer)
+                    rngs = dist.gather_objects(rng_state())
+                    if main:
+                        state = {
+                            "step": done,
+                            "trainable": {n: t.float().cpu().clone() for n, t in full.items()},
+                            "optimizer": optimizer_state,
+                            "scheduler": scheduler.state_dict(),
+                            "data_order": order.state_dict(),
+                            "rng": rngs[0],
+                        }
+                        if dist.enabled:
+                            state["rng_ranks"] = rngs
+                        with dist.full_parameters(model, full) as whole:
+                            save_checkpoint(output_dir, done, whole, state, save_lora, options.lora_metadata,
+                                            options.keep_last_n)
+                    dist.barrier()
+                    last_checkpoint = output_dir / CHECKPOINTS / checkpoint_name(done)
                 if validate is not None and options.validation_interval and done % options.validation_interval == 0:
-                    model.eval()
-                    with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-                        validate(model, done, output_dir / "validation" / checkpoint_name(done))
-                    model.train()
+                    # rank 0 validates; under FSDP every rank runs the sampler (the forward gathers shards) and the
+                    # others' clips go to a temp folder that is deleted
+                    if main or dist.sharded:
+                        with contextlib.ExitStack() as stack:
+                            folder = output_dir / "validation" / checkpoint_name(done)
+                            if not main:
+                                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                            model.eval()
+                            with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                                                                 enabled=autocast):
+                                validate(model, done, folder)
+                            model.train()
+                    dist.barrier()
     finally:
         bar.close()
 
@@ -647,6 +739,7 @@ def options_from_config(cfg: Any) -> TrainOptions:
         mixed_precision=opt.mixed_precision,
         gradient_checkpointing=opt.gradient_checkpointing,
         fp8_base=cfg.model.fp8,
+        distributed=opt.distributed,
         lora_metadata={  # the keys ltxic.lora.save_lora and ComfyUI / ltx-pipelines read
             "reference_downscale_factor": str(cfg.training_strategy.reference_downscale_factor),
             "training_strategy": cfg.training_strategy.name,
@@ -736,17 +829,33 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
     LTX-2.3 from its official files), caches the dataset's latents and text features (under ``dataset.cache_dir`` or
     ``output.dir/cache``) and the validation prompts, frees the encoders, then builds the base transformer, injects
     the LoRA and runs :func:`run_training`. ``resume=True`` continues the newest complete checkpoint in ``output.dir``.
+
+    Under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1) every rank runs this: each encodes its share of
+    the cache, then trains on its share of each global batch (``optimization.distributed``: see
+    :mod:`ltxic.distributed`); rank 0 alone writes checkpoints, validation clips, metrics and ``stages.json``.
     """
-    from ltxic.cache import build_cache, load_cached
     from ltxic.config import TrainingConfig, load_config
+    from ltxic.distributed import device_for, setup
+
+    cfg = config if isinstance(config, TrainingConfig) else load_config(config)
+    options = options_from_config(cfg)
+    device = device_for()
+    dist = setup(options.distributed, device)  # torchrun / accelerate launch: join the process group
+    try:
+        return _train(cfg, options, dist, device, resume=resume, progress=progress)
+    finally:
+        dist.close()
+
+
+def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, resume: bool, progress: bool) -> TrainResult:
+    from ltxic.cache import build_cache, load_cached
     from ltxic.inference import Models
     from ltxic.lora import LoRAConfig, inject_lora, save_lora
     from ltxic.strategies import collate, get_strategy
 
-    cfg = config if isinstance(config, TrainingConfig) else load_config(config)
-    options = options_from_config(cfg)
+    main = dist.is_main()
+    progress = progress and main
     options.progress = progress
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     clock = StageClock()
     models = Models.from_config(cfg.model, device=device, seed=cfg.optimization.seed)
     video_codec, audio_codec = models.video_codec, models.audio_codec
@@ -756,13 +865,19 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
                             video_geometry=video_codec.geometry, audio_geometry=audio_codec.geometry)
     options.lora_metadata.update(strategy.checkpoint_metadata())
     options.lora_metadata["base_model"] = models.name
-    try:
-        report = build_cache(
+    def cache(share: tuple[int, int] | None) -> Any:
+        return build_cache(
             cfg.dataset.dataset_file, cfg.dataset.cache_dir or options.output_dir / "cache",
             video_codec=video_codec, audio_codec=audio_codec, text_encoder=models.text_encoder,
             buckets=cfg.dataset.resolution_buckets, reference_downscale_factor=cfg.training_strategy.reference_downscale_factor,
-            device=device, progress=progress, clock=clock,
+            device=device, progress=progress, clock=clock, share=share,
         )
+
+    try:
+        if dist.enabled:  # each rank encodes its share; then every rank lists the whole (now complete) cache
+            cache((dist.rank, dist.world_size))
+            dist.barrier()
+        report = cache(None)
     except torch.OutOfMemoryError as err:
         raise TrainingOOMError(
             "out of memory while caching (the VAE encoders and the text encoder run before training). Lower "
@@ -799,11 +914,12 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
     try:
         return run_training(
             model, samples, strategy, options, save_lora=save, groups=[e.bucket for e in report.entries], collate=collate,
-            validate=timed_validate if validate is not None else None, resume=resume, device=device,
+            validate=timed_validate if validate is not None else None, resume=resume, device=device, distributed=dist,
         )
     finally:  # also after a failure: what ran, how long, how much memory
-        summary = _step_summary(options.output_dir / METRICS_FILE) if (options.output_dir / METRICS_FILE).exists() else {}
-        write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **summary})
+        if main:
+            summary = _step_summary(options.output_dir / METRICS_FILE) if (options.output_dir / METRICS_FILE).exists() else {}
+            write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **summary})
 
 
 def _step_summary(metrics_path: Path) -> dict[str, Any]:

@@ -52,6 +52,9 @@ class Slow:
     def __init__(self, strategy, delay_after: int, delay: float) -> None:
         self.strategy, self.delay_after, self.delay, self.calls = strategy, delay_after, delay, 0
 
+    def __getattr__(self, name):  # per_sample_noise and the rest: the wrapped strategy's
+        return getattr(self.strategy, name)
+
     def loss(self, model, batch, generator):
         self.calls += 1
         if self.calls > self.delay_after:
