@@ -172,7 +172,7 @@ def main() -> None:
     if "identity" in parts:
         lora = args.lora or args.train_dir / "checkpoints" / "latest_lora.safetensors"
         if args.lora is None:
-            from ltxic.trainer import latest_checkpoint
+            from ltxic.checkpoints import latest_checkpoint
 
             lora = latest_checkpoint(args.train_dir) / "lora.safetensors"
         prompts = heldout_captions(train_captions, args.prompts, seed=1)

@@ -297,7 +297,7 @@ def lesson_lora(out_dir: str | Path, models: Any, lora_path: str | Path | None =
     on a GPU, and its absence raises :class:`CourseError` with the fix.
     """
     from ltxic.lora import read_lora_metadata
-    from ltxic.trainer import checkpoint_is_complete, list_checkpoints
+    from ltxic.checkpoints import checkpoint_is_complete, list_checkpoints
 
     if lora_path is not None:
         path = Path(lora_path)
@@ -344,7 +344,8 @@ def lesson_stages(run_dir: str | Path) -> str | None:
 def lesson_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """``(step, folder)`` of the training lesson's checkpoints in ``run_dir``; when there are none (a later lesson
     run on its own), the run is trained first with the CPU defaults, so the lessons after 04 always have a LoRA."""
-    from ltxic.trainer import checkpoint_is_complete, list_checkpoints, train
+    from ltxic.checkpoints import checkpoint_is_complete, list_checkpoints
+    from ltxic.trainer import train
 
     def complete() -> list[tuple[int, Path]]:
         return [(step, folder) for step, folder in list_checkpoints(run_dir) if checkpoint_is_complete(folder)]

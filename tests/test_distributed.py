@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 
 import distributed_worker as worker
 from ltxic.distributed import Distributed
-from ltxic.trainer import latest_checkpoint, read_metrics
+from ltxic.checkpoints import latest_checkpoint
+from ltxic.trainer import read_metrics
 
 TESTS = Path(__file__).parent
 STEPS, INTERVAL, BATCH = 8, 2, 2

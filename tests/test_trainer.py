@@ -24,16 +24,8 @@ from ltxic import trainer
 from ltxic.lora import LoRAConfig, inject_lora, load_lora, read_lora_metadata
 from ltxic.strategies import collate
 from ltxic.io_utils import DiskFullError
-from ltxic.trainer import (
-    DataOrder,
-    TrainingError,
-    TrainingOOMError,
-    checkpoint_is_complete,
-    latest_checkpoint,
-    load_training_state,
-    plot_metrics,
-    read_metrics,
-)
+from ltxic.checkpoints import checkpoint_is_complete, latest_checkpoint, load_training_state
+from ltxic.trainer import DataOrder, TrainingError, TrainingOOMError, plot_metrics, read_metrics
 
 TESTS = Path(__file__).parent
 STEPS, INTERVAL = 12, 4
