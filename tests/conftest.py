@@ -15,3 +15,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def tiny_kit(tmp_path, monkeypatch):
+    """Toy clips (2 identities x 2 clips, 64x64x17) and a freshly initialized tiny kit (codecs, text encoder, base)
+    in a temp ``LTXIC_TINY_DIR``: a training run in seconds, independent of the shipped weights."""
+    import json
+
+    from ltxic.codecs import AudioCodec, VideoCodec
+    from ltxic.models import build_transformer, save_transformer
+    from ltxic.text_encoder import TextEncoder, build_vocab
+    from ltxic.toy.make_samples import make_dataset, random_identities
+
+    data = make_dataset(tmp_path / "data", random_identities(2, 0), clips_per_identity=2, width=64, height=64,
+                        frames=17, progress=False)
+    kit = tmp_path / "tiny"
+    kit.mkdir()
+    torch.manual_seed(0)
+    VideoCodec().save(kit / "video_codec.safetensors")
+    AudioCodec().save(kit / "audio_codec.safetensors")
+    captions = [e["caption"] for e in json.loads(data.read_text())["entries"]]
+    TextEncoder(vocab=build_vocab(captions)).save(kit / "text_encoder.safetensors")
+    save_transformer(build_transformer("tiny", seed=0), kit / "transformer.safetensors")
+    monkeypatch.setenv("LTXIC_TINY_DIR", str(kit))
+    return data

@@ -134,32 +134,6 @@ def test_config_chooses_the_mode() -> None:
         type(cfg).model_validate(data)
 
 
-@pytest.fixture()
-def tiny_kit(tmp_path, monkeypatch):
-    """Toy clips and a freshly initialized tiny kit (codecs, text encoder, base) in a temp LTXIC_TINY_DIR."""
-    for module in ("ltxic.toy.make_samples", "ltxic.codecs", "ltxic.text_encoder"):
-        pytest.importorskip(module)
-    import json
-
-    from ltxic.codecs import AudioCodec, VideoCodec
-    from ltxic.models import build_transformer, save_transformer
-    from ltxic.text_encoder import TextEncoder, build_vocab
-    from ltxic.toy.make_samples import make_dataset, random_identities
-
-    data = make_dataset(tmp_path / "data", random_identities(2, 0), clips_per_identity=2, width=64, height=64,
-                        frames=17, progress=False)
-    kit = tmp_path / "tiny"
-    kit.mkdir()
-    torch.manual_seed(0)
-    VideoCodec().save(kit / "video_codec.safetensors")
-    AudioCodec().save(kit / "audio_codec.safetensors")
-    captions = [e["caption"] for e in json.loads(data.read_text())["entries"]]
-    TextEncoder(vocab=build_vocab(captions)).save(kit / "text_encoder.safetensors")
-    save_transformer(build_transformer("tiny", seed=0), kit / "transformer.safetensors")
-    monkeypatch.setenv("LTXIC_TINY_DIR", str(kit))
-    return data
-
-
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
 def test_ltxic_train_under_torchrun_with_the_tiny_kit(tmp_path, tiny_kit, mode) -> None:
     """`torchrun --nproc_per_node 2 -m ltxic.cli train CONFIG`: the ranks share the caching, the cache is a 1-process

@@ -21,27 +21,6 @@ from ltxic.trainer import read_metrics  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture()
-def tiny_kit(tmp_path, monkeypatch):
-    from ltxic.codecs import AudioCodec, VideoCodec
-    from ltxic.models import build_transformer, save_transformer
-    from ltxic.text_encoder import TextEncoder, build_vocab
-    from ltxic.toy.make_samples import make_dataset, random_identities
-
-    data = make_dataset(tmp_path / "data", random_identities(2, 0), clips_per_identity=2, width=64, height=64,
-                        frames=17, progress=False)
-    kit = tmp_path / "tiny"
-    kit.mkdir()
-    torch.manual_seed(0)
-    VideoCodec().save(kit / "video_codec.safetensors")
-    AudioCodec().save(kit / "audio_codec.safetensors")
-    captions = [e["caption"] for e in json.loads(data.read_text())["entries"]]
-    TextEncoder(vocab=build_vocab(captions)).save(kit / "text_encoder.safetensors")
-    save_transformer(build_transformer("tiny", seed=0), kit / "transformer.safetensors")
-    monkeypatch.setenv("LTXIC_TINY_DIR", str(kit))
-    return data
-
-
 def test_cli_train_then_resume(tmp_path, tiny_kit) -> None:
     from ltxic.config import example_config, load_config
     from ltxic.lora import load_lora, read_lora_metadata
