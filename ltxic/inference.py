@@ -115,14 +115,14 @@ class Models:
         """LTX-2.3 22B from the official checkpoint and the Gemma 3 folder; every part is built when first used.
 
         ``fp8`` stores the transformer's block weights in fp8 and ``offload_text_encoder`` streams Gemma's layers
-        from host memory (24 GB cards). The checkpoint is checked at once (version, completeness); the Gemma
-        folder when a prompt is first encoded.
+        from host memory (24 GB cards). The checkpoint (version, parts) and the Gemma folder (layout) are checked at
+        once; the weights load when first used.
         """
         from ltxic import ltx23
+        from ltxic.distributed import device_for
 
         config = ltx23.check_checkpoint(checkpoint)
-        dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        text = None
+        dev = torch.device(device) if device is not None else device_for()
         if gemma_root is not None:
             text = ltx23.TextEncoder(gemma_root, checkpoint, device=dev, dtype=dtype, offload=offload_text_encoder)
         else:
@@ -166,9 +166,10 @@ class Models:
         """
         import warnings
 
+        from ltxic.distributed import device_for
         from ltxic.models import CheckpointError
 
-        dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = torch.device(device) if device is not None else device_for()
         dtype = torch.float32 if model.dtype == "float32" else torch.bfloat16
         if model.preset == "ltx-2.3-22b" or getattr(model, "comfyui_root", None) is not None:
             if model.comfyui_root is not None:

@@ -252,7 +252,13 @@ def gemma_config(gemma_root: PathLike) -> dict[str, Any]:
 
 
 class _Lazy:
-    """Parts built on first use from one checkpoint, freed by :meth:`release`."""
+    """Parts built on first use from one checkpoint, freed by :meth:`release`.
+
+    ``kind`` names the codec in its cache fingerprint; ``encoder_part`` is what :meth:`release_encoder` frees.
+    """
+
+    kind: str
+    encoder_part: str
 
     def __init__(self, checkpoint: PathLike, *, device: str | torch.device, dtype: torch.dtype) -> None:
         self.checkpoint = Path(checkpoint)
@@ -270,8 +276,17 @@ class _Lazy:
                                            dtype=self.dtype, prefix=prefix)
         return self._parts[name]
 
+    @property
+    def fingerprint(self) -> str:  # the cache key: the file, not a gigabyte of weights hashed
+        stat = self.checkpoint.stat()
+        return f"ltx23-{self.kind}:{self.checkpoint.name}:{stat.st_size}:{int(stat.st_mtime)}"
+
     def loaded(self) -> list[str]:
         return sorted(self._parts)
+
+    def release_encoder(self) -> None:
+        """Free the encoder (caching is done); the decoder stays for validation and sampling."""
+        self.release(self.encoder_part)
 
     def release(self, *names: str) -> None:
         """Free the named parts (all when none are named); they are rebuilt on next use."""
@@ -296,11 +311,7 @@ class VideoCodec(_Lazy):
     """LTX-2.3's video VAE: ``encode`` frames ``(B,3,F,H,W)`` in [-1, 1] to normalized ``(B,128,F',H/32,W/32)``."""
 
     geometry = VideoGeometry(temporal=8, spatial=32)
-
-    @property
-    def fingerprint(self) -> str:  # the cache key: the file, not 1 GB of weights hashed
-        stat = self.checkpoint.stat()
-        return f"ltx23-video-vae:{self.checkpoint.name}:{stat.st_size}:{int(stat.st_mtime)}"
+    kind, encoder_part = "video-vae", "video_encoder"
 
     @property
     def encoder(self) -> nn.Module:
@@ -313,9 +324,6 @@ class VideoCodec(_Lazy):
         from ltx_core.model.video_vae import VAE_DECODER_COMFY_KEYS_FILTER, VideoDecoderConfigurator
 
         return self._part("video_decoder", VideoDecoderConfigurator, VAE_DECODER_COMFY_KEYS_FILTER, "vae.decoder.")
-
-    def release_encoder(self) -> None:
-        self.release("video_encoder")
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -344,6 +352,7 @@ class AudioCodec(_Lazy):
     decoder and the vocoder (with bandwidth extension) to stereo at ``output_sample_rate`` (48 kHz)."""
 
     geometry = AudioGeometry(sample_rate=16000, hop_length=160, latent_downsample=4)
+    kind, encoder_part = "audio-vae", "audio_encoder"
 
     def __init__(self, checkpoint: PathLike, config: dict[str, Any], *, device: str | torch.device, dtype: torch.dtype) -> None:
         super().__init__(checkpoint, device=device, dtype=dtype)
@@ -356,11 +365,6 @@ class AudioCodec(_Lazy):
         self.latent_mel_bins = int(dd["mel_bins"]) // self.geometry.latent_downsample
         vocoder = config["vocoder"]
         self.output_sample_rate = int(vocoder["bwe"]["output_sampling_rate"] if "bwe" in vocoder else vocoder.get("output_sampling_rate", 24000))
-
-    @property
-    def fingerprint(self) -> str:
-        stat = self.checkpoint.stat()
-        return f"ltx23-audio-vae:{self.checkpoint.name}:{stat.st_size}:{int(stat.st_mtime)}"
 
     @property
     def encoder(self) -> nn.Module:
@@ -379,9 +383,6 @@ class AudioCodec(_Lazy):
         from ltx_core.model.audio_vae import VOCODER_COMFY_KEYS_FILTER, VocoderConfigurator
 
         return self._part("vocoder", VocoderConfigurator, VOCODER_COMFY_KEYS_FILTER, "vocoder.")
-
-    def release_encoder(self) -> None:
-        self.release("audio_encoder")
 
     def latent_frames(self, samples: int) -> int:
         return (samples // self.geometry.hop_length + 1 + 3) // self.geometry.latent_downsample
