@@ -357,8 +357,16 @@ class OptimizationConfig(_Section):
         "linear", json_schema_extra=_fix("'constant', 'linear' or 'cosine'")
     )
     weight_decay: float = Field(0.0, ge=0, json_schema_extra=_fix("a number >= 0; 0.0 is usual for LoRAs"))
-    gradient_checkpointing: bool = Field(
-        False, json_schema_extra=_fix("true trades speed for memory (needed for 22B on 24-80 GB cards)")
+    gradient_checkpointing: bool | int | Literal["auto"] = Field(
+        False,
+        json_schema_extra=_fix(
+            "true (every transformer block recomputes its activations: least memory), false (none: fastest), a "
+            "number of blocks, or 'auto' (the fewest that fit the card, found at the first steps)"
+        ),
+    )
+    compile: bool = Field(
+        False,
+        json_schema_extra=_fix("true compiles each transformer block with torch.compile (GPU; the first step compiles)"),
     )
     mixed_precision: Literal["no", "bf16"] = Field("no", json_schema_extra=_fix("'bf16' on a GPU, 'no' on a CPU"))
     seed: int = Field(42, json_schema_extra=_fix("an integer"))
@@ -369,6 +377,17 @@ class OptimizationConfig(_Section):
             "all-reduced) or 'fsdp' (base weights sharded across GPUs)"
         ),
     )
+
+    @model_validator(mode="after")
+    def _recompute_blocks(self) -> OptimizationConfig:
+        gc = self.gradient_checkpointing
+        if not isinstance(gc, bool) and isinstance(gc, int) and gc < 0:
+            raise PydanticCustomError(
+                "recompute_blocks",
+                "{value} blocks: give true, false, 'auto' or a number of blocks >= 0",
+                {"value": gc, "field": "optimization.gradient_checkpointing"},
+            )
+        return self
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> OptimizationConfig:

@@ -176,8 +176,10 @@ class LoRALinear(nn.Module):
         out = self.base_forward(x)
         if self.strength == 0.0:
             return out
-        h = F.linear(self.dropout(x).to(self.lora_A.dtype), self.lora_A)
-        delta = F.linear(h, self.lora_B) * self.scale
+        x = self.dropout(x)
+        if not torch.is_autocast_enabled(x.device.type):
+            x = x.to(self.lora_A.dtype)  # under autocast the matmuls cast float32 adapters to bf16 themselves
+        delta = F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scale
         return out + delta.to(out.dtype)
 
     def delta_weight(self) -> torch.Tensor:

@@ -167,6 +167,10 @@ def collate(samples: list[EncodedSample]) -> EncodedBatch:
                 "use resolution buckets (and equal reference / text lengths) so a batch shares one shape"
             )
         out[f.name] = torch.stack(values)
+    mask = out.get("context_mask")
+    if isinstance(mask, torch.Tensor) and bool(mask.all()):
+        # no padding (LTX-2.3's connector fills it with registers): no mask lets attention use flash kernels
+        out["context_mask"] = None
     return EncodedBatch(**out)  # type: ignore[arg-type]
 
 

@@ -51,6 +51,7 @@ from ltxic.checkpoints import (
 )
 from ltxic.io_utils import atomic_path, write_json_atomic
 from ltxic.profiling import StageClock
+from ltxic.speed import RecomputePlan, compile_blocks, free_after_oom
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -84,7 +85,9 @@ class TrainOptions:
     keep_last_n: int = 3  # 0 keeps every checkpoint
     validation_interval: int = 0  # 0 disables validation
     mixed_precision: str = "bf16"  # bf16 | no; bf16 autocast applies on CUDA only
-    gradient_checkpointing: bool = False
+    # true | false | auto | N blocks: how many transformer blocks recompute activations (ltxic.speed)
+    gradient_checkpointing: bool | int | str = False
+    compile: bool = False  # torch.compile each transformer block (ltxic.speed.compile_blocks)
     fp8_base: bool = False  # reported in OOM advice; the base is quantized when it is built
     distributed: str = "auto"  # auto | ddp | fsdp: the mode under torchrun / accelerate launch (ltxic.distributed)
     progress: bool = True
@@ -105,6 +108,9 @@ class TrainOptions:
             problems.append(f"scheduler must be constant, linear or cosine (got {self.scheduler!r})")
         if self.distributed not in ("auto", "ddp", "fsdp"):
             problems.append(f"distributed must be 'auto', 'ddp' or 'fsdp' (got {self.distributed!r})")
+        gc = self.gradient_checkpointing
+        if not (isinstance(gc, bool) or gc == "auto" or (isinstance(gc, int) and gc >= 0)):
+            problems.append(f"gradient_checkpointing must be true, false, 'auto' or a block count >= 0 (got {gc!r})")
         if self.mixed_precision not in ("bf16", "no"):
             problems.append(f"mixed_precision must be 'bf16' or 'no' (got {self.mixed_precision!r})")
         if problems:
@@ -285,6 +291,8 @@ def plot_metrics(path: str | os.PathLike[str], ax: Any = None) -> Any:
 
 def _to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, torch.Tensor):
+        if device.type == "cuda" and value.device.type == "cpu":
+            value = value.pin_memory()  # a copy from pageable memory would wait for the queued GPU work
         return value.to(device, non_blocking=True)
     if callable(getattr(value, "to", None)) and not isinstance(value, (dict, list, tuple)):
         return value.to(device)  # a sample type that knows how to move itself
@@ -313,15 +321,19 @@ def default_collate(items: Sequence[Any]) -> Any:
     raise TypeError(f"cannot batch samples of type {type(first).__name__}; pass collate=")
 
 
-def _logged(logs: dict[str, Any]) -> dict[str, float]:
-    out = {}
+def _logged(logs: dict[str, Any]) -> dict[str, torch.Tensor | float]:
+    """The strategy's scalar logs under the metrics' names, tensors left on the device (no host sync)."""
+    out: dict[str, torch.Tensor | float] = {}
     for key, value in (logs or {}).items():
         if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.detach().float().item()
-        if isinstance(value, (int, float)):
-            # strategies may say "loss_video" or "video": the log always says "video_loss"
-            name = f"{key[5:]}_loss" if key.startswith("loss_") else f"{key}_loss" if key in ("video", "audio") else key
-            out[name] = float(value)
+            value = value.detach().float().reshape(())
+        elif isinstance(value, (int, float)):
+            value = float(value)
+        else:
+            continue
+        # strategies may say "loss_video" or "video": the log always says "video_loss"
+        name = f"{key[5:]}_loss" if key.startswith("loss_") else f"{key}_loss" if key in ("video", "audio") else key
+        out[name] = value
     return out
 
 
@@ -329,8 +341,9 @@ def _oom_advice(options: TrainOptions, batch: Any) -> str:
     lines = [f"out of GPU memory at batch size {options.batch_size}. Lower one of these settings:"]
     lines.append(f"  optimization.batch_size (now {options.batch_size}; use gradient accumulation to keep the effective batch)")
     lines.append("  dataset.resolution_buckets: a smaller width x height or fewer frames")
-    if not options.gradient_checkpointing:
-        lines.append("  optimization.gradient_checkpointing: true (about 20-30% slower, much less activation memory)")
+    if options.gradient_checkpointing is not True:
+        lines.append("  optimization.gradient_checkpointing: true (every block recomputes its activations: about a third "
+                     "slower, much less activation memory)")
     if not options.fp8_base:
         lines.append("  model.fp8: true (stores the base model's weights in fp8: half the weight memory)")
     if options.mixed_precision != "bf16":
@@ -406,16 +419,21 @@ def _run_training(
     if not trainable_parameters(model):
         raise TrainingError("the model has no trainable parameters: inject a LoRA first (ltxic.lora.inject_lora)")
     main = dist.is_main()
+    # recompute first: FSDP2 shards the blocks as they are, and a compiled block is checkpointed from outside
+    plan = RecomputePlan(model, options.gradient_checkpointing, distributed=dist.enabled)
     forward_model = dist.wrap(model)  # DDP's wrapper, or the model sharded in place (FSDP2)
+    if options.compile:
+        compile_blocks(model)
     named = trainable_parameters(model)
     params = [p for _, p in named]
-    optimizer = torch.optim.AdamW(params, lr=options.learning_rate, betas=options.betas, weight_decay=options.weight_decay)
+    # one fused kernel for all adapters on a GPU (the foreach default launches several per tensor group)
+    fused = device.type == "cuda" and not dist.sharded and all(p.is_floating_point() for p in params)
+    optimizer = torch.optim.AdamW(params, lr=options.learning_rate, betas=options.betas, weight_decay=options.weight_decay,
+                                  **({"fused": True} if fused else {}))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(options))
     # the global batch: what a 1-process run with world size x batch size would draw; each rank takes its share
     order = DataOrder(list(groups) if groups is not None else [0] * len(samples), options.batch_size * dist.world_size,
                       options.seed)
-    if options.gradient_checkpointing and hasattr(model, "set_gradient_checkpointing"):
-        model.set_gradient_checkpointing(True)
     autocast = device.type == "cuda" and options.mixed_precision == "bf16"
 
     start_step, resumed_from, last_checkpoint = 0, None, None
@@ -459,97 +477,137 @@ def _run_training(
     losses: list[float] = []
     bar = tqdm(total=options.steps, initial=start_step, desc="training", unit="it",
                disable=not (options.progress and main), dynamic_ncols=True)
+    if main:
+        print(f"ltxic train: {plan.describe()}" + (", blocks compiled" if options.compile else ""), file=sys.stderr,
+              flush=True)
     model.train()
+
+    def micro_batches(step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Forward and backward of one step's micro-batches; the loss and logs stay on the device."""
+        # global-RNG users (LoRA dropout, anything a strategy draws without its generator) see a
+        # state that depends only on (seed, step), whatever ran before (validation, a resume, a retry)
+        torch.manual_seed(_mix(options.seed, 3, step))
+        optimizer.zero_grad(set_to_none=True)
+        total: Any = 0.0
+        parts: dict[str, Any] = {}
+        for micro in range(options.grad_accumulation):
+            index = step * options.grad_accumulation + micro
+            mine, offset, scale = dist.share(order.batch(index))
+            weight = scale / dist.world_size  # this rank's share of the global batch (1 in one process)
+            batch = _to_device(collate([samples[i] for i in mine]), device)
+            generator = noise_generators(strategy, options.seed, step, micro, offset, len(mine), dist, device)
+            with dist.sync_gradients(forward_model, micro == options.grad_accumulation - 1):
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss, logs = strategy.loss(forward_model, batch, generator)
+                # ranks' gradients are averaged: scale makes that the global batch's mean-loss gradient
+                ((loss if scale == 1.0 else loss * scale) / options.grad_accumulation).backward()
+            share = weight / options.grad_accumulation
+            total = total + loss.detach().float() * share
+            for key, value in _logged(logs).items():
+                if key != "loss":
+                    parts[key] = parts.get(key, 0.0) + value * share
+        return total, parts
+
+    # A step's numbers are read (a host sync) only after the next step's work is queued, so the GPU never
+    # waits for the host between steps; with several processes they are summed over the ranks at once.
+    pending: dict[str, Any] | None = None
+    last_flush = time.perf_counter()
+
+    def flush(log: Any) -> None:
+        nonlocal pending, last_flush
+        if pending is None:
+            return
+        row, pending = pending, None
+        values = {k: float(v) for k, v in row.pop("values").items()}
+        if dist.enabled:  # the global batch's loss, as a 1-process run logs it
+            values = dist.sum_floats(values)
+        total = values.pop("loss")
+        if not math.isfinite(total):
+            raise TrainingError(
+                f"loss became {total} at step {row['step']}. Lower optimization.learning_rate "
+                f"(now {options.learning_rate}) or set optimization.max_grad_norm (now {options.max_grad_norm})."
+            )
+        now = time.perf_counter()
+        row = {"step": row["step"], "loss": total, **values, "lr": row["lr"], "grad_norm": float(row["grad_norm"]),
+               "seconds": now - last_flush}
+        last_flush = now
+        if device.type == "cuda":
+            row["peak_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+        losses.append(total)
+        bar.set_postfix(loss=f"{total:.4f}", lr=f"{row['lr']:.2e}")
+        bar.update(1)
+
     try:
         with (metrics_path if main else Path(os.devnull)).open("a", encoding="utf-8") as log:
-            for step in range(start_step, options.steps):
-                t0 = time.perf_counter()
-                # global-RNG users (LoRA dropout, anything a strategy draws without its generator) see a
-                # state that depends only on (seed, step), whatever ran before (validation, a resume)
-                torch.manual_seed(_mix(options.seed, 3, step))
-                optimizer.zero_grad(set_to_none=True)
-                total, parts = 0.0, {}
-                for micro in range(options.grad_accumulation):
-                    index = step * options.grad_accumulation + micro
-                    mine, offset, scale = dist.share(order.batch(index))
-                    weight = scale / dist.world_size  # this rank's share of the global batch (1 in one process)
-                    batch = _to_device(collate([samples[i] for i in mine]), device)
-                    generator = noise_generators(strategy, options.seed, step, micro, offset, len(mine), dist, device)
+            try:
+                for step in range(start_step, options.steps):
+                    while True:
+                        try:
+                            total, parts = micro_batches(step)
+                            break
+                        except torch.OutOfMemoryError as err:
+                            if not plan.more():
+                                raise TrainingOOMError(_oom_advice(options, None)) from err
+                        free_after_oom(device)  # outside the except block: the traceback no longer holds the step
+                    flush(log)  # the previous step, while this one runs on the GPU
+                    clip = options.max_grad_norm if options.max_grad_norm > 0 else float("inf")
+                    grad_norm = dist.full_tensor(torch.nn.utils.clip_grad_norm_(params, clip))
+                    lr = scheduler.get_last_lr()[0]
                     try:
-                        with dist.sync_gradients(forward_model, micro == options.grad_accumulation - 1):
-                            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-                                loss, logs = strategy.loss(forward_model, batch, generator)
-                            # ranks' gradients are averaged: scale makes that the global batch's mean-loss gradient
-                            ((loss if scale == 1.0 else loss * scale) / options.grad_accumulation).backward()
+                        optimizer.step()  # AdamW allocates its moment buffers here, on the first step
                     except torch.OutOfMemoryError as err:
-                        raise TrainingOOMError(_oom_advice(options, batch)) from err
-                    total += float(loss.detach()) * weight / options.grad_accumulation
-                    for key, value in _logged(logs).items():
-                        if key != "loss":
-                            parts[key] = parts.get(key, 0.0) + value * weight / options.grad_accumulation
-                if dist.enabled:  # the global batch's loss, as a 1-process run logs it
-                    summed = dist.sum_floats({"loss": total, **parts})
-                    total = summed.pop("loss")
-                    parts = summed
-                if not math.isfinite(total):
-                    raise TrainingError(
-                        f"loss became {total} at step {step + 1}. Lower optimization.learning_rate "
-                        f"(now {options.learning_rate}) or set optimization.max_grad_norm (now {options.max_grad_norm})."
-                    )
-                clip = options.max_grad_norm if options.max_grad_norm > 0 else float("inf")
-                grad_norm = float(dist.full_tensor(torch.nn.utils.clip_grad_norm_(params, clip)))
-                lr = scheduler.get_last_lr()[0]
-                try:
-                    optimizer.step()  # AdamW allocates its moment buffers here, on the first step
-                except torch.OutOfMemoryError as err:
-                    raise TrainingOOMError(_oom_advice(options, None)) from err
-                scheduler.step()
-                done = step + 1
-                row = {"step": done, "loss": total, **parts, "lr": lr, "grad_norm": grad_norm,
-                       "seconds": time.perf_counter() - t0}
-                if device.type == "cuda":
-                    row["peak_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-                losses.append(total)
-                bar.set_postfix(loss=f"{total:.4f}", lr=f"{lr:.2e}")
-                bar.update(1)
-
-                if done % options.checkpoint_interval == 0 or done == options.steps:
-                    # collectives first (every rank): full LoRA tensors, optimizer state, each rank's RNG state
-                    full = {n: dist.full_tensor(p.detach()) for n, p in named}
-                    optimizer_state = dist.optimizer_state(model, optimizer)
-                    rngs = dist.gather_objects(rng_state())
-                    if main:
-                        state = {
-                            "step": done,
-                            "trainable": {n: t.float().cpu().clone() for n, t in full.items()},
-                            "optimizer": optimizer_state,
-                            "scheduler": scheduler.state_dict(),
-                            "data_order": order.state_dict(),
-                            "rng": rngs[0],
-                        }
-                        if dist.enabled:
-                            state["rng_ranks"] = rngs
-                        with dist.full_parameters(model, full) as whole:
-                            save_checkpoint(output_dir, done, whole, state, save_lora, options.lora_metadata,
-                                            options.keep_last_n)
-                    dist.barrier()
-                    last_checkpoint = output_dir / CHECKPOINTS / checkpoint_name(done)
-                if validate is not None and options.validation_interval and done % options.validation_interval == 0:
-                    # rank 0 validates; under FSDP every rank runs the sampler (the forward gathers shards) and the
-                    # others' clips go to a temp folder that is deleted
-                    if main or dist.sharded:
-                        with contextlib.ExitStack() as stack:
-                            folder = output_dir / "validation" / checkpoint_name(done)
-                            if not main:
-                                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                            model.eval()
-                            with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                                                                 enabled=autocast):
-                                validate(model, done, folder)
-                            model.train()
-                    dist.barrier()
+                        raise TrainingOOMError(_oom_advice(options, None)) from err
+                    scheduler.step()
+                    done = step + 1
+                    pending = {"step": done, "values": {"loss": total, **parts}, "lr": lr, "grad_norm": grad_norm.detach()}
+                    due = done % options.checkpoint_interval == 0 or done == options.steps or dist.enabled or (
+                        validate is not None and options.validation_interval and done % options.validation_interval == 0)
+                    if due:
+                        flush(log)
+    
+                    if done % options.checkpoint_interval == 0 or done == options.steps:
+                        # collectives first (every rank): full LoRA tensors, optimizer state, each rank's RNG state
+                        full = {n: dist.full_tensor(p.detach()) for n, p in named}
+                        optimizer_state = dist.optimizer_state(model, optimizer)
+                        rngs = dist.gather_objects(rng_state())
+                        if main:
+                            state = {
+                                "step": done,
+                                "trainable": {n: t.float().cpu().clone() for n, t in full.items()},
+                                "optimizer": optimizer_state,
+                                "scheduler": scheduler.state_dict(),
+                                "data_order": order.state_dict(),
+                                "rng": rngs[0],
+                            }
+                            if dist.enabled:
+                                state["rng_ranks"] = rngs
+                            with dist.full_parameters(model, full) as whole:
+                                save_checkpoint(output_dir, done, whole, state, save_lora, options.lora_metadata,
+                                                options.keep_last_n)
+                        dist.barrier()
+                        last_checkpoint = output_dir / CHECKPOINTS / checkpoint_name(done)
+                    if validate is not None and options.validation_interval and done % options.validation_interval == 0:
+                        # rank 0 validates; under FSDP every rank runs the sampler (the forward gathers shards) and the
+                        # others' clips go to a temp folder that is deleted
+                        if main or dist.sharded:
+                            with contextlib.ExitStack() as stack:
+                                folder = output_dir / "validation" / checkpoint_name(done)
+                                if not main:
+                                    folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                                model.eval()
+                                with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                                                                     enabled=autocast):
+                                    validate(model, done, folder)
+                                model.train()
+                        dist.barrier()
+                    if due:
+                        last_flush = time.perf_counter()  # a step's seconds leave out checkpoints and validation
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    flush(log)  # the last finished step's row, written before the error surfaces
+                raise
     finally:
         bar.close()
 
@@ -587,6 +645,7 @@ def options_from_config(cfg: Any) -> TrainOptions:
         validation_interval=cfg.validation.interval,
         mixed_precision=opt.mixed_precision,
         gradient_checkpointing=opt.gradient_checkpointing,
+        compile=opt.compile,
         fp8_base=cfg.model.fp8,
         distributed=opt.distributed,
         lora_metadata={  # the keys ltxic.lora.save_lora and ComfyUI / ltx-pipelines read
@@ -699,7 +758,7 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
 def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, resume: bool, progress: bool) -> TrainResult:
     from ltxic.cache import build_cache, load_cached
     from ltxic.inference import Models
-    from ltxic.lora import LoRAConfig, inject_lora, save_lora
+    from ltxic.lora import save_lora
     from ltxic.strategies import collate, get_strategy
 
     main = dist.is_main()
@@ -741,13 +800,12 @@ def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, 
 
     with clock("transformer load"):
         model = models.transformer
-    lora_cfg = LoRAConfig(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
-                          target_modules=tuple(cfg.lora.target_modules), seed=cfg.optimization.seed)
-    inject_lora(model, lora_cfg)
-    model.to(device)
+    lora_cfg = prepare_lora(model, cfg, device)
+    # float32 master adapters; the file holds them in the base's dtype, as ComfyUI and ltx-core fuse them
+    file_dtype = torch.bfloat16 if cfg.model.dtype == "bfloat16" else None
 
     def save(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
-        save_lora(model, path, config=lora_cfg, metadata=metadata)
+        save_lora(model, path, config=lora_cfg, metadata=metadata, dtype=file_dtype)
 
     def timed_validate(model: torch.nn.Module, step: int, folder: Path) -> None:
         try:
@@ -768,7 +826,25 @@ def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, 
     finally:  # also after a failure: what ran, how long, how much memory
         if main:
             summary = _step_summary(options.output_dir / METRICS_FILE) if (options.output_dir / METRICS_FILE).exists() else {}
+            summary.update(recompute_blocks=getattr(model, "ltxic_recompute_blocks", None), compiled=options.compile)
             write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **summary})
+
+
+def prepare_lora(model: torch.nn.Module, cfg: Any, device: torch.device) -> Any:
+    """Inject the config's LoRA into ``model`` and move it to ``device``; returns the ``LoRAConfig``.
+
+    The adapters are float32 master weights whatever the base's dtype: on a GPU the matmuls run in bf16 under
+    autocast, and the optimizer's small updates are not lost to bf16 rounding.
+    """
+    from ltxic.lora import LoRAConfig, inject_lora, lora_parameters
+
+    lora_cfg = LoRAConfig(rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
+                          target_modules=tuple(cfg.lora.target_modules), seed=cfg.optimization.seed)
+    inject_lora(model, lora_cfg)
+    for param in lora_parameters(model):
+        param.data = param.data.float()
+    model.to(device)
+    return lora_cfg
 
 
 def _step_summary(metrics_path: Path) -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""How the training step uses the card: activation recompute per block, compiled blocks.
+
+Two settings of ``optimization`` decide most of a 22B step's time (``benchmarks/train_speed.py`` measures them):
+
+* ``gradient_checkpointing``: how many of the transformer's blocks recompute their activations in the backward
+  pass instead of storing them. ltx-core's own switch is all blocks or none; recomputing a block costs one more
+  forward of it (about a third of its step), storing it costs its activations (about 0.8 GiB per block at
+  768x448x49 with a reference image). ``true`` recomputes every block (the least memory), ``false`` none (the
+  fastest), a number N the first N blocks, and ``auto`` starts with none and, when a step runs out of memory,
+  recomputes an eighth more of the blocks and runs that step again: the fastest setting that fits the card. The
+  step is redone from the same random state, so what is learned does not depend on the retries.
+* ``compile``: ``torch.compile`` of each transformer block (regional compilation: the 48 blocks share one
+  compiled graph). It fuses the elementwise work around the matmuls (adaLN modulation, RMSNorm, RoPE, gates,
+  the adapters' scale and add) and removes most kernel launches. The first step pays the compilation.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+Recompute = bool | int | Literal["auto"]
+LADDER_STEPS = 8  # auto recomputes 0, 1/8, 2/8, ... of the blocks
+
+
+def _blocks(model: nn.Module) -> nn.ModuleList | None:
+    blocks = getattr(model, "transformer_blocks", None)
+    return blocks if isinstance(blocks, nn.ModuleList) and hasattr(model, "_process_transformer_blocks") else None
+
+
+def _process_blocks(self: nn.Module, video: Any, audio: Any, perturbations: Any) -> tuple[Any, Any]:
+    """ltx-core's block loop, with recompute for the first ``self.ltxic_recompute_blocks`` blocks."""
+    recompute = self.ltxic_recompute_blocks if self.training and torch.is_grad_enabled() else 0
+    for index, block in enumerate(self.transformer_blocks):
+        if index < recompute:
+            video, audio = torch.utils.checkpoint.checkpoint(block, video, audio, perturbations, use_reentrant=False)
+        else:
+            video, audio = block(video=video, audio=audio, perturbations=perturbations)
+    return video, audio
+
+
+def set_recompute(model: nn.Module, blocks: int) -> int:
+    """Recompute the activations of the first ``blocks`` transformer blocks in backward; returns the count set.
+
+    ``blocks`` is clamped to ``[0, number of blocks]``; the model's own all-or-nothing switch is turned off.
+    Models without ltx-core's block loop (none ship today) fall back to that switch.
+    """
+    layers = _blocks(model)
+    if layers is None:
+        if hasattr(model, "set_gradient_checkpointing"):
+            model.set_gradient_checkpointing(blocks > 0)
+        return blocks
+    blocks = max(0, min(int(blocks), len(layers)))
+    if hasattr(model, "set_gradient_checkpointing"):
+        model.set_gradient_checkpointing(False)
+    model.ltxic_recompute_blocks = blocks
+    if "_process_transformer_blocks" not in model.__dict__:
+        model._process_transformer_blocks = types.MethodType(_process_blocks, model)
+    return blocks
+
+
+def block_count(model: nn.Module) -> int:
+    layers = _blocks(model)
+    return len(layers) if layers is not None else 1
+
+
+class RecomputePlan:
+    """The recompute setting of a run; under ``auto`` it climbs the ladder on out-of-memory errors."""
+
+    def __init__(self, model: nn.Module, setting: Recompute, *, distributed: bool = False) -> None:
+        self.model, self.total = model, block_count(model)
+        self.auto = setting == "auto"
+        if self.auto and distributed:
+            # ranks cannot retry a step on their own (the others would wait in a collective): recompute every
+            # block, and let the user pin the number a one-GPU run chose
+            print("ltxic train: gradient_checkpointing auto under several processes recomputes every block; set the "
+                  "number a one-GPU run chose (its stages.json 'recompute_blocks') to go faster", file=sys.stderr)
+            self.auto = False
+            setting = True
+        if self.auto:
+            blocks = 0
+        elif isinstance(setting, bool):
+            blocks = self.total if setting else 0
+        else:
+            blocks = int(setting)
+        self.blocks = set_recompute(model, blocks)
+
+    def more(self) -> bool:
+        """Recompute an eighth more of the blocks (``auto`` only); False when there is nothing left to give."""
+        if not self.auto or self.blocks >= self.total:
+            return False
+        step = max(1, -(-self.total // LADDER_STEPS))
+        self.blocks = set_recompute(self.model, self.blocks + step)
+        print(f"ltxic train: out of memory; gradient_checkpointing auto now recomputes {self.blocks} of {self.total} "
+              "blocks and redoes the step", file=sys.stderr, flush=True)
+        return True
+
+    def describe(self) -> str:
+        how = "auto: " if self.auto else ""
+        return f"{how}recompute {self.blocks} of {self.total} blocks"
+
+
+def compile_blocks(model: nn.Module) -> int:
+    """``torch.compile`` each transformer block in place (regional compilation); returns how many."""
+    layers = _blocks(model)
+    if layers is None:
+        return 0
+    for block in layers:
+        block.compile()
+    return len(layers)
+
+
+def free_after_oom(device: torch.device) -> None:
+    """Return the memory of an abandoned step to the allocator before retrying it."""
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+__all__ = ["LADDER_STEPS", "Recompute", "RecomputePlan", "block_count", "compile_blocks", "set_recompute"]

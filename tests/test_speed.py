@@ -1,0 +1,131 @@
+"""The training step's speed settings (ltxic.speed): per-block recompute, auto recompute, compiled blocks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from ltxic.config import example_config, load_config
+from ltxic.trainer import train
+
+
+def _config(tmp_path, data, name: str, steps: int = 4, **optimization):
+    cfg = load_config(example_config("tiny_cpu"), check_files=False).model_dump(mode="json")
+    cfg["dataset"].update(dataset_file=str(data), resolution_buckets=["64x64x17"], cache_dir=str(tmp_path / "cache"))
+    cfg["optimization"].update(steps=steps, warmup_steps=1, **optimization)
+    cfg["lora"].update(rank=4, alpha=4)
+    cfg["validation"].update(interval=0)
+    cfg["output"].update(dir=str(tmp_path / name), checkpoint_interval=steps)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return load_config(path)
+
+
+def _lora(result) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(result.lora_path))
+
+
+def _stages(result) -> dict:
+    return json.loads((result.output_dir / "stages.json").read_text())
+
+
+def test_recomputing_some_or_all_blocks_learns_the_same_lora(tmp_path, tiny_kit) -> None:
+    settings = {"none": False, "one": 1, "all": True}  # (a dict keyed by True and 1 would merge them)
+    runs = {name: train(_config(tmp_path, tiny_kit, f"gc_{name}", gradient_checkpointing=value), progress=False)
+            for name, value in settings.items()}
+    blocks = {name: _stages(r)["recompute_blocks"] for name, r in runs.items()}
+    assert blocks["none"] == 0 and blocks["one"] == 1 and blocks["all"] >= 2, blocks
+    reference = _lora(runs["none"])
+    for name in ("one", "all"):
+        assert runs[name].losses == runs["none"].losses
+        for key, tensor in _lora(runs[name]).items():
+            torch.testing.assert_close(tensor, reference[key], rtol=0, atol=0)
+
+
+class _CappedMemory:
+    """A strategy on a card that cannot hold the activations of more than ``stored`` blocks: a step with fewer
+    blocks recomputed runs out of memory, as torch does on a GPU."""
+
+    def __init__(self, inner, stored: int) -> None:
+        self.inner, self.stored, self.refused = inner, stored, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def loss(self, model, batch, generator):
+        from ltxic.speed import block_count
+
+        if block_count(model) - model.ltxic_recompute_blocks > self.stored:
+            self.refused += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated card)")
+        return self.inner.loss(model, batch, generator)
+
+
+def test_auto_recompute_climbs_until_the_step_fits_and_learns_the_same(tmp_path, tiny_kit, monkeypatch, capfd) -> None:
+    import ltxic.strategies as strategies
+    from ltxic.speed import block_count
+
+    pinned = train(_config(tmp_path, tiny_kit, "pinned", gradient_checkpointing=True), progress=False)
+    total = _stages(pinned)["recompute_blocks"]
+    assert total >= 2
+    capped: list[_CappedMemory] = []
+    real = strategies.get_strategy
+
+    def capped_strategy(*args, **kwargs):
+        capped.append(_CappedMemory(real(*args, **kwargs), stored=0))
+        return capped[-1]
+
+    monkeypatch.setattr(strategies, "get_strategy", capped_strategy)
+    auto = train(_config(tmp_path, tiny_kit, "auto", gradient_checkpointing="auto"), progress=False)
+    assert _stages(auto)["recompute_blocks"] == total
+    assert capped[0].refused >= 1
+    assert "now recomputes" in capfd.readouterr().err
+    assert auto.losses == pinned.losses  # the retried step ran from the same random state
+    for key, tensor in _lora(auto).items():
+        torch.testing.assert_close(tensor, _lora(pinned)[key], rtol=0, atol=0)
+    assert block_count(torch.nn.Linear(1, 1)) == 1
+
+
+def test_an_oom_with_everything_recomputed_names_the_settings(tmp_path, tiny_kit, monkeypatch) -> None:
+    import ltxic.strategies as strategies
+    from ltxic.trainer import TrainingOOMError
+
+    real = strategies.get_strategy
+    monkeypatch.setattr(strategies, "get_strategy", lambda *a, **k: _CappedMemory(real(*a, **k), stored=-1))
+    with pytest.raises(TrainingOOMError, match="model.fp8: true"):
+        train(_config(tmp_path, tiny_kit, "never", gradient_checkpointing="auto"), progress=False)
+
+
+def test_gradient_checkpointing_setting_is_checked(tmp_path, tiny_kit) -> None:
+    with pytest.raises(Exception, match="optimization.gradient_checkpointing"):
+        _config(tmp_path, tiny_kit, "bad", gradient_checkpointing=-2)
+    assert _config(tmp_path, tiny_kit, "ok", gradient_checkpointing="auto").optimization.gradient_checkpointing == "auto"
+
+
+def test_an_all_ones_text_mask_is_dropped_and_a_padded_one_kept() -> None:
+    from ltxic.strategies import EncodedSample, collate
+
+    def sample(mask):
+        return EncodedSample(video_latent=torch.zeros(4, 2, 2, 2), video_context=torch.zeros(3, 8),
+                             context_mask=torch.tensor(mask, dtype=torch.bool))
+
+    assert collate([sample([1, 1, 1]), sample([1, 1, 1])]).context_mask is None
+    kept = collate([sample([1, 1, 0]), sample([1, 1, 1])]).context_mask
+    assert kept is not None and kept.tolist() == [[True, True, False], [True, True, True]]
+
+
+@pytest.mark.slow
+def test_compiled_blocks_train_like_eager_ones(tmp_path, tiny_kit) -> None:
+    """``optimization.compile: true`` (torch.compile of each block; inductor's C++ backend on the CPU)."""
+    eager = train(_config(tmp_path, tiny_kit, "eager", steps=3), progress=False)
+    compiled = train(_config(tmp_path, tiny_kit, "compiled", steps=3, compile=True), progress=False)
+    assert _stages(compiled)["compiled"] is True
+    torch.testing.assert_close(torch.tensor(compiled.losses), torch.tensor(eager.losses), rtol=1e-4, atol=1e-6)
+    reference = _lora(eager)
+    for key, tensor in _lora(compiled).items():
+        torch.testing.assert_close(tensor, reference[key], rtol=1e-3, atol=1e-5)
