@@ -310,12 +310,45 @@ def _stft_buffers(n_fft: int, hop: int, n_mels: int, sample_rate: int) -> dict[s
 
 
 def _transformer_part(config: dict[str, Any], b: _Build) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from _prefixed("model.diffusion_model.", _transformer_model(config, b).state_dict())
+
+
+def random_transformer(scale: str = "full", *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
+                       fp8: bool = False, seed: int = 0) -> torch.nn.Module:
+    """The LTX-2.3 transformer of ``scale``'s config with random weights, built on ``device`` with no file.
+
+    The same model :func:`ltxic.ltx23.load_transformer` builds from a checkpoint of that scale (same classes, same
+    ``fp8`` policy: ltx-core's downcast of the block Linears and upcast per matmul), for measuring training at full
+    size where writing and reading 40 GB of random weights would only cost time (``benchmarks/train_speed.py``).
+    """
+    from ltx_core.quantization import QuantizationPolicy
+
+    spec = _scale_spec(scale)
+    device = torch.device(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model = _transformer_model(spec.config, _Build(device, dtype, gen))
+    if fp8:
+        policy = QuantizationPolicy.fp8_cast()
+        for op in policy.module_ops:
+            if op.matcher(model):
+                model = op.mutator(model)
+        state = {}
+        for key, value in model.state_dict().items():
+            for result in policy.sd_ops.apply_to_key_value(key, value):
+                state[result.new_key] = result.new_value
+        model.load_state_dict(state, assign=True)
+    model.ltxic_config = {"transformer": spec.config["transformer"]}
+    model.ltxic_base_model = "ltx-2.3-22b"
+    return model
+
+
+def _transformer_model(config: dict[str, Any], b: _Build) -> torch.nn.Module:
     from ltx_core.model.transformer import LTXModelConfigurator
 
     with b.modules():
         model = LTXModelConfigurator.from_config(config)
     _fill_uninitialised(model, b)
-    yield from _prefixed("model.diffusion_model.", model.state_dict())
+    return model
 
 
 def _connector_part(config: dict[str, Any], stream: str, b: _Build) -> Iterator[tuple[str, torch.Tensor]]:

@@ -245,16 +245,19 @@ def flow_matching_loss(
     *,
     video_weight: float = 1.0,
     audio_weight: float = 1.0,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the masked video and audio velocity losses, with the parts logged separately."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted sum of the masked video and audio velocity losses, with the parts logged separately.
+
+    The logs are 0-dim tensors on the loss's device: reading them is a host sync, which the trainer defers.
+    """
     video_loss = masked_mse(video_pred, targets[0], loss_masks[0])
     loss = video_weight * video_loss
-    logs = {"loss_video": float(video_loss.detach())}
+    logs = {"loss_video": video_loss.detach()}
     if audio_pred is not None and targets[1] is not None and loss_masks[1] is not None:
         audio_loss = masked_mse(audio_pred, targets[1], loss_masks[1])
         loss = loss + audio_weight * audio_loss
-        logs["loss_audio"] = float(audio_loss.detach())
-    logs["loss"] = float(loss.detach())
+        logs["loss_audio"] = audio_loss.detach()
+    logs["loss"] = loss.detach()
     return loss, logs
 
 
@@ -289,7 +292,7 @@ class Strategy(Protocol):
 
     def loss(
         self, model: torch.nn.Module, batch: EncodedBatch, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, dict[str, float]]: ...
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
 
 
 @dataclass
@@ -494,7 +497,7 @@ class _ReferenceStrategy:
 
     def loss(
         self, model: torch.nn.Module, batch: EncodedBatch, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One flow-matching loss on ``batch``: sigmas and noise drawn from ``generator``.
 
         ``generator`` may also be a list with one generator per sample: each sample's sigma, noise and first-frame
@@ -510,7 +513,7 @@ class _ReferenceStrategy:
 
     def _loss(
         self, model: torch.nn.Module, batch: EncodedBatch, tokens: int, draws: list[tuple[torch.Generator | None, int]]
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         device = draws[0][0].device if draws[0][0] is not None else torch.device("cpu")
         sigma_parts, v_parts, a_parts, ff_parts = [], [], [], []
         for gen, n in draws:  # each generator draws sigma, video noise, audio noise, first frame: a batch's order
@@ -535,7 +538,7 @@ class _ReferenceStrategy:
         loss, logs = flow_matching_loss(
             v_pred, a_pred, targets, masks, video_weight=self.video_loss_weight, audio_weight=self.audio_loss_weight
         )
-        logs["sigma"] = float(sigmas.mean())
+        logs["sigma"] = sigmas.mean().detach()
         return loss, logs
 
     def checkpoint_metadata(self) -> dict[str, str]:

@@ -477,6 +477,8 @@ def _run_training(
     losses: list[float] = []
     bar = tqdm(total=options.steps, initial=start_step, desc="training", unit="it",
                disable=not (options.progress and main), dynamic_ncols=True)
+    if device.type == "cuda":  # the metrics' peak_gib is the steps' own, not loading's
+        torch.cuda.reset_peak_memory_stats(device)
     if main:
         print(f"ltxic train: {plan.describe()}" + (", blocks compiled" if options.compile else ""), file=sys.stderr,
               flush=True)

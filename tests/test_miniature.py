@@ -443,3 +443,18 @@ def test_main_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
     assert miniature.main(["--plan"]) == 0
     out = capsys.readouterr().out
     assert "ltx-2.3-22b-dev.safetensors" in out and "weights in all" in out
+
+
+def test_random_transformer_is_the_loaded_one_without_the_file(mini: MiniatureFiles) -> None:
+    """``random_transformer`` (benchmarks build 22B in seconds with it) gives the model ``load_transformer`` builds
+    from the checkpoint: same parameter names, shapes and dtypes, with and without fp8, and it runs."""
+    from ltxic.ltx23 import load_transformer
+
+    for fp8 in (False, True):
+        loaded = load_transformer(mini.checkpoint, dtype=torch.bfloat16, fp8=fp8)
+        made = miniature.random_transformer("mini", dtype=torch.bfloat16, fp8=fp8)
+        want = {k: (tuple(v.shape), v.dtype) for k, v in loaded.state_dict().items()}
+        assert {k: (tuple(v.shape), v.dtype) for k, v in made.state_dict().items()} == want
+        assert made.ltxic_config == loaded.ltxic_config
+        linear = made.transformer_blocks[0].attn1.to_q
+        assert ("forward" in linear.__dict__) == fp8  # ltx-core's upcast per matmul, as the loader sets it

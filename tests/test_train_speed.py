@@ -1,0 +1,42 @@
+"""benchmarks/train_speed.py on the CPU at miniature size: the workload's shapes, the plain baseline, the trainer's
+own loop and the FLOP count run and report what the GPU run commits."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("train_speed", ROOT / "benchmarks" / "train_speed.py")
+train_speed = importlib.util.module_from_spec(spec)
+sys.modules["train_speed"] = train_speed
+spec.loader.exec_module(train_speed)
+
+
+def test_the_workload_has_the_issues_token_counts() -> None:
+    cfg = train_speed.load_cfg("ltx23_h100", {}, Path("/tmp"), 4, cpu=True)
+    counts = train_speed.token_counts(train_speed.cached_samples(cfg, train_speed.WORKLOAD, "full", count=1))
+    # 768x448x49: 24x14x7 latents; the full-size reference image 24x14; 2 s and 10 s of audio at 25 latents/s
+    assert counts == {"video_target_tokens": 2352, "video_reference_tokens": 336, "audio_target_tokens": 52,
+                      "audio_reference_tokens": 251, "context_tokens": 1024, "tokens": 2991}
+    half = train_speed.load_cfg("ltx23_h100", {"training_strategy": {"reference_downscale_factor": 2}}, Path("/tmp"), 4,
+                                cpu=True)
+    assert train_speed.token_counts(train_speed.cached_samples(half, train_speed.WORKLOAD, "full", count=1))[
+        "video_reference_tokens"] == 84
+
+
+def test_plain_trainer_and_flops_run_at_miniature_size(tmp_path: Path) -> None:
+    for variant in ("plain", "eager_all", "flops"):
+        code = train_speed.main(["--worker", variant, "--out", str(tmp_path), "--scale", "mini", "--device", "cpu",
+                                 "--steps", "3", "--warmup", "1"])
+        result = json.loads((tmp_path / f"{variant}.json").read_text())
+        assert code == 0 and result["status"] == "ok", result
+    trainer = json.loads((tmp_path / "eager_all.json").read_text())
+    assert trainer["recompute_blocks"] == 2 and len(trainer["losses"]) == 3 and trainer["lora_rank"] == 128
+    assert trainer["step_median_s"] > 0 and len(trainer["step_times_s"]) == 3
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    assert plain["gradient_checkpointing"] and plain["lora_params_m"] == trainer["lora_params_m"]
+    flops = json.loads((tmp_path / "flops.json").read_text())
+    assert flops["step_flops"] > 0 and flops["tokens"] == 2991
