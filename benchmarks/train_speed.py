@@ -403,7 +403,8 @@ def worker(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--variants", default="matmul,flops,plain,eager_all,fast,lean")
+    parser.add_argument("--variants", default="matmul,flops,plain,eager_all,fast,lean",
+                        help="comma-separated; 'a,b|c,d' gives each of --gpus its own queue")
     parser.add_argument("--worker", help="run one variant in this process")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--quality-steps", type=int, default=200)
@@ -419,9 +420,14 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     gpus = args.gpus.split(",")
-    queues: list[list[str]] = [[] for _ in gpus]
-    for i, name in enumerate(args.variants.split(",")):
-        queues[i % len(gpus)].append(name)
+    if "|" in args.variants:  # one queue per GPU, as given
+        queues = [q.split(",") for q in args.variants.split("|")]
+        if len(queues) != len(gpus):
+            parser.error(f"--variants has {len(queues)} '|'-separated queues for {len(gpus)} --gpus")
+    else:
+        queues = [[] for _ in gpus]
+        for i, name in enumerate(args.variants.split(",")):
+            queues[i % len(gpus)].append(name)
     codes: list[int] = []
 
     def run_queue(gpu: str, queue: list[str]) -> None:
