@@ -157,8 +157,9 @@ def cap_memory(device: Any, cap_gib: float | None) -> None:
     import torch
 
     if cap_gib and device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, cap_gib * GIB / total), device)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        total = torch.cuda.get_device_properties(index).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cap_gib * GIB / total), index)
 
 
 # --------------------------------------------------------------------------------------------- variants

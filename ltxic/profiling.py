@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -63,4 +64,42 @@ class StageClock:
         return "\n".join(rows)
 
 
-__all__ = ["StageClock", "StageStats"]
+
+class StepTimer:
+    """Seconds per training step on the device's own timeline, with no host sync of its own.
+
+    On a GPU a CUDA event is recorded as each step's work is queued to end; a step's seconds are the time between
+    its event and the previous one, read when the step is logged (by then it has run). That is the step period the
+    card sees, host stalls included. On the CPU the host clock is the timeline.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.last = self._mark()
+
+    def _mark(self) -> Any:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def restart(self) -> None:
+        """The next step starts now (after a checkpoint or validation, which are not a step's time)."""
+        self.last = self._mark()
+
+    def end_step(self) -> tuple[Any, Any]:
+        """Mark the end of the step just queued; pass the result to :meth:`seconds` when logging it."""
+        span = (self.last, self._mark())
+        self.last = span[1]
+        return span
+
+    @staticmethod
+    def seconds(span: tuple[Any, Any]) -> float:
+        start, end = span
+        if isinstance(end, float):
+            return end - start
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+__all__ = ["StepTimer", "StageClock", "StageStats"]

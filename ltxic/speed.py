@@ -109,6 +109,9 @@ def compile_blocks(model: nn.Module) -> int:
     layers = _blocks(model)
     if layers is None:
         return 0
+    # each block keeps its index as an int attribute, which dynamo would specialise on: 48 compiles, and blocks past
+    # the recompile limit (8) silently left eager. Unspecialised, all blocks share one compiled graph.
+    torch._dynamo.config.allow_unspec_int_on_nn_module = True
     for block in layers:
         block.compile()
     return len(layers)

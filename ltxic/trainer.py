@@ -50,7 +50,7 @@ from ltxic.checkpoints import (
     set_rng_state,
 )
 from ltxic.io_utils import atomic_path, write_json_atomic
-from ltxic.profiling import StageClock
+from ltxic.profiling import StageClock, StepTimer
 from ltxic.speed import RecomputePlan, compile_blocks, free_after_oom
 
 METRICS_FILE = "metrics.jsonl"
@@ -513,10 +513,10 @@ def _run_training(
     # A step's numbers are read (a host sync) only after the next step's work is queued, so the GPU never
     # waits for the host between steps; with several processes they are summed over the ranks at once.
     pending: dict[str, Any] | None = None
-    last_flush = time.perf_counter()
+    timer = StepTimer(device)
 
     def flush(log: Any) -> None:
-        nonlocal pending, last_flush
+        nonlocal pending
         if pending is None:
             return
         row, pending = pending, None
@@ -529,10 +529,8 @@ def _run_training(
                 f"loss became {total} at step {row['step']}. Lower optimization.learning_rate "
                 f"(now {options.learning_rate}) or set optimization.max_grad_norm (now {options.max_grad_norm})."
             )
-        now = time.perf_counter()
         row = {"step": row["step"], "loss": total, **values, "lr": row["lr"], "grad_norm": float(row["grad_norm"]),
-               "seconds": now - last_flush}
-        last_flush = now
+               "seconds": StepTimer.seconds(row["span"])}
         if device.type == "cuda":
             row["peak_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         log.write(json.dumps(row) + "\n")
@@ -563,7 +561,8 @@ def _run_training(
                         raise TrainingOOMError(_oom_advice(options, None)) from err
                     scheduler.step()
                     done = step + 1
-                    pending = {"step": done, "values": {"loss": total, **parts}, "lr": lr, "grad_norm": grad_norm.detach()}
+                    pending = {"step": done, "values": {"loss": total, **parts}, "lr": lr, "grad_norm": grad_norm.detach(),
+                               "span": timer.end_step()}
                     due = done % options.checkpoint_interval == 0 or done == options.steps or dist.enabled or (
                         validate is not None and options.validation_interval and done % options.validation_interval == 0)
                     if due:
@@ -605,7 +604,7 @@ def _run_training(
                                 model.train()
                         dist.barrier()
                     if due:
-                        last_flush = time.perf_counter()  # a step's seconds leave out checkpoints and validation
+                        timer.restart()  # a step's seconds leave out checkpoints and validation
             except BaseException:
                 with contextlib.suppress(Exception):
                     flush(log)  # the last finished step's row, written before the error surfaces
