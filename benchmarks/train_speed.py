@@ -52,6 +52,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fast_ref2": {"optimization": {"gradient_checkpointing": "auto", "compile": True}, "cap_gib": 78,
                   "training_strategy": {"reference_downscale_factor": 2}},
     "fast_uncapped": {"optimization": {"gradient_checkpointing": False, "compile": True}},
+    "eager_none": {"optimization": {"gradient_checkpointing": False, "compile": False}},
     # the memory-lean setting of the same config: fp8 base weights, every block recomputed, compiled
     "lean": {"model": {"fp8": True}, "optimization": {"gradient_checkpointing": True, "compile": True}},
     # the 24 GB config (its own file) under a 24 GiB cap
@@ -174,10 +175,13 @@ def run_trainer(name: str, spec: dict[str, Any], args: argparse.Namespace, devic
     from ltxic.strategies import collate
     from ltxic.trainer import options_from_config, prepare_lora, read_metrics, run_training
 
-    # checkpoints (a rank-128 state is ~15 GB) go to memory when it has room for them
+    # checkpoints (a rank-128 state is ~15 GB) go to memory when it has room for them; every rank of a torchrun
+    # launch uses the same folder (rank 0 writes in it)
     shm = Path("/dev/shm")
     roomy = shm.is_dir() and shutil.disk_usage(shm).free > 40 * GIB
-    scratch = Path(tempfile.mkdtemp(prefix=f"train_speed_{name}_", dir=shm if roomy else None))
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", str(os.getpid()))
+    scratch = (shm if roomy else Path(tempfile.gettempdir())) / f"train_speed_{name}_{run_id}"
+    scratch.mkdir(parents=True, exist_ok=True)
     overrides = {k: v for k, v in spec.items() if k not in ("config", "cap_gib")}
     if args.distributed:
         overrides.setdefault("optimization", {})["distributed"] = args.distributed
@@ -201,7 +205,9 @@ def run_trainer(name: str, spec: dict[str, Any], args: argparse.Namespace, devic
         result = run_training(model, samples, strategy_for(cfg), options, save_lora=save, collate=collate,
                               device=device, distributed=dist)
         wall = time.perf_counter() - started
-        rows = read_metrics(result.metrics_path)
+        peaks = dist.gather_objects(round(torch.cuda.max_memory_allocated(device) / GIB, 2)
+                                    if device.type == "cuda" else 0.0)
+        rows = read_metrics(result.metrics_path) if dist.is_main() else []
         recompute = getattr(model, "ltxic_recompute_blocks", None)
         lora_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         del model
@@ -209,15 +215,14 @@ def run_trainer(name: str, spec: dict[str, Any], args: argparse.Namespace, devic
                "recompute_blocks": recompute, "lora_rank": lora_cfg.rank, "lora_params_m": round(lora_params / 1e6, 1),
                "world_size": dist.world_size, "mode": dist.mode if dist.enabled else "single",
                "build_s": round(build, 1), "wall_s": round(wall, 1),
-               "losses": [r["loss"] for r in rows], **step_stats([r["seconds"] for r in rows], args.warmup),
-               "peak_gib": max((r.get("peak_gib", 0.0) for r in rows), default=None)}
-        if dist.enabled:
-            out["peak_gib_per_rank"] = dist.gather_objects(torch.cuda.max_memory_allocated(device) / GIB
-                                                           if device.type == "cuda" else 0.0)
+               "losses": [r["loss"] for r in rows], **step_stats([r["seconds"] for r in rows] or [0.0], args.warmup),
+               "peak_gib": max((r.get("peak_gib", 0.0) for r in rows), default=None), "peak_gib_per_rank": peaks}
         return out
     finally:
+        main = dist.is_main()
         dist.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        if main:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def run_plain(name: str, args: argparse.Namespace, device: Any, workload: dict[str, Any]) -> dict:
