@@ -246,7 +246,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_comfyui(args: argparse.Namespace) -> int:
-    from ltxic.comfyui import export_workflow
+    from ltxic.comfyui import api_path, export_workflow
     from ltxic.lora import LoRAError
 
     try:
@@ -258,7 +258,8 @@ def _cmd_export_comfyui(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     sub = f"{args.lora_subfolder.strip('/')}/" if args.lora_subfolder else ""
-    print(f"wrote {path} (UI workflow: drag it onto the ComfyUI canvas)")
+    print(f"wrote {path} (UI form: drag it onto the ComfyUI canvas)")
+    print(f"wrote {api_path(path)} (API form: POST it to a running ComfyUI's /prompt as {{\"prompt\": ...}})")
     print(f"copy {args.lora} to ComfyUI/models/loras/{sub}{Path(args.lora).name}")
     for ref in (args.reference_image, args.reference_audio):
         if ref:
@@ -411,9 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=24.0)
     p.set_defaults(func=_cmd_sample)
 
-    p = sub.add_parser("export-comfyui", help="write a ComfyUI workflow (.json) that runs the LoRA on LTX-2.3")
+    p = sub.add_parser("export-comfyui", help="write a ComfyUI workflow that runs the LoRA on LTX-2.3 (UI form + API form)")
     p.add_argument("--lora", required=True, help="the trained LoRA (.safetensors)")
-    p.add_argument("--out", required=True, help="workflow file to write (.json)")
+    p.add_argument("--out", required=True, help="UI-form workflow to write (.json); the API form goes beside it as *_api.json")
     p.add_argument("--reference-image", help="reference face image (referenced by file name in ComfyUI/input/)")
     p.add_argument("--reference-audio", help="reference voice clip (referenced by file name in ComfyUI/input/)")
     p.add_argument("--prompt", help="the prompt placed in the workflow")

@@ -1,9 +1,11 @@
 """Export a ComfyUI workflow that runs a trained identity IC-LoRA on LTX-2.3 with a face and a voice reference.
 
-The file is ComfyUI's UI ("workflow") format -- ``nodes`` with typed input/output slots, a ``links`` table
-and ``widgets_values`` -- because that is what users load by dragging the .json onto the canvas (or via
-Workflow > Open), and what Lightricks' own example workflows ship as. The API ("prompt") format is only
-for POSTing to ``/prompt``; :func:`to_api_prompt` converts to it for scripted runs.
+Two forms are written (:func:`export_workflow`): the UI ("workflow") form -- ``nodes`` with typed input/output
+slots, a ``links`` table and ``widgets_values`` -- which users load by dragging the .json onto the canvas (or via
+Workflow > Open), as Lightricks' own example workflows ship; and beside it the API ("prompt") form
+(``<name>_api.json``, :func:`to_api_prompt`), ``{id: {class_type, inputs}}``, which a headless ComfyUI runs when it is
+POSTed to ``/prompt`` as ``{"prompt": ...}``. The editor does not open the API form; the HTTP API does not take the
+UI form.
 
 The graph follows Lightricks' single-stage distilled IC-LoRA example
 (``ComfyUI-LTXVideo/example_workflows/2.3/LTX-2.3_ICLoRA_Union_Control_Distilled.json``): dev checkpoint,
@@ -35,10 +37,12 @@ Node and input names, checked in the sources (reads noted in the test docstring 
   ``reference_downscale_factor`` metadata); ``LTXAddVideoICLoRAGuide`` (positive, negative, vae, latent, image,
   frame_idx, strength, latent_downscale_factor, crop ["disabled", "center"], use_tiled_encode, tile_size,
   tile_overlap -> positive, negative, latent).
-* File names from the example workflows: ``ltx-2.3-22b-dev.safetensors`` (checkpoint and audio VAE),
-  ``comfy_gemma_3_12B_it.safetensors`` (text encoder), ``ltx-2.3-22b-distilled-lora-384-1.1.safetensors``
-  (distilled LoRA, strength 0.5), distilled sigmas ``1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725,
-  0.421875, 0.0``.
+* File names: those ``ltxic download`` puts in the ComfyUI tree (``ltxic/assets_manifest.yaml``), since ComfyUI
+  rejects a file name it does not list: ``ltx-2.3-22b-dev.safetensors`` (checkpoint and audio VAE),
+  ``gemma_3_12B_it_fp4_mixed.safetensors`` (the Comfy-Org single-file text encoder; the example workflows name
+  ``comfy_gemma_3_12B_it.safetensors``, a file the download does not fetch),
+  ``ltx-2.3-22b-distilled-lora-384-1.1.safetensors`` (distilled LoRA, strength 0.5); distilled sigmas from the
+  example workflows: ``1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0``.
 
 ``crop`` is ``center`` because ltxic trains on cover-resized, center-cropped reference portraits.
 """
@@ -55,6 +59,10 @@ from ltxic.io_utils import write_json_atomic
 PathLike = str | os.PathLike[str]
 
 DISTILLED_SIGMAS = "1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0"
+# The names `ltxic download` gives these files in the ComfyUI tree (tests check them against the manifest).
+CHECKPOINT_NAME = "ltx-2.3-22b-dev.safetensors"
+TEXT_ENCODER_NAME = "gemma_3_12B_it_fp4_mixed.safetensors"
+DISTILLED_LORA_NAME = "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"
 
 
 @dataclass(frozen=True)
@@ -179,9 +187,9 @@ def build_workflow(
     frames: int = 121,
     fps: float = 24.0,
     seed: int = 42,
-    checkpoint: str = "ltx-2.3-22b-dev.safetensors",
-    text_encoder: str = "comfy_gemma_3_12B_it.safetensors",
-    distilled_lora: str | None = "ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
+    checkpoint: str = CHECKPOINT_NAME,
+    text_encoder: str = TEXT_ENCODER_NAME,
+    distilled_lora: str | None = DISTILLED_LORA_NAME,
     distilled_lora_strength: float = 0.5,
     identity_guidance_scale: float = 3.0,
     filename_prefix: str = "video/ltxic",
@@ -298,7 +306,8 @@ def export_workflow(
     lora_subfolder: str = "",
     **options: Any,
 ) -> Path:
-    """Write the workflow for the LoRA file ``lora`` to ``out`` (atomically) and return the path.
+    """Write the workflow for the LoRA file ``lora`` to ``out`` (UI form) and :func:`api_path` of it (API form),
+    each atomically, and return ``out``.
 
     ``lora_name`` in the workflow is ``<lora_subfolder>/<file name>`` as ComfyUI lists it from
     ``ComfyUI/models/loras/``; the reference image and voice are referenced by file name, as ComfyUI's
@@ -322,7 +331,17 @@ def export_workflow(
     workflow = build_workflow(name, reference_downscale_factor=float(settings["reference_downscale_factor"]), **kwargs)
     out = Path(out)
     write_json_atomic(out, workflow)
+    write_json_atomic(api_path(out), to_api_prompt(workflow))
     return out
 
 
-__all__ = ["DISTILLED_SIGMAS", "NODE_SPECS", "NodeSpec", "build_workflow", "export_workflow", "to_api_prompt"]
+def api_path(ui_path: PathLike) -> Path:
+    """Where :func:`export_workflow` writes the API form beside the UI form: ``workflow.json`` -> ``workflow_api.json``."""
+    p = Path(ui_path)
+    return p.with_name(f"{p.stem}_api{p.suffix or '.json'}")
+
+
+__all__ = [
+    "CHECKPOINT_NAME", "DISTILLED_LORA_NAME", "DISTILLED_SIGMAS", "NODE_SPECS", "NodeSpec", "TEXT_ENCODER_NAME", "api_path",
+    "build_workflow", "export_workflow", "to_api_prompt",
+]

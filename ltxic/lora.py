@@ -31,8 +31,9 @@ Scaling
 Metadata (safetensors ``__metadata__``, all values strings)
     * ``reference_downscale_factor``: ComfyUI-LTXVideo ``iclora.py`` ``LTXICLoRALoaderModelOnly`` reads
       ``float(metadata["reference_downscale_factor"])`` (default 1.0) and returns it as its FLOAT output
-      ``latent_downscale_factor``; ComfyUI core ``comfy_extras/nodes_lt.py`` ``GetICLoRAParameters`` reads the same
-      key from the ``lora_metadata`` attachment as ``round(float(...))``; ltx-pipelines ``ic_lora.py``
+      ``latent_downscale_factor`` (checked against a running ComfyUI 0.20.1 by tests/test_comfyui_real.py); ComfyUI
+      core ``comfy_extras/nodes_lt.py`` ``GetICLoRAParameters``, where a ComfyUI version has it (0.20.1 does not),
+      reads the same key from the ``lora_metadata`` attachment as ``round(float(...))``; ltx-pipelines ``ic_lora.py``
       ``_read_lora_reference_downscale_factor`` reads ``int(metadata.get("reference_downscale_factor", 1))``,
       which fails on ``"2.0"``: we therefore always write an integer string such as ``"1"`` or ``"2"``.
     * Lightricks' trainer (``training_strategies/flexible.py``) also writes ``reference_spatial_scale_factor``

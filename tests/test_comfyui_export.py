@@ -116,5 +116,29 @@ def test_cli_export(tmp_path, capsys):
 
     lora = make_lora(tmp_path / "me.safetensors")
     assert main(["export-comfyui", "--lora", str(lora), "--out", str(tmp_path / "wf.json")]) == 0
-    assert "ComfyUI/models/loras/me.safetensors" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ComfyUI/models/loras/me.safetensors" in out and "wf_api.json (API form" in out
+    ui, api = json.loads((tmp_path / "wf.json").read_text()), json.loads((tmp_path / "wf_api.json").read_text())
+    assert "nodes" in ui and "links" in ui  # the editor's form
+    assert api == to_api_prompt(ui) and all(set(n) == {"class_type", "inputs"} for n in api.values())  # /prompt's form
     assert main(["export-comfyui", "--lora", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "x.json")]) == 1
+
+
+def test_file_names_are_those_the_download_fetches(exported):
+    """ComfyUI rejects a file name it does not list ("Value not in list"): each model file the workflow names must be
+    the one `ltxic download` puts in the tree. (It named comfy_gemma_3_12B_it.safetensors, which nothing fetches.)"""
+    from pathlib import PurePosixPath
+
+    from ltxic.assets import load_manifest
+
+    targets = {f.target for asset in load_manifest() if asset.default for f in asset.files}
+    wf, _ = exported
+    api = to_api_prompt(wf)
+    named = {
+        ("checkpoints", n["inputs"]["ckpt_name"]) for n in api.values() if n["class_type"] == "CheckpointLoaderSimple"
+    } | {("checkpoints", n["inputs"]["ckpt_name"]) for n in api.values() if n["class_type"] in ("LTXVAudioVAELoader", "LTXAVTextEncoderLoader")
+    } | {("text_encoders", n["inputs"]["text_encoder"]) for n in api.values() if n["class_type"] == "LTXAVTextEncoderLoader"
+    } | {("loras", n["inputs"]["lora_name"]) for n in api.values() if n["class_type"] == "LoraLoaderModelOnly"}
+    assert len(named) == 3
+    for folder, name in named:
+        assert str(PurePosixPath("models", folder, name)) in targets, (folder, name)

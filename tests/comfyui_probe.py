@@ -1,0 +1,108 @@
+"""Runs INSIDE a real ComfyUI (its source on sys.path): load a checkpoint's MODEL and apply a LoRA through ComfyUI's
+own nodes, then report what ComfyUI did. Started by tests/test_comfyui_real.py as a subprocess:
+
+    python tests/comfyui_probe.py --comfyui SRC --base-directory HOME --checkpoint NAME --lora NAME --strength S --out DIR
+
+HOME is a ComfyUI base directory (``models/``, ``custom_nodes/``). Writes ``DIR/report.json`` (the "lora key not
+loaded" lines ComfyUI logged, the factor the IC-LoRA loader returned, which weights each loader patched) and
+``DIR/<loader>.safetensors`` (the patched weights, float32, under the diffusion model's own names) plus
+``DIR/base.safetensors`` (the same weights unpatched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--comfyui", required=True, type=Path)
+    p.add_argument("--base-directory", required=True, type=Path)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--lora", required=True)
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--out", required=True, type=Path)
+    a = p.parse_args()
+
+    capture = _Capture()
+    logging.getLogger().addHandler(capture)
+    logging.getLogger().setLevel(logging.INFO)
+    # ComfyUI reads its command line at import time (comfy.cli_args), as main.py does.
+    sys.argv = [str(a.comfyui / "main.py"), "--cpu", "--base-directory", str(a.base_directory)]
+    sys.path.insert(0, str(a.comfyui))
+    import utils.install_util  # noqa: F401  ComfyUI's own utils package, first (as main.py does): comfy puts comfy/ on the path
+    import comfy.options
+
+    comfy.options.enable_args_parsing()
+    import torch
+    from safetensors.torch import save_file
+
+    import comfy.sd
+    import folder_paths
+    import nodes
+
+    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+    ckpt = folder_paths.get_full_path_or_raise("checkpoints", a.checkpoint)
+    # MODEL only: what LoraLoaderModelOnly and the IC-LoRA loader patch (the VAE and text encoder are not involved)
+    model = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=False, output_clip=False)[0]
+    diffusion = model.model.diffusion_model
+    report: dict = {
+        "model_class": f"{type(diffusion).__module__}.{type(diffusion).__name__}",
+        "image_model": model.model.model_config.unet_config.get("image_model"),
+        "loaders": {},
+    }
+
+    def weights(names: list[str]) -> dict[str, torch.Tensor]:
+        sd = diffusion.state_dict()
+        return {n: sd[n].detach().float().contiguous().clone() for n in names}
+
+    runs = {"LoraLoaderModelOnly": lambda: (nodes.LoraLoaderModelOnly().load_lora_model_only(model, a.lora, a.strength)[0], None)}
+    if "LTXICLoRALoaderModelOnly" in nodes.NODE_CLASS_MAPPINGS:
+        ic = nodes.NODE_CLASS_MAPPINGS["LTXICLoRALoaderModelOnly"]
+
+        def run_ic():
+            out = ic.execute(model, a.lora, a.strength)
+            values = getattr(out, "result", out)
+            return values[0], float(values[1])
+
+        runs["LTXICLoRALoaderModelOnly"] = run_ic
+    patched_names: set[str] = set()
+    a.out.mkdir(parents=True, exist_ok=True)
+    for loader, run in runs.items():
+        start = len(capture.lines)
+        patcher, factor = run()
+        names = sorted(k[len("diffusion_model."):] for k in patcher.patches if k.startswith("diffusion_model."))
+        other = sorted(k for k in patcher.patches if not k.startswith("diffusion_model."))
+        logged = capture.lines[start:]
+        patcher.patch_model()  # ComfyUI's own weight update (comfy.lora.calculate_weight), in place
+        save_file(weights(names), str(a.out / f"{loader}.safetensors"))
+        patcher.unpatch_model()
+        patched_names |= set(names)
+        report["loaders"][loader] = {
+            "not_loaded": [line for line in logged if "lora key not loaded" in line],
+            "patched": names,
+            "patched_outside_diffusion_model": other,
+            "latent_downscale_factor": factor,
+        }
+    save_file(weights(sorted(patched_names)), str(a.out / "base.safetensors"))
+    report["log"] = capture.lines
+    (a.out / "report.json").write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
