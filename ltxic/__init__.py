@@ -45,7 +45,7 @@ from ltxic.trainer import TrainResult, train
 
 # 05 checkpoints, 06 inference, 07 drift
 from ltxic.inference import GenerateConfig, Models, generate
-from ltxic.metrics import compare_checkpoints, drift_curve, identity_scores
+from ltxic.metrics import compare_checkpoints, drift_curve, identity_models, identity_scores, identity_windows
 from ltxic.pipeline import TwoStagePipeline, generate_two_stage
 from ltxic.sampler import SamplingConfig, sample_latents
 
@@ -71,7 +71,9 @@ __all__ = [
     "generate_two_stage",
     "GenerateConfig",
     "get_strategy",
+    "identity_models",
     "identity_scores",
+    "identity_windows",
     "inject_lora",
     "load_config",
     "load_dataset",

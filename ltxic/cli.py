@@ -104,8 +104,9 @@ def _cmd_validate_dataset(args: argparse.Namespace) -> int:
 
     try:
         report = validate_dataset(args.dataset, check_media=not args.no_media, buckets=args.bucket,
-                                  progress=True)
-    except DatasetError as err:
+                                  progress=True, identity=args.identity, embedders=args.embedders,
+                                  face_weights=args.face_weights, voice_weights=args.voice_weights)
+    except (DatasetError, ValueError, ImportError) as err:
         print(err, file=sys.stderr)
         return 1
     print(report.to_markdown(clip_table=args.clips))
@@ -331,6 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", action="store_true", help="add a table of per-clip measurements")
     p.add_argument("--bucket", action="append", metavar="WxHxF", help="training bucket(s) to check against (repeat)")
     p.add_argument("--no-media", action="store_true", help="only check that files exist; do not open them")
+    p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=None,
+                   help="score every clip's face, voice and lip sync against its references (default: on for real "
+                        "footage, off for a synthetic dataset)")
+    p.add_argument("--embedders", default="auto", choices=("auto", "real", "toy", "user"),
+                   help="identity embedders: auto (toy for a synthetic dataset, else real: pip install -e '.[metrics]'), "
+                        "real, toy, or user (with --face-weights / --voice-weights)")
+    p.add_argument("--face-weights", metavar="FILE.onnx", help="user embedders: an ArcFace ONNX recogniser (w600k_r50.onnx)")
+    p.add_argument("--voice-weights", metavar="DIR", help="user embedders: a folder with an ECAPA embedding_model.ckpt")
     p.set_defaults(func=_cmd_validate_dataset)
     p = sub.add_parser("validate-config", help="check a training YAML and list every problem with its fix")
     p.add_argument("config", help="path to the training config (.yaml)")

@@ -438,6 +438,16 @@ class ValidationConfig(_Section):
     resolution: ResolutionBucket | None = Field(
         None, json_schema_extra=_fix("'WIDTHxHEIGHTxFRAMES', or null for the first training bucket")
     )
+    embedders: Literal["auto", "real", "toy", "user"] = Field(
+        "auto", json_schema_extra=_fix("auto (toy for a synthetic dataset, real otherwise), real (needs "
+                                       "pip install -e '.[metrics]'), toy, or user (with face_weights / voice_weights)")
+    )
+    face_weights: InputFile | None = Field(
+        None, json_schema_extra=_fix("an ArcFace ONNX recogniser file (insightface's w600k_r50.onnx), or null")
+    )
+    voice_weights: InputPath | None = Field(
+        None, json_schema_extra=_fix("a folder with speechbrain's ECAPA embedding_model.ckpt, or null")
+    )
 
 
 class OutputConfig(_Section):
@@ -550,6 +560,8 @@ _PATH_FIELDS = (
     ("dataset", "cache_dir"),
     ("validation", "reference_image"),
     ("validation", "reference_audio"),
+    ("validation", "face_weights"),
+    ("validation", "voice_weights"),
     ("output", "dir"),
 )
 
@@ -579,6 +591,9 @@ def _cross_section_problems(cfg: TrainingConfig) -> list[tuple[str, str]]:
         if name == "audio_ref_only_ic" and v.reference_audio is None:
             out.append(("validation.reference_audio", "the audio_ref_only_ic strategy validates with a reference "
                         "voice clip: set validation.reference_audio (or validation.interval: 0)"))
+    if v.embedders == "user" and v.face_weights is None and v.voice_weights is None:
+        out.append(("validation.embedders", "user embedders need validation.face_weights (an ArcFace ONNX file) "
+                    "and/or validation.voice_weights (an ECAPA folder); or use auto"))
     return out
 
 

@@ -252,6 +252,8 @@ class ValidationReport:
     face_detector: str = ""
     clips: list[ClipStats] = field(default_factory=list)
     voices: list[VoiceStats] = field(default_factory=list)
+    identity: list[Any] | None = None  # ltxic.dataset_identity.ClipIdentity per entry, when identity was checked
+    embedders: dict[str, Any] | None = None  # the embedders that measured it
 
     @property
     def errors(self) -> list[Problem]:
@@ -276,7 +278,9 @@ class ValidationReport:
         return {"dataset": str(self.dataset), "entries": self.entries, "ok": self.ok,
                 "rules": self.rules.model_dump(mode="json"), "rules_source": self.rules_source,
                 "face_detector": self.face_detector, "problems": [asdict(p) for p in self.problems],
-                "clips": [clip(c) for c in self.clips], "voices": [asdict(v) for v in self.voices]}
+                "clips": [clip(c) for c in self.clips], "voices": [asdict(v) for v in self.voices],
+                "embedders": self.embedders,
+                "identity": None if self.identity is None else [r.to_dict() for r in self.identity]}
 
     def summary(self) -> str:
         """A few lines: what was checked against which rules, the media at a glance, the verdict."""
@@ -301,6 +305,16 @@ class ValidationReport:
             sv = [v.seconds for v in self.voices]
             lines.append(f"voice references: {len(self.voices)} files, {min(sv):.1f}-{max(sv):.1f} s, "
                          f"RMS {min(lv):.1f} to {max(lv):.1f} dBFS")
+        if self.identity is not None and self.embedders is not None:
+            def span(key: str, fmt: str) -> str:
+                vals = [getattr(r, key) for r in self.identity if getattr(r, key) is not None]
+                return f"{format(min(vals), fmt)} to {format(max(vals), fmt)}" if vals else "not measured"
+
+            e = self.embedders
+            lines.append(f"identity ({e['kind']} embedders: {e['face']}, {e['voice']}): face similarity "
+                         f"{span('face_similarity', '.3f')} (same person >= {e['face_threshold']}), voice "
+                         f"{span('voice_similarity', '.3f')} (>= {e['voice_threshold']}), lip-sync offset "
+                         f"{span('lip_sync_offset_ms', '.0f')} ms, correlation {span('lip_sync_correlation', '.2f')}")
         return "\n".join(lines)
 
     def to_markdown(self, clip_table: bool = False) -> str:
@@ -319,6 +333,17 @@ class ValidationReport:
                 audio = "none" if not c.has_audio else f"{c.audio_clipped_fraction:.2%} clipped"
                 lines.append(f"| {c.path} | {','.join(map(str, c.entries))} | {c.width}x{c.height} | {c.fps:g} | "
                              f"{c.frames} | {c.duration:.2f} | {c.luminance:.0f} | {c.face_fraction:.0%} | {audio} |")
+        if clip_table and self.identity:
+            def f(x: Any, fmt: str) -> str:
+                return "-" if x is None else format(x, fmt)
+
+            lines += ["", "| entry | clip | identity | face | face found | voice | lip offset (ms) | lip r | face per window |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            for r in self.identity:
+                per_window = " ".join(f(w["face_similarity"], ".2f") for w in r.windows)
+                lines.append(f"| {r.entry} | {r.path} | {r.identity} | {f(r.face_similarity, '.3f')} | {r.face_found:.0%} | "
+                             f"{f(r.voice_similarity, '.3f')} | {f(r.lip_sync_offset_ms, '.0f')} | "
+                             f"{f(r.lip_sync_correlation, '.2f')} | {per_window} |")
         return "\n".join(lines) + "\n"
 
 
@@ -371,6 +396,10 @@ def validate_dataset(
     buckets: Sequence[str | ResolutionBucket] | None = None,
     face_detector: str | FaceDetector = "auto",
     progress: bool = False,
+    identity: bool | None = None,
+    embedders: Any = "auto",
+    face_weights: str | os.PathLike[str] | None = None,
+    voice_weights: str | os.PathLike[str] | None = None,
 ) -> ValidationReport:
     """Check files, media, consent and captions of every entry; one :class:`Problem` per finding and entry.
 
@@ -381,6 +410,11 @@ def validate_dataset(
     duplicate clips, caption issues. The rules are ``rules`` if given, else the dataset's ``rules`` block,
     else the real-footage defaults (:class:`ValidationRules`); ``face_detector`` is ``"auto"``, ``"haar"``,
     ``"toy"`` or a :class:`~ltxic.faces.FaceDetector`.
+
+    ``identity`` (default: on for real footage, off for a synthetic dataset, whose identities hold by
+    construction) scores each clip against its references with the identity embedders (``embedders``, chosen by the
+    dataset's synthetic marker when ``"auto"``): face and voice similarity and lip sync per clip and per window
+    (:mod:`ltxic.dataset_identity`), warning about clips below the same-person thresholds or out of sync.
     """
     from ltxic.captions import check_captions
 
@@ -418,6 +452,11 @@ def validate_dataset(
             users.setdefault((fld, rel), []).append(i)
     if check_media:
         _check_all_media(root, users, rules_used, detector, report, progress)
+        if identity if identity is not None else not ds.synthetic:
+            from ltxic.dataset_identity import check_identity
+
+            check_identity(ds, root, report, embedders=embedders, face_weights=face_weights,
+                           voice_weights=voice_weights, progress=progress)
     _check_captions(ds, report, check_captions)
     report.problems.sort(key=lambda p: (-1 if p.entry is None else p.entry, p.field, p.problem))
     return report

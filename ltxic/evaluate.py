@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ltxic.metrics import caption_adherence, identity_scores
-from ltxic.toy.embedders import Embedders, load_embedders
+from ltxic.embedders import identity_models
+from ltxic.metrics import Embedders, caption_adherence, identity_scores
 
 PathLike = str | os.PathLike[str]
 
@@ -94,7 +94,7 @@ def heldout_captions(train_captions: Sequence[str], n: int, seed: int = 0) -> li
 
 def clip_face_embedding(frames: np.ndarray, embedders: Embedders | None = None) -> np.ndarray | None:
     """The unit-norm mean face embedding of a clip's frames where a face was found; None if none was."""
-    e = embedders if embedders is not None else load_embedders()
+    e = identity_models("auto" if embedders is None else embedders)
     emb, found = e.face_frames(np.asarray(frames))
     found = np.asarray(found, bool)
     if not found.any():
@@ -132,7 +132,9 @@ def identity_eval(
     reference_audio: PathLike, prompts: Sequence[str], seeds: Sequence[int], conditions: Sequence[Condition] = DEFAULT_CONDITIONS,
     config: Any = None, embedders: Embedders | None = None,
 ) -> list[dict]:
-    """One row per (condition, prompt, seed): face and voice similarity to the references, caption adherence.
+    """One row per (condition, prompt, seed): face and voice similarity to the references, lip sync, caption
+    adherence (toy embedders only), and the embedders used (``embedders``: a kind or models; ``"auto"`` chooses by
+    ``dataset``'s synthetic marker).
 
     Each condition gets a freshly loaded base (``base_dir``, default ``data_samples/tiny``), so a loaded LoRA
     never leaks into a base condition. Rows carry the video latent checksum-free; the generated latents of the
@@ -140,7 +142,7 @@ def identity_eval(
     """
     from ltxic.inference import GenerateConfig, Models, generate
 
-    e = embedders if embedders is not None else load_embedders()
+    e = identity_models("auto" if embedders is None else embedders, dataset=dataset)
     consent = _consent(dataset, identity)
     base_cfg = config if config is not None else GenerateConfig()
     rows: list[dict] = []
@@ -162,12 +164,16 @@ def identity_eval(
                     reference_audio=reference_audio if cond.references else None,
                     consent=consent if cond.references else None, identity=identity, config=cfg, progress=False,
                 )[0]
-                scores = identity_scores((gen.frames, gen.waveform, gen.sample_rate), reference_image, reference_audio, embedders=e)
-                adh = caption_adherence(gen.frames, prompt)
+                scores = identity_scores((gen.frames, gen.waveform, gen.sample_rate, gen.fps), reference_image,
+                                         reference_audio, embedders=e)
+                adh = caption_adherence(gen.frames, prompt) if e.kind == "toy" else dict.fromkeys(
+                    ("background_match", "motion_match", "motion", "background"))
                 rows.append({
                     "condition": cond.name, "identity": identity, "prompt": prompt, "seed": seed,
                     "face_similarity": scores["face_similarity"], "voice_similarity": scores["voice_similarity"],
-                    "face_found": scores["face_found"], "background_match": adh["background_match"],
+                    "face_found": scores["face_found"], "lip_sync_offset_ms": scores["lip_sync_offset_ms"],
+                    "lip_sync_correlation": scores["lip_sync_correlation"], "embedders": scores["embedders"],
+                    "background_match": adh["background_match"],
                     "motion_match": adh["motion_match"], "motion": adh["motion"], "background": adh["background"],
                     "_video_latent": gen.video_latent, "_audio_latent": gen.audio_latent,
                 })
@@ -188,9 +194,11 @@ def summarize(rows: Sequence[dict], by: Sequence[str] = ("identity", "condition"
             "face_similarity_std": _std(face),
             "voice_similarity": _mean([r.get("voice_similarity") for r in rs]),
             "face_found": _mean([r.get("face_found") for r in rs]),
+            "lip_sync_correlation": _mean([r.get("lip_sync_correlation") for r in rs]),
             "background_match": _mean([r.get("background_match") for r in rs]),
             "motion_match": _mean([r.get("motion_match") for r in rs]),
             "samples": len(rs),
+            **({"embedders": rs[0]["embedders"]} if "embedders" in rs[0] else {}),
         })
     return out
 
@@ -203,7 +211,7 @@ def seed_spread(
     of each caption (identity consistency across seeds; low = the face changes with the seed)."""
     from ltxic.inference import GenerateConfig, Models, generate
 
-    e = embedders if embedders is not None else load_embedders()
+    e = identity_models("auto" if embedders is None else embedders)
     models = Models.tiny(base_dir)
     base_cfg = config if config is not None else GenerateConfig()
     bg, motion, per_caption, rows, all_embs = [], [], [], [], []
@@ -228,7 +236,7 @@ def seed_spread(
         "background_match": _mean(bg), "motion_match": _mean(motion),
         "between_seed_face_similarity": _mean(per_caption), "per_caption_between_seed": per_caption,
         "between_caption_face_similarity": _mean(across),
-        "captions": len(captions), "seeds": list(seeds), "rows": rows,
+        "captions": len(captions), "seeds": list(seeds), "rows": rows, "embedders": e.label(),
     }
 
 
@@ -238,8 +246,8 @@ def real_identity_similarity(dataset: PathLike, embedders: Embedders | None = No
     from ltxic.dataset import load_dataset
     from ltxic.media import read_video
 
-    e = embedders if embedders is not None else load_embedders()
     ds = load_dataset(dataset)
+    e = identity_models("auto" if embedders is None else embedders, dataset=ds)
     root = Path(dataset).parent
     by_id: dict[str, list[np.ndarray]] = {}
     for entry in ds.entries:
@@ -252,4 +260,4 @@ def real_identity_similarity(dataset: PathLike, embedders: Embedders | None = No
     for a, b in itertools.combinations(sorted(by_id), 2):
         diff += [float(x @ y) for x in by_id[a] for y in by_id[b]]
     return {"same_identity": _mean(list(same.values())), "per_identity": same,
-            "different_identity": _mean(diff), "identities": sorted(means)}
+            "different_identity": _mean(diff), "identities": sorted(means), "embedders": e.label()}

@@ -1,8 +1,13 @@
-"""Identity and caption-adherence metrics: face and voice similarity to the reference, checkpoint tables, drift.
+"""Identity and caption-adherence metrics: face and voice similarity to the reference, lip sync, checkpoint
+tables, drift.
 
-Similarity is the cosine of identity embeddings (the toy embedders of :mod:`ltxic.toy.embedders` by default;
-they play ArcFace and a speaker encoder). Caption adherence uses the toy world's own scene vocabulary: the room
-colour seen at the frame border, and the face's motion (head turn direction, walking across).
+Similarity is the cosine of identity embeddings from :mod:`ltxic.embedders`: pretrained face and speaker models on
+real footage (dlib's ResNet, Resemblyzer's GE2E; the ``metrics`` extra), the toy world's own embedders on toy
+clips, or the user's ArcFace / ECAPA weights. ``embedders`` is a kind (``"auto"``, ``"real"``, ``"toy"``,
+``"user"``) or loaded models; ``dataset`` lets ``"auto"`` choose by the dataset's synthetic marker, and every
+report names the embedders it used. Lip sync (:mod:`ltxic.lipsync`) correlates the mouth's opening with the speech
+envelope. Caption adherence uses the toy world's own scene vocabulary: the room colour seen at the frame border,
+and the face's motion (head turn direction, walking across); it is measured on toy clips only.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from ltxic.toy.embedders import Embedders, equal_error_rate, load_embedders, locate_and_crop
+from ltxic.embedders import IdentityModels, identity_models
+from ltxic.lipsync import LipSync, lip_sync
+from ltxic.toy.embedders import equal_error_rate
 
 __all__ = [
-    "CheckpointSample", "DriftCurve", "background_colour", "caption_adherence", "compare_checkpoints", "drift_curve",
-    "equal_error_rate", "face_similarity", "identity_scores", "motion_direction", "plot_checkpoint_comparison",
-    "plot_drift", "voice_similarity",
+    "CheckpointSample", "DriftCurve", "IdentityModels", "LipSync", "background_colour", "caption_adherence",
+    "clip_lip_sync", "compare_checkpoints", "drift_curve", "equal_error_rate", "face_similarity", "identity_models",
+    "identity_scores", "identity_windows", "lip_sync", "motion_direction", "plot_checkpoint_comparison", "plot_drift",
+    "voice_similarity",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -29,8 +37,11 @@ AudioLike = Union[PathLike, np.ndarray, torch.Tensor, tuple]
 STILL = "still"
 
 
-def _emb(embedders: Embedders | None) -> Embedders:
-    return embedders if embedders is not None else load_embedders()
+Embedders = Union[str, IdentityModels, Any]  # a kind, loaded models, or the toy world's Embedders
+
+
+def _emb(embedders: Embedders | None, dataset: Any = None) -> IdentityModels:
+    return identity_models("auto" if embedders is None else embedders, dataset=dataset)
 
 
 def _image(reference_image: ImageLike) -> np.ndarray:
@@ -58,39 +69,47 @@ def _audio(audio: AudioLike, sr: int | None, name: str) -> tuple[torch.Tensor, i
     return (w[None] if w.ndim == 1 else w), int(sr)
 
 
-def reference_face_embedding(reference_image: ImageLike, embedders: Embedders | None = None) -> np.ndarray:
-    """The (64,) face embedding of a reference portrait; raises if no face is found in it."""
-    crops, found = locate_and_crop(_image(reference_image))
-    if not found[0]:
-        where = reference_image if isinstance(reference_image, (str, os.PathLike)) else "the given array"
-        raise ValueError(f"reference_image ({where}): no face was located; use a frontal, evenly lit portrait of the subject")
-    return _emb(embedders).face.embed_crops(crops)[0]
+def reference_face_embedding(reference_image: ImageLike, embedders: Embedders | None = None, dataset: Any = None) -> np.ndarray:
+    """The face embedding of a reference portrait; raises :class:`~ltxic.embedders.NoFaceError` (a ValueError)
+    naming the file if no face is found in it."""
+    return _emb(embedders, dataset).face_reference(_image(reference_image), reference_image)
 
 
-def face_similarity(frames: np.ndarray, reference_image: ImageLike, embedders: Embedders | None = None) -> np.ndarray:
+def face_similarity(frames: np.ndarray, reference_image: ImageLike, embedders: Embedders | None = None,
+                    dataset: Any = None) -> np.ndarray:
     """Per-frame cosine similarity (F,) of the face in each uint8 (F, H, W, 3) frame to the reference's face.
 
     NaN where no face was located in the frame (use ``np.isnan`` to count them, ``np.nanmean`` to average).
     """
-    e = _emb(embedders)
+    e = _emb(embedders, dataset)
     ref = reference_face_embedding(reference_image, e)
     emb, _ = e.face_frames(np.asarray(frames))
     return emb @ ref
 
 
+def reference_voice_embedding(reference_audio: AudioLike, ref_sr: int | None = None, embedders: Embedders | None = None,
+                              dataset: Any = None) -> np.ndarray:
+    """The voice embedding of a reference recording; raises (naming the file) when it is silent or its sample
+    rate is too low for the voice model."""
+    ref_wave, ref_rate = _audio(reference_audio, ref_sr, "reference_audio")
+    source = reference_audio if isinstance(reference_audio, (str, os.PathLike)) else None
+    return _emb(embedders, dataset).voice_reference(ref_wave, ref_rate, source=source)
+
+
 def voice_similarity(
     waveform: np.ndarray | torch.Tensor, sr: int, reference_audio: AudioLike, ref_sr: int | None = None,
-    embedders: Embedders | None = None, window_s: float = 1.0, hop_s: float = 0.5,
+    embedders: Embedders | None = None, window_s: float | None = None, hop_s: float | None = None,
+    dataset: Any = None,
 ) -> np.ndarray:
     """Cosine similarity to the reference voice of each ``window_s`` window (hop ``hop_s``) of ``waveform``.
 
     ``reference_audio`` is a path, a (waveform, sr) tuple or an array with ``ref_sr``. NaN for windows without
-    speech (silence has no voice to compare).
+    speech (silence has no voice to compare). The window defaults to the voice model's own span (1 s toy,
+    1.6 s GE2E), the hop to half of it.
     """
-    e = _emb(embedders)
-    ref_wave, ref_rate = _audio(reference_audio, ref_sr, "reference_audio")
-    ref = e.voice.embed_reference(ref_wave, ref_rate)
-    emb, _, _ = e.voice.embed_windows(waveform, sr, window_s, hop_s)
+    e = _emb(embedders, dataset)
+    ref = reference_voice_embedding(reference_audio, ref_sr, e)
+    emb, _, _ = e.voice_windows(waveform, sr, window_s, hop_s)
     return emb @ ref
 
 
@@ -112,40 +131,89 @@ def _video(video: Any) -> _Video:
         info = probe_video(video)
         audio = read_video_audio(video, 16000) if info.has_audio else None
         return _Video(read_video(video), audio, 16000 if audio is not None else None, float(info.fps))
-    if hasattr(video, "frames") and hasattr(video, "audio"):
-        return _Video(np.asarray(video.frames), torch.as_tensor(np.asarray(video.audio, np.float32)),
-                      int(video.sample_rate), float(getattr(video, "fps", 0) or 0) or None)
+    if hasattr(video, "frames") and (hasattr(video, "audio") or hasattr(video, "waveform")):
+        audio = video.audio if hasattr(video, "audio") else video.waveform
+        audio = None if audio is None else torch.as_tensor(np.asarray(audio, np.float32))
+        return _Video(np.asarray(video.frames), audio, int(video.sample_rate) if audio is not None else None,
+                      float(getattr(video, "fps", 0) or 0) or None)
     if isinstance(video, tuple):
-        frames, audio, sr = video
-        return _Video(np.asarray(frames), None if audio is None else torch.as_tensor(np.asarray(audio, np.float32)), sr, None)
+        frames, audio, sr, *rest = video
+        return _Video(np.asarray(frames), None if audio is None else torch.as_tensor(np.asarray(audio, np.float32)), sr,
+                      float(rest[0]) if rest and rest[0] else None)
     return _Video(np.asarray(video), None, None, None)
+
+
+def _stride(e: IdentityModels, fps: float | None, frame_stride: int | None) -> int:
+    """Frames between face embeddings: every frame for the toy embedders (cheap), about 4 a second otherwise
+    (a pretrained face model on a CPU takes ~0.1 s a face); an explicit ``frame_stride`` wins."""
+    if frame_stride is not None:
+        return max(1, int(frame_stride))
+    return 1 if e.kind == "toy" or not fps else max(1, int(round(fps / 4)))
+
+
+def _mono_audio(v: _Video) -> np.ndarray:
+    a = v.audio.float() if isinstance(v.audio, torch.Tensor) else torch.as_tensor(np.asarray(v.audio, np.float32))
+    return (a.mean(0) if a.ndim == 2 else a).cpu().numpy()
+
+
+def clip_lip_sync(video: Any, embedders: Embedders | None = None, dataset: Any = None, *, max_offset_ms: float = 500.0,
+                  boxes: Any = None) -> LipSync:
+    """Lip sync of a clip with its own audio (:func:`ltxic.lipsync.lip_sync`): mouth opening from the embedders'
+    face locator, speech envelope from the audio. ``video`` as in :func:`identity_scores`, with its frame rate
+    (an mp4, a clip object, or a (frames, audio, sample_rate, fps) tuple)."""
+    e = _emb(embedders, dataset)
+    v = _video(video)
+    where = video if isinstance(video, (str, os.PathLike)) else None
+    if v.audio is None or v.sample_rate is None:
+        raise ValueError(f"{where or 'the clip'}: no audio track, so there is no speech to sync the mouth with")
+    if not v.fps:
+        raise ValueError(f"{where or 'the clip'}: the frame rate is unknown; pass (frames, audio, sample_rate, fps)")
+    aperture = e.mouth_aperture(v.frames, boxes)
+    return lip_sync(aperture, _mono_audio(v), int(v.sample_rate), float(v.fps), max_offset_ms=max_offset_ms, source=where)
 
 
 def identity_scores(
     video: Any, reference_image: ImageLike, reference_audio: AudioLike | None = None, ref_sr: int | None = None,
-    embedders: Embedders | None = None,
+    embedders: Embedders | None = None, dataset: Any = None, sync: bool = True, frame_stride: int | None = None,
 ) -> dict:
-    """Mean face and voice similarity of a clip to the reference, and the fraction of frames with a located face.
+    """Mean face and voice similarity of a clip to the reference, the fraction of frames with a located face,
+    and the lip sync of the clip's own audio (offset in ms and correlation, see :func:`clip_lip_sync`).
 
-    ``video``: an mp4 path, a :class:`~ltxic.toy.ToyClip`, a (frames, audio, sample_rate) tuple or frames only.
-    Voice keys are None when the clip or the reference has no audio.
+    ``video``: an mp4 path, a :class:`~ltxic.toy.ToyClip` or generation, a (frames, audio, sample_rate[, fps])
+    tuple or frames only. Voice keys are None when the clip or the reference has no audio, lip sync keys when the
+    clip has no audio or frame rate (``lip_sync_note`` says why when it could not be measured). ``embedders``
+    names the embedders used. ``frame_stride`` > 1 embeds every n-th frame only (see
+    :meth:`~ltxic.embedders.IdentityModels.face_track`; default: every frame for toy embedders, about 4 a second
+    for the others); lip sync still reads every frame's mouth.
     """
-    e = _emb(embedders)
+    e = _emb(embedders, dataset)
     v = _video(video)
-    face = face_similarity(v.frames, reference_image, e)
-    found = ~np.isnan(face)
+    frame_stride = _stride(e, v.fps, frame_stride)
+    ref = reference_face_embedding(reference_image, e)
+    emb, found, boxes = e.face_track(v.frames, frame_stride)
+    face = emb @ ref
+    found = found[:: max(1, frame_stride)]
     out: dict[str, Any] = {
         "face_similarity": float(np.nanmean(face)) if found.any() else float("nan"),
         "face_found": float(found.mean()),
         "frames": int(len(face)),
         "voice_similarity": None,
         "voiced_windows": None,
+        "lip_sync_offset_ms": None,
+        "lip_sync_correlation": None,
+        "embedders": e.label(),
     }
     if v.audio is not None and reference_audio is not None:
         voice = voice_similarity(v.audio, v.sample_rate, reference_audio, ref_sr, e)
         voiced = ~np.isnan(voice)
         out["voice_similarity"] = float(np.nanmean(voice)) if voiced.any() else float("nan")
         out["voiced_windows"] = float(voiced.mean())
+    if sync and v.audio is not None and v.fps:
+        try:
+            ls = clip_lip_sync(v, e, boxes=boxes)
+            out["lip_sync_offset_ms"], out["lip_sync_correlation"] = ls.offset_ms, ls.correlation
+        except ValueError as err:  # silent audio, or too few frames with a mouth: not a score
+            out["lip_sync_note"] = str(err)
     return out
 
 
@@ -287,12 +355,14 @@ def _nanmean(values: list) -> float | None:
 
 
 def compare_checkpoints(
-    samples_by_checkpoint: Mapping[int, Sequence[CheckpointSample | Mapping]], embedders: Embedders | None = None
+    samples_by_checkpoint: Mapping[int, Sequence[CheckpointSample | Mapping]], embedders: Embedders | None = None,
+    dataset: Any = None,
 ) -> list[dict]:
     """One row per checkpoint step (ascending): mean face and voice similarity, fraction of frames with a face,
-    and, where the captions are in the toy vocabulary, the fraction of samples whose background colour and
-    motion match the caption (None where no caption gives ground truth)."""
-    e = _emb(embedders)
+    mean lip-sync offset (ms) and correlation, the embedders used, and, for toy clips whose captions are in the
+    toy vocabulary, the fraction of samples whose background colour and motion match the caption (None where no
+    caption gives ground truth, and on real footage)."""
+    e = _emb(embedders, dataset)
     rows = []
     for step in sorted(samples_by_checkpoint):
         scores, bg, motion = [], [], []
@@ -300,7 +370,7 @@ def compare_checkpoints(
             s = s if isinstance(s, CheckpointSample) else CheckpointSample(**s)
             video = _video(s.video)  # decode a file once for both checks
             scores.append(identity_scores(video, s.reference_image, s.reference_audio, s.ref_sr, e))
-            if s.caption:
+            if s.caption and e.kind == "toy":
                 adh = caption_adherence(video.frames, s.caption)
                 bg.append(adh["background_match"])
                 motion.append(adh["motion_match"])
@@ -309,9 +379,12 @@ def compare_checkpoints(
             "face_similarity": _nanmean([sc["face_similarity"] for sc in scores]),
             "voice_similarity": _nanmean([sc["voice_similarity"] for sc in scores]),
             "face_found": _nanmean([sc["face_found"] for sc in scores]),
+            "lip_sync_offset_ms": _nanmean([sc["lip_sync_offset_ms"] for sc in scores]),
+            "lip_sync_correlation": _nanmean([sc["lip_sync_correlation"] for sc in scores]),
             "background_match": _nanmean(bg),
             "motion_match": _nanmean(motion),
             "samples": len(scores),
+            "embedders": e.label(),
         })
     return rows
 
@@ -319,33 +392,113 @@ def compare_checkpoints(
 # ----------------------------------------------------------------------------------------------- drift
 @dataclass
 class DriftCurve:
-    """Face similarity over time: window centres (s), mean similarity per window (NaN: no face in it),
-    the per-frame similarities and the window length."""
+    """Identity over time: window centres (s), mean face similarity per window (NaN: no face in it), the
+    per-frame face similarities and the window length; from :func:`identity_windows` also the voice similarity
+    and lip sync (offset in ms, correlation) per window (NaN where a window has no speech or too little mouth).
+    ``embedders`` names the embedders used."""
 
     times: np.ndarray
     similarity: np.ndarray
     per_frame: np.ndarray
     window_s: float
+    voice: np.ndarray | None = None
+    lip_sync_offset_ms: np.ndarray | None = None
+    lip_sync_correlation: np.ndarray | None = None
+    embedders: str | None = None
+    lip_sync: LipSync | None = None  # the whole clip's (identity_windows)
+    lip_sync_note: str | None = None  # why the whole clip's lip sync could not be measured
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per window (time, face, and voice / lip sync when measured), NaN as None: a table."""
+        def val(a: np.ndarray | None, i: int) -> float | None:
+            return None if a is None or not np.isfinite(a[i]) else round(float(a[i]), 4)
+
+        return [{"time_s": round(float(t), 3), "face_similarity": val(self.similarity, i),
+                 **({"voice_similarity": val(self.voice, i)} if self.voice is not None else {}),
+                 **({"lip_sync_offset_ms": val(self.lip_sync_offset_ms, i),
+                     "lip_sync_correlation": val(self.lip_sync_correlation, i)} if self.lip_sync_offset_ms is not None else {})}
+                for i, t in enumerate(self.times)]
 
 
-def drift_curve(
-    frames: np.ndarray, reference_image: ImageLike, window_s: float = 1.0, fps: float = 24.0,
-    embedders: Embedders | None = None,
-) -> DriftCurve:
-    """Mean face similarity to the reference in windows of ``window_s`` seconds, hop half a window."""
+def _windows(n: int, window_s: float, fps: float) -> tuple[np.ndarray, int]:
     if window_s <= 0 or fps <= 0:
         raise ValueError(f"drift_curve: window_s ({window_s}) and fps ({fps}) must be positive")
-    per_frame = face_similarity(frames, reference_image, embedders)
-    n = len(per_frame)
     win = max(1, int(round(window_s * fps)))
-    hop = max(1, win // 2)
-    starts = np.arange(0, max(n - win, 0) + 1, hop)
+    return np.arange(0, max(n - win, 0) + 1, max(1, win // 2)), win
+
+
+def _window_means(per_frame: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
     sims = []
     for s in starts:
         chunk = per_frame[s : s + win]
         sims.append(np.nanmean(chunk) if (~np.isnan(chunk)).any() else np.nan)
+    return np.asarray(sims, np.float32)
+
+
+def drift_curve(
+    frames: np.ndarray, reference_image: ImageLike, window_s: float = 1.0, fps: float = 24.0,
+    embedders: Embedders | None = None, dataset: Any = None,
+) -> DriftCurve:
+    """Mean face similarity to the reference in windows of ``window_s`` seconds, hop half a window."""
+    e = _emb(embedders, dataset)
+    starts, win = _windows(len(frames), window_s, fps)
+    per_frame = face_similarity(frames, reference_image, e)
+    n = len(per_frame)
     times = (starts + min(win, n) / 2) / fps
-    return DriftCurve(times.astype(np.float32), np.asarray(sims, np.float32), per_frame, float(window_s))
+    return DriftCurve(times.astype(np.float32), _window_means(per_frame, starts, win), per_frame, float(window_s),
+                      embedders=e.label())
+
+
+def identity_windows(
+    video: Any, reference_image: ImageLike, reference_audio: AudioLike | None = None, ref_sr: int | None = None,
+    window_s: float = 1.0, embedders: Embedders | None = None, dataset: Any = None, frame_stride: int | None = None,
+) -> DriftCurve:
+    """Face similarity, voice similarity and lip sync per window of ``window_s`` seconds (hop half a window) of a
+    clip with its audio (an mp4, a clip or generation object, or a (frames, audio, sample_rate, fps) tuple).
+
+    The voice of each window is embedded as one span (the reference once, whole); lip sync searches offsets up to
+    a quarter of the window (at most 500 ms). ``frame_stride`` as in :func:`identity_scores`."""
+    e = _emb(embedders, dataset)
+    v = _video(video)
+    fps = v.fps or 24.0
+    frame_stride = _stride(e, v.fps, frame_stride)
+    starts, win = _windows(len(v.frames), window_s, fps)
+    ref = reference_face_embedding(reference_image, e)
+    emb, _, boxes = e.face_track(v.frames, frame_stride)
+    per_frame = emb @ ref
+    n = len(per_frame)
+    times = (starts + min(win, n) / 2) / fps
+    curve = DriftCurve(times.astype(np.float32), _window_means(per_frame, starts, win), per_frame, float(window_s),
+                       embedders=e.label())
+    if v.audio is None or v.sample_rate is None:
+        return curve
+    wave, sr = _mono_audio(v), int(v.sample_rate)
+    if reference_audio is not None:
+        ref_voice = reference_voice_embedding(reference_audio, ref_sr, e)
+        voice = []
+        for s in starts:
+            seg = wave[int(round(s / fps * sr)): int(round((s + win) / fps * sr))]
+            w_emb, _, voiced = e.voice_windows(seg, sr, window_s=max(len(seg), 1) / sr, hop_s=max(len(seg), 1) / sr)
+            voice.append(float(w_emb[0] @ ref_voice) if len(voiced) and voiced[0] else np.nan)
+        curve.voice = np.asarray(voice, np.float32)
+    aperture = e.mouth_aperture(v.frames, boxes)
+    where = video if isinstance(video, (str, os.PathLike)) else None
+    try:
+        curve.lip_sync = lip_sync(aperture, wave, sr, fps, source=where)
+    except ValueError as err:
+        curve.lip_sync_note = str(err)
+    offsets, corrs = [], []
+    for s in starts:
+        try:
+            ls = lip_sync(aperture[s : s + win], wave, sr, fps, max_offset_ms=min(500.0, 250.0 * win / fps), t0_s=s / fps)
+            offsets.append(ls.offset_ms)
+            corrs.append(ls.correlation)
+        except ValueError:
+            offsets.append(np.nan)
+            corrs.append(np.nan)
+    curve.lip_sync_offset_ms = np.asarray(offsets, np.float32)
+    curve.lip_sync_correlation = np.asarray(corrs, np.float32)
+    return curve
 
 
 # ----------------------------------------------------------------------------------------------- plots

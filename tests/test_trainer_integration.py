@@ -51,6 +51,9 @@ def test_cli_train_then_resume(tmp_path, tiny_kit) -> None:
     assert meta["training_strategy"] == "audio_ref_only_ic" and meta["reference_downscale_factor"] == "1"
     assert load_lora(build_transformer("tiny", seed=0), lora)
     assert (out / "validation" / "step_000004" / "00.mp4").stat().st_size > 0
+    scores = json.loads((out / "validation" / "step_000004" / "scores.json").read_text())
+    assert scores["embedders"]["kind"] == "toy"  # the tiny kit's dataset is synthetic
+    assert scores["clips"][0]["clip"] == "00.mp4" and "face_found" in scores["clips"][0]
 
     cfg["optimization"]["steps"] = 6
     path.write_text(yaml.safe_dump(cfg))
