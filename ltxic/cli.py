@@ -132,7 +132,7 @@ def _cmd_course(args: argparse.Namespace) -> int:
             return 2
         params[key] = yaml.safe_load(value)  # as papermill -y: numbers, booleans and lists keep their type
     try:
-        runs = run_course(args.out, only=args.only, notebooks_dir=args.notebooks, parameters=params)
+        runs = run_course(args.out, only=args.only, notebooks_dir=args.notebooks, parameters=params, threads=args.threads)
     except CourseError as err:
         print(err, file=sys.stderr)
         return 1
@@ -142,10 +142,11 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from ltxic.course import CourseError, build_book
+    from ltxic.book import build_book
+    from ltxic.course import CourseError
 
     try:
-        print(f"book written to {build_book(args.out) / 'index.html'}")
+        print(f"book written to {build_book(args.out, args.executed, execute=not args.no_execute) / 'index.html'}")
     except CourseError as err:
         print(err, file=sys.stderr)
         return 1
@@ -377,10 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a lesson parameter (the GPU value beside each default), e.g. -p steps=6000")
     p.add_argument("--notebooks", default=None, help="the notebooks folder (default: the checkout's notebooks/)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per lesson kernel (default: 1 without a GPU, the tiny model's best; 0: the environment's)")
     p.set_defaults(func=_cmd_course)
 
-    p = sub.add_parser("book", help="build the course book (HTML, offline; notebooks shown as committed)")
+    p = sub.add_parser("book", help="build the course book (HTML, offline) from the executed lessons, with their results")
     p.add_argument("--out", default="book/_build/html", help="output folder (default: book/_build/html)")
+    p.add_argument("--executed", default="outputs/course",
+                   help="the executed lessons (ltxic course --out); stale or missing ones run first (default: outputs/course)")
+    p.add_argument("--no-execute", action="store_true", help="fail instead of running stale or missing lessons")
     p.set_defaults(func=_cmd_book)
 
     p = sub.add_parser("sample", help="generate clips with an identity IC-LoRA, a reference face and voice "

@@ -1,9 +1,10 @@
-"""Run the course: execute the lesson notebooks in order with papermill, check them, build the book.
+"""Run the course: execute the lesson notebooks in order with papermill, check them; the helpers lessons call.
 
 ``run_course(out)`` is what ``ltxic course`` and ``tests/test_notebooks.py`` call. Each lesson runs in a fresh
 kernel with the notebook's folder as working directory (as in JupyterLab) and is written, outputs included,
 to ``out/NN_name.ipynb``. The committed notebooks carry the CPU-sized parameters; pass ``parameters`` to
-override them (the GPU values are written beside each default in the notebook's ``parameters`` cell).
+override them (the GPU values are written beside each default in the notebook's ``parameters`` cell). The book
+built from those copies is :mod:`ltxic.book`.
 """
 
 from __future__ import annotations
@@ -89,8 +90,12 @@ def run_lesson(
     parameters: dict[str, Any] | None = None,
     kernel_name: str = KERNEL_NAME,
     timeout: int = 900,
+    threads: int | None = None,
 ) -> LessonRun:
-    """Execute one lesson with papermill into ``out_dir``; a failing cell raises :class:`CourseError`."""
+    """Execute one lesson with papermill into ``out_dir``; a failing cell raises :class:`CourseError`.
+
+    ``threads`` sets the kernel's CPU thread count (``OMP_NUM_THREADS``); ``None`` leaves it to the environment.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -104,8 +109,11 @@ def run_lesson(
     start = time.perf_counter()
     # The kernel inherits this environment; putting this ltxic first on its path makes the lesson import the
     # same package as the runner (also from a checkout used through PYTHONPATH=. instead of pip install -e .).
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), saved) if p)
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)}
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         papermill.execute_notebook(
             str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
@@ -115,10 +123,11 @@ def run_lesson(
         raise CourseError(f"{notebook.name}: cell {err.exec_count} failed with {err.ename}: {err.evalue}. "
                           f"The executed notebook, with the traceback, is {output}") from err
     finally:
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
     return LessonRun(notebook, output, time.perf_counter() - start)
 
 
@@ -128,8 +137,13 @@ def run_course(
     notebooks_dir: str | Path | None = None,
     parameters: dict[str, Any] | None = None,
     kernel_name: str = KERNEL_NAME,
+    threads: int | None = None,
 ) -> list[LessonRun]:
-    """Execute the lessons in order (a tqdm bar over lessons); stops at the first failing lesson."""
+    """Execute the lessons in order (a tqdm bar over lessons); stops at the first failing lesson.
+
+    ``threads``: the kernels' CPU threads; ``None`` is :func:`course_threads` (1 on a machine without a GPU), 0
+    leaves the environment's.
+    """
     from tqdm.auto import tqdm
 
     todo = lessons(notebooks_dir, only)
@@ -142,8 +156,22 @@ def run_course(
     bar = tqdm(todo, desc="course", unit="lesson")
     for nb in bar:
         bar.set_postfix_str(nb.stem)
-        runs.append(run_lesson(nb, out, parameters, kernel_name))
+        runs.append(run_lesson(nb, out, parameters, kernel_name, threads=course_threads(threads)))
     return runs
+
+
+def course_threads(threads: int | None = None) -> int | None:
+    """The CPU threads a lesson's kernel gets: ``threads`` when given (0: the environment's, ``None`` returned);
+    else 1 on a machine without CUDA, where the course runs the tiny model: it gains nothing from more threads, and
+    on a shared 2-core machine two threads per kernel made training steps several times slower (waiting on each
+    other); ``None`` (no change) with a GPU or when ``OMP_NUM_THREADS`` is set."""
+    if threads is not None:
+        return threads or None
+    if "OMP_NUM_THREADS" in os.environ:
+        return None
+    import torch
+
+    return None if torch.cuda.is_available() else 1
 
 
 def _assignments(source: str) -> list[tuple[str, str]]:
@@ -200,31 +228,14 @@ def notebook_problems(path: str | Path) -> list[str]:
     return problems
 
 
-def build_book(out: str | Path = "book/_build/html", book_dir: str | Path | None = None, quiet: bool = True) -> Path:
-    """Build the course book to HTML with Sphinx (offline; notebooks are rendered, not executed)."""
-    from sphinx.cmd.build import build_main
-
-    book = Path(book_dir) if book_dir is not None else BOOK_DIR
-    out = Path(out)
-    # The source root is the repository, so chapters are the notebooks themselves (conf.py includes only
-    # book/ and notebooks/); -c points Sphinx at the book's conf.py.
-    args = ["-b", "html", "-c", str(book), "-W", "--keep-going", str(book.resolve().parent), str(out)]
-    if quiet:
-        args.insert(0, "-q")
-    code = build_main(args)
-    if code != 0:
-        raise CourseError(f"the book build failed (sphinx exit {code}); the warnings above name the file and line")
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- the lessons' run
 
 #: The CPU-sized training run of lesson 04 (its ``parameters`` cell holds the same values; a test checks).
-TRAINING_LESSON_DEFAULTS = {"steps": 30, "checkpoint_interval": 10, "validation_interval": 30, "validation_steps": 8}
+TRAINING_LESSON_DEFAULTS = {"steps": 300, "checkpoint_interval": 100, "validation_interval": 300, "validation_steps": 8}
 
 
-def lesson_training_config(run_dir: str | Path, *, config_name: str = "tiny_cpu", steps: int = 30,
-                           checkpoint_interval: int = 10, validation_interval: int = 30, validation_steps: int = 8,
+def lesson_training_config(run_dir: str | Path, *, config_name: str = "tiny_cpu", steps: int = 300,
+                           checkpoint_interval: int = 100, validation_interval: int = 300, validation_steps: int = 8,
                            comfyui_root: str | Path | None = None, dataset_file: str | Path | None = None,
                            overrides: dict[str, Any] | None = None, check_files: bool = True) -> Any:
     """A shipped config shortened the way lesson 04's parameters shorten it, writing into ``run_dir``.
@@ -372,3 +383,90 @@ def lesson_generate(models: Any, prompts: Sequence[str], *, lora: str | Path | N
     run = generate_two_stage if two_stage else generate
     return run(models, list(prompts), lora=lora, reference_image=reference_image, reference_audio=reference_audio,
                dataset=dataset, identity=identity, config=config, out_dir=out_dir, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------- Colab, players
+#: Where Colab fetches the course from (the badge of every lesson opens its notebook there).
+COURSE_REPOSITORY = "https://github.com/ltxic/ltxic"
+COLAB_CHECKOUT = Path("/content/ltxic")
+
+
+@dataclass(frozen=True)
+class NotebookSetup:
+    """What a lesson's first cell found and did: on Colab or not, the actions taken, the GPU and its config."""
+
+    colab: bool
+    actions: tuple[str, ...]
+    gpu: str | None
+    config_name: str
+
+    def __str__(self) -> str:
+        where = "Colab" if self.colab else "not Colab: nothing to install"
+        done = "; ".join(self.actions) if self.actions else "nothing changed"
+        gpu = self.gpu or "no GPU (the tiny model on the CPU)"
+        return f"{where} ({done}). {gpu}; config_name for lesson 04: {self.config_name!r}"
+
+
+def gpu_config(total_gib: float | None) -> str:
+    """The shipped config for a card of ``total_gib`` GiB: ``ltx23_h100`` from 70 GiB (80 GB cards),
+    ``ltx23_24gb`` from 22 GiB (24 and 48 GB cards), else ``tiny_cpu``."""
+    if total_gib is None or total_gib < 22:
+        return "tiny_cpu"
+    return "ltx23_h100" if total_gib >= 70 else "ltx23_24gb"
+
+
+def detect_gpu() -> tuple[str | None, str]:
+    """``("NAME, N GiB", config_name)`` of CUDA device 0, or ``(None, "tiny_cpu")`` without one."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None, gpu_config(None)
+    props = torch.cuda.get_device_properties(0)
+    gib = props.total_memory / 2**30
+    return f"{props.name}, {gib:.0f} GiB", gpu_config(gib)
+
+
+def notebook_setup(repository: str = COURSE_REPOSITORY, checkout: str | Path = COLAB_CHECKOUT) -> NotebookSetup:
+    """The first cell of every lesson, after it installed ``ltxic`` on Colab.
+
+    Outside Colab (no ``google.colab`` module) it changes nothing: it only reports the GPU. On Colab, when the
+    course's data is not beside the working folder (``../data_samples``), it clones ``repository`` into ``checkout``
+    (shallow, git with an argument list) and makes ``checkout/notebooks`` the working folder, so the lessons'
+    relative paths (``../data_samples/...``) resolve as in a checkout.
+    """
+    import subprocess
+
+    colab = "google.colab" in sys.modules
+    actions: list[str] = []
+    if colab and not (Path.cwd().parent / "data_samples" / "dataset.json").is_file():
+        checkout = Path(checkout)
+        if not (checkout / "data_samples" / "dataset.json").is_file():
+            if checkout.exists() and any(checkout.iterdir()):
+                raise CourseError(f"{checkout}: exists without data_samples/dataset.json; move it away so the course "
+                                  f"can be cloned there, or clone {repository} there yourself")
+            subprocess.run(["git", "clone", "--quiet", "--depth", "1", repository, str(checkout)], check=True)
+            actions.append(f"cloned {repository} into {checkout}")
+        os.chdir(checkout / "notebooks")
+        actions.append(f"working folder {checkout / 'notebooks'}")
+    gpu, config_name = detect_gpu()
+    return NotebookSetup(colab, tuple(actions), gpu, config_name)
+
+
+def video_player(path: str | Path, width: int | None = 520) -> Any:
+    """An mp4 (with its sound) as a playable ``<video>`` embedded in the notebook, and so in the book."""
+    from IPython.display import Video
+
+    path = Path(path)
+    if not path.is_file():
+        raise CourseError(f"{path}: no such clip to show")
+    return Video(str(path), embed=True, mimetype="video/mp4", width=width, html_attributes="controls")
+
+
+def audio_player(path: str | Path) -> Any:
+    """A sound file as a playable ``<audio>`` embedded in the notebook (and the book)."""
+    from IPython.display import Audio
+
+    path = Path(path)
+    if not path.is_file():
+        raise CourseError(f"{path}: no such sound file")
+    return Audio(filename=str(path))

@@ -698,9 +698,9 @@ def _check_all_media(root: Path, users: dict[tuple[str, str], list[int]], rules:
 
 def plot_report(report: ValidationReport) -> Figure:
     """Four panels: clip durations against the allowed range, luminance per clip, voice levels, face visibility."""
-    from matplotlib.figure import Figure
+    from ltxic.figures import new_figure
 
-    fig = Figure(figsize=(12, 7), layout="constrained")
+    fig = new_figure(figsize=(12, 7), layout="constrained")
     axes = fig.subplots(2, 2)
     outliers = {p.detail.split(":")[0] for p in report.problems if p.problem == "lighting_outlier"}
     ax = axes[0, 0]

@@ -27,8 +27,8 @@ from ltxic.metrics import Embedders, caption_adherence, identity_scores
 PathLike = str | os.PathLike[str]
 
 __all__ = [
-    "Condition", "DEFAULT_CONDITIONS", "REFERENCE_GUIDANCE_SCALE", "clip_face_embedding", "heldout_captions", "identity_eval",
-    "mean_pairwise_cosine", "real_identity_similarity", "seed_spread", "summarize",
+    "Condition", "DEFAULT_CONDITIONS", "REFERENCE_GUIDANCE_SCALE", "clip_face_embedding", "conditions_table", "heldout_captions",
+    "identity_eval", "mean_pairwise_cosine", "plot_conditions", "real_identity_similarity", "seed_spread", "summarize",
 ]
 
 
@@ -175,7 +175,7 @@ def identity_eval(
                     "lip_sync_correlation": scores["lip_sync_correlation"], "embedders": scores["embedders"],
                     "background_match": adh["background_match"],
                     "motion_match": adh["motion_match"], "motion": adh["motion"], "background": adh["background"],
-                    "_video_latent": gen.video_latent, "_audio_latent": gen.audio_latent,
+                    "_video_latent": gen.video_latent, "_audio_latent": gen.audio_latent, "_frames": gen.frames,
                 })
     return rows
 
@@ -261,3 +261,67 @@ def real_identity_similarity(dataset: PathLike, embedders: Embedders | None = No
         diff += [float(x @ y) for x in by_id[a] for y in by_id[b]]
     return {"same_identity": _mean(list(same.values())), "per_identity": same,
             "different_identity": _mean(diff), "identities": sorted(means), "embedders": e.label()}
+
+
+# ----------------------------------------------------------------------------------------------- the result, shown
+#: How the course names the conditions to a reader.
+CONDITION_LABELS = {
+    "base_text_only": "base, text only",
+    "base_with_references": "base + references",
+    "lora_strength_0": "LoRA at strength 0",
+    "lora_strength_1": "IC-LoRA",
+    "lora_strength_1_no_reference_guidance": "IC-LoRA, no reference guidance",
+}
+_SCORES = (("face_similarity", "face"), ("voice_similarity", "voice"), ("background_match", "scene"))
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def conditions_table(rows: Sequence[dict]) -> str:
+    """A markdown table of :func:`summarize` per condition: face and voice similarity to the reference, the share
+    of clips in the caption's room, and the number of clips averaged."""
+    lines = ["| condition | face similarity | voice similarity | scene kept | clips |", "| --- | ---: | ---: | ---: | ---: |"]
+    for r in summarize(rows, ("condition",)):
+        lines.append(f"| {CONDITION_LABELS.get(r['condition'], r['condition'])} | {_fmt(r['face_similarity'])} | "
+                     f"{_fmt(r['voice_similarity'])} | {_fmt(r['background_match'])} | {r['samples']} |")
+    return "\n".join(lines)
+
+
+def plot_conditions(rows: Sequence[dict], reference_image: Any, n_frames: int = 4, title: str = ""):
+    """The comparison in one picture: the reference, then per condition ``n_frames`` frames of its first clip
+    (first prompt and seed) and its scores averaged over every clip of that condition. ``rows`` are
+    :func:`identity_eval`'s (with their ``_frames``)."""
+    from ltxic.figures import new_figure
+    from ltxic.media import read_image
+
+    reference = read_image(reference_image) if isinstance(reference_image, (str, os.PathLike)) else np.asarray(reference_image)
+    summary = {r["condition"]: r for r in summarize(rows, ("condition",))}
+    first = {}
+    for r in rows:
+        first.setdefault(r["condition"], r)
+    if any("_frames" not in r for r in first.values()):
+        raise ValueError("plot_conditions: rows need their '_frames' (identity_eval's rows, before saving)")
+    fig = new_figure(figsize=(1.7 * (n_frames + 1) + 1.6, 1.9 * len(first) + 0.5), layout="constrained")
+    axes = fig.subplots(len(first), n_frames + 1, squeeze=False)
+    for i, (name, row) in enumerate(first.items()):
+        frames = np.asarray(row["_frames"])
+        picks = np.unique(np.linspace(0, len(frames) - 1, n_frames).round().astype(int))
+        ax = axes[i, 0]
+        ax.imshow(reference)
+        s = summary[name]
+        ax.set_ylabel(CONDITION_LABELS.get(name, name), fontsize=9)
+        ax.set_title("reference" if i == 0 else "", fontsize=9)
+        for j, idx in enumerate(picks):
+            axes[i, j + 1].imshow(frames[idx])
+            if i == 0:
+                axes[i, j + 1].set_title(f"frame {idx}", fontsize=8)
+        scores = "\n".join(f"{label} {_fmt(s[key])}" for key, label in _SCORES)
+        axes[i, -1].text(1.06, 0.5, f"{scores}\n({s['samples']} clips)", transform=axes[i, -1].transAxes, va="center", fontsize=9)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if title:
+        fig.suptitle(title[:100], fontsize=10)
+    return fig

@@ -27,8 +27,8 @@ from ltxic.toy.embedders import equal_error_rate
 __all__ = [
     "CheckpointSample", "DriftCurve", "IdentityModels", "LipSync", "background_colour", "caption_adherence",
     "clip_lip_sync", "compare_checkpoints", "drift_curve", "equal_error_rate", "face_similarity", "identity_models",
-    "identity_scores", "identity_windows", "lip_sync", "motion_direction", "plot_checkpoint_comparison", "plot_drift",
-    "voice_similarity",
+    "identity_scores", "identity_windows", "lip_sync", "motion_direction", "pick_checkpoint", "plot_checkpoint_comparison",
+    "plot_drift", "voice_similarity",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -510,14 +510,14 @@ def _lower(values: Sequence[float]) -> float:
 
 def plot_checkpoint_comparison(rows: Sequence[Mapping]):
     """Identity similarity (face, voice) and caption adherence against checkpoint step; a matplotlib Figure."""
-    from matplotlib.figure import Figure
+    from ltxic.figures import new_figure
 
     steps = [r["step"] for r in rows]
 
     def series(key: str) -> list[float]:
         return [np.nan if r.get(key) is None else r[key] for r in rows]
 
-    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    fig = new_figure(figsize=(9, 3.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(steps, series("face_similarity"), "o-", label="face")
     ax1.plot(steps, series("voice_similarity"), "s-", label="voice")
@@ -534,11 +534,11 @@ def plot_checkpoint_comparison(rows: Sequence[Mapping]):
 
 def plot_drift(curves: DriftCurve | Mapping[str, DriftCurve], threshold: float | None = None):
     """Face similarity over time for one or several clips (a mapping label -> curve); a matplotlib Figure."""
-    from matplotlib.figure import Figure
+    from ltxic.figures import new_figure
 
     if isinstance(curves, DriftCurve):
         curves = {"clip": curves}
-    fig = Figure(figsize=(7, 3.4), layout="constrained")
+    fig = new_figure(figsize=(7, 3.4), layout="constrained")
     ax = fig.subplots()
     for label, c in curves.items():
         ax.plot(c.times, c.similarity, "o-", label=label)
@@ -549,3 +549,34 @@ def plot_drift(curves: DriftCurve | Mapping[str, DriftCurve], threshold: float |
     ax.set(xlabel="time (s)", ylabel=f"face similarity ({window:g} s windows)", title="Identity drift", ylim=(_lower(lows), 1.05))
     ax.legend()
     return fig
+
+
+# ----------------------------------------------------------------------------------------------- picking a step
+def _mean_of(row: Mapping, keys: Sequence[str]) -> float | None:
+    vals = [float(row[k]) for k in keys if row.get(k) is not None and np.isfinite(float(row[k]))]
+    return float(np.mean(vals)) if vals else None
+
+
+def pick_checkpoint(rows: Sequence[Mapping], tolerance: float = 0.05) -> dict:
+    """The step to keep from :func:`compare_checkpoints` rows: the earliest checkpoint whose identity (mean of face
+    and voice similarity) is within ``tolerance`` of the best one's and whose caption adherence (mean of background
+    and motion match) is within ``tolerance`` of the best adherence; when no checkpoint has both, the one of the
+    near-best identity with the best adherence. Returns ``{"step", "identity", "adherence", "why"}``."""
+    scored = [(r["step"], _mean_of(r, ("face_similarity", "voice_similarity")), _mean_of(r, ("background_match", "motion_match")))
+              for r in rows]
+    scored = [s for s in scored if s[1] is not None]
+    if not scored:
+        raise ValueError("pick_checkpoint: no checkpoint has a face or voice similarity (no face found in any sample?)")
+    best_id = max(s[1] for s in scored)
+    near = sorted((s for s in scored if s[1] >= best_id - tolerance), key=lambda s: s[0])
+    adh = [s[2] for s in scored if s[2] is not None]
+    best_adh = max(adh) if adh else None
+    keep = [s for s in near if best_adh is None or (s[2] is not None and s[2] >= best_adh - tolerance)]
+    if keep:
+        step, ident, adherence = keep[0]
+        why = (f"the earliest step within {tolerance:g} of the best identity ({best_id:.2f})"
+               + ("" if best_adh is None else f" and of the best caption adherence ({best_adh:.2f})"))
+    else:
+        step, ident, adherence = max(near, key=lambda s: (s[2] if s[2] is not None else -1.0, -s[0]))
+        why = f"near the best identity ({best_id:.2f}), the best caption adherence among those; later steps trade the caption for identity"
+    return {"step": int(step), "identity": ident, "adherence": adherence, "why": why}

@@ -40,3 +40,23 @@ def tiny_kit(tmp_path, monkeypatch):
     save_transformer(build_transformer("tiny", seed=0), kit / "transformer.safetensors")
     monkeypatch.setenv("LTXIC_TINY_DIR", str(kit))
     return data
+
+
+@pytest.fixture(scope="session")
+def executed_course(tmp_path_factory):
+    """Every lesson executed once, in order, as ``ltxic course`` runs them (papermill, the CPU defaults), with the
+    files they write in a temporary folder: ``{stem: (executed copy, failure message or None, parameters)}``.
+    A failing lesson is recorded and the next one still runs, so each lesson's test reports its own failure."""
+    from ltxic.course import CourseError, course_threads, declared_parameters, lessons, run_lesson
+
+    root = tmp_path_factory.mktemp("course")
+    overrides = {"out_dir": str(root / "files"), "comfyui_root": str(root / "ComfyUI")}
+    results = {}
+    for nb in lessons():
+        params = {k: v for k, v in overrides.items() if k in declared_parameters(nb)}
+        try:
+            run = run_lesson(nb, root / "executed", params, threads=course_threads())
+            results[nb.stem] = (run.output, None, params)
+        except CourseError as err:
+            results[nb.stem] = (root / "executed" / nb.name, str(err), params)
+    return results

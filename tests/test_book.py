@@ -1,16 +1,29 @@
-"""The course book builds to HTML offline, one page per lesson notebook plus the intro."""
+"""The course book: built offline from the executed lessons, and checked in a real browser (headless Chromium).
+
+The browser is Debian's ``chromium`` package, driven by Playwright with ``executable_path`` (no browser download);
+``.ci/run`` installs it. Without it the browser test is skipped, except where ``LTXIC_REQUIRE_BROWSER=1`` (CI),
+where it fails. Screenshots of the landing page and of lesson 06 go to ``$LTXIC_ARTIFACTS`` (default
+``outputs/artifacts/``).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import nbformat
+import pytest
 
+from ltxic.book import executed_copy_problems, gpu_run_table
 from ltxic.course import REPO_ROOT, lessons
+
+pytestmark = pytest.mark.notebooks
+ARTIFACTS = Path(os.environ.get("LTXIC_ARTIFACTS", REPO_ROOT / "outputs" / "artifacts"))
 
 
 def _offline_prefix() -> list[str]:
@@ -22,18 +35,178 @@ def _offline_prefix() -> list[str]:
     return []
 
 
-def test_book_builds_offline_with_every_chapter(tmp_path: Path) -> None:
-    out = tmp_path / "html"
+@pytest.fixture(scope="module")
+def book(executed_course, tmp_path_factory) -> Path:
+    """``ltxic book`` from the course run of the test session (no lesson re-run: ``--no-execute``), offline."""
+    failed = {stem: err for stem, (_, err, _) in executed_course.items() if err}
+    assert not failed, f"lessons failed, so the book cannot be built: {failed}"
+    executed = next(iter(executed_course.values()))[0].parent
+    out = tmp_path_factory.mktemp("book") / "html"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    cmd = [*_offline_prefix(), sys.executable, "-m", "ltxic.cli", "book", "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    cmd = [*_offline_prefix(), sys.executable, "-m", "ltxic.cli", "book", "--out", str(out), "--executed", str(executed),
+           "--no-execute"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr  # warnings are errors (-W)
-    intro = (out / "book" / "index.html").read_text()
+    return out
+
+
+def test_book_has_every_chapter_with_its_results(book: Path) -> None:
+    intro = (book / "book" / "index.html").read_text()
     assert "Consent" in intro and "Two scales, one code path" in intro
-    assert 'url=book/index.html' in (out / "index.html").read_text()
+    assert 'url=book/index.html' in (book / "index.html").read_text()
+    # the landing page's result: lesson 06's picture and its table of scores, from this run
+    assert (book / "_images" / "course_result.png").is_file()
+    for condition in ("base, text only", "LoRA at strength 0", "IC-LoRA"):
+        assert f"<td><p>{condition}</p></td>" in intro
     for nb in lessons():
-        page = out / "notebooks" / f"{nb.stem}.html"
+        page = book / "notebooks" / f"{nb.stem}.html"
         assert page.is_file(), f"no chapter page for {nb.name}"
         assert f"../notebooks/{nb.stem}.html" in intro, f"{nb.stem} missing from the table of contents"
         title = nbformat.read(nb, as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
         assert title.split(" · ")[-1].split(":")[0] in page.read_text()
+    runpod = (book / "book" / "runpod.html").read_text()
+    assert "Running on RunPod" in runpod and "ltx23_24gb" in runpod and "ltx23_h100" in runpod
+
+
+def test_stale_copies_are_refused_without_execution(tmp_path: Path) -> None:
+    from ltxic.book import ensure_executed
+    from ltxic.course import CourseError
+
+    with pytest.raises(CourseError, match=r"no executed copy of 00_setup.ipynb.*ltxic course --out"):
+        ensure_executed(tmp_path, execute=False)
+    lesson = lessons()[0]
+    nb = nbformat.read(lesson, as_version=4)
+    nb.metadata["papermill"] = {}
+    [c for c in nb.cells if c.cell_type == "code"][-1].source += "\nprint('changed')"
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.execution_count = 1
+    nbformat.write(nb, tmp_path / lesson.name)
+    assert executed_copy_problems(tmp_path / lesson.name, lesson) == [
+        f"{tmp_path / lesson.name}: its code differs from {lesson} (the lesson changed since it ran)"]
+
+
+def test_gpu_table_comes_from_the_benchmark() -> None:
+    import json
+
+    from ltxic.config import example_config, load_config
+
+    data = json.loads((REPO_ROOT / "benchmarks" / "results" / "ltx23_real_path.json").read_text())
+    table = gpu_run_table()
+    for section in ("h100", "24gb"):
+        run = data[section]
+        steps = load_config(example_config(run["config"]), check_files=False).optimization.steps
+        row = next(line for line in table.splitlines() if f"`{run['config']}`" in line)
+        assert f"{run['train']['step_seconds_median']:.2f}" in row
+        assert f"{steps * run['train']['step_seconds_median'] / 3600:.1f} h" in row
+        assert f"{run['train']['step_peak_gib']:.1f} GiB" in row
+
+
+# ----------------------------------------------------------------------------------------------- in Chromium
+def _chromium() -> str | None:
+    return os.environ.get("LTXIC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        exe = None
+    if exe is None:
+        why = "no Chromium or Playwright: apt-get install chromium; pip install -e '.[test]' (see .ci/run)"
+        if os.environ.get("LTXIC_REQUIRE_BROWSER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root in a container; autoplay: the test plays clips without a click
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        yield b
+        b.close()
+
+
+_PAGE_CHECK = """async () => {
+  const images = Array.from(document.images).map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth}));
+  const videos = [];
+  for (const v of document.querySelectorAll('video')) {
+    const src = v.currentSrc || v.src || (v.querySelector('source') || {}).src || '';
+    let fetched = 0;
+    try { fetched = (await (await fetch(src)).arrayBuffer()).byteLength; } catch (e) { fetched = -1; }
+    if (v.readyState < 1) await new Promise(r => { v.onloadedmetadata = r; v.onerror = r; setTimeout(r, 10000); });
+    v.muted = true;
+    try { await v.play(); } catch (e) {}
+    await new Promise(r => setTimeout(r, 400));
+    v.pause();
+    videos.push({src: src.slice(0, 40), fetched, duration: v.duration, width: v.videoWidth,
+                 audioBytes: v.webkitAudioDecodedByteCount, error: v.error && v.error.code});
+  }
+  const audios = [];
+  for (const a of document.querySelectorAll('audio')) {
+    if (a.readyState < 1) await new Promise(r => { a.onloadedmetadata = r; a.onerror = r; setTimeout(r, 10000); });
+    audios.push({duration: a.duration, error: a.error && a.error.code});
+  }
+  const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
+  return {images, videos, audios, links};
+}"""
+
+
+def _internal_link_problems(page: Path, links: list[str], root: Path) -> list[str]:
+    problems = []
+    for href in links:
+        url = urlsplit(href)
+        if url.scheme != "file":
+            continue
+        target = Path(unquote(url.path))
+        if not target.is_relative_to(root):
+            problems.append(f"{page.name}: link {href} leaves the book")
+        elif target.is_dir() or not target.exists():
+            problems.append(f"{page.name}: broken link {href}")
+        elif url.fragment and target.suffix == ".html" and f'id="{url.fragment}"' not in target.read_text():
+            problems.append(f"{page.name}: link {href} names no element id {url.fragment!r}")
+    return problems
+
+
+def test_book_in_chromium(book: Path, browser, executed_course) -> None:
+    """Every chapter in headless Chromium: images decode, every clip has a fetchable source, a duration, and
+    sound, no link inside the book is broken, and nothing outside the book is requested."""
+    pages = [book / "book" / "index.html", book / "book" / "runpod.html",
+             *(book / "notebooks" / f"{nb.stem}.html" for nb in lessons())]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    outside: list[str] = []
+    seen: dict[str, dict] = {}
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.route(re.compile(r"^(https?|wss?)://"), lambda route: (outside.append(route.request.url), route.abort()))
+    for path in pages:
+        page = context.new_page()
+        page.goto(path.as_uri(), wait_until="load")
+        result = page.evaluate(_PAGE_CHECK)
+        seen[f"{path.parent.name}/{path.stem}"] = result
+        problems += [f"{path.name}: image {i['src'][:80]} did not load" for i in result["images"] if not i["width"]]
+        for v in result["videos"]:
+            if v["fetched"] <= 0 or not v["duration"] or v["duration"] != v["duration"] or v["error"]:
+                problems.append(f"{path.name}: video {v} cannot be played")
+            elif not v["audioBytes"]:
+                problems.append(f"{path.name}: video {v} played without sound")
+        problems += [f"{path.name}: audio {a} cannot be played" for a in result["audios"]
+                     if a["error"] or not a["duration"] or a["duration"] != a["duration"]]
+        problems += _internal_link_problems(path, result["links"], book)
+        if path == book / "book" / "index.html":
+            page.screenshot(path=str(ARTIFACTS / "book_landing.png"), full_page=True)
+        if path.stem == "06_inference":
+            page.screenshot(path=str(ARTIFACTS / "book_06_inference.png"), full_page=True)
+        page.close()
+    context.close()
+    assert problems == []
+    assert outside == [], f"the book must work offline: it requested {sorted(set(outside))}"
+    # what the pages must show: every lesson's plots (each picture of the executed copy), lesson 06's clips and
+    # voice, lesson 07's clip, the landing page's result
+    for nb in lessons():
+        copy = nbformat.read(executed_course[nb.stem][0], as_version=4)
+        pictures = sum("image/png" in o.get("data", {}) for c in copy.cells if c.cell_type == "code" for o in c.outputs)
+        assert len(seen[f"notebooks/{nb.stem}"]["images"]) >= pictures, f"{nb.stem}: pictures missing from its page"
+    assert len(seen["notebooks/06_inference"]["videos"]) >= 2 and len(seen["notebooks/06_inference"]["audios"]) >= 1
+    assert len(seen["notebooks/07_drift"]["videos"]) >= 1
+    assert any("course_result" in i["src"] for i in seen["book/index"]["images"])
+    assert (ARTIFACTS / "book_landing.png").stat().st_size > 0 and (ARTIFACTS / "book_06_inference.png").stat().st_size > 0

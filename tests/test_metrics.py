@@ -130,3 +130,29 @@ def test_compare_checkpoints_and_plots(clip_a):
     curve = drift_curve(clip_a.frames, render_portrait(A), 0.5, clip_a.fps, emb)
     fig = plot_drift({"own": curve}, threshold=0.69)
     assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 2
+    # IPython shows it as an image even with no pyplot backend registered (a fresh papermill kernel that displays
+    # the figure before any pyplot call printed "<Figure size 700x340 with 1 Axes>")
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(fig)
+    assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pick_checkpoint_prefers_the_earliest_plateau():
+    from ltxic.metrics import pick_checkpoint
+
+    def row(step, face, voice, bg, motion):
+        return {"step": step, "face_similarity": face, "voice_similarity": voice, "background_match": bg, "motion_match": motion}
+
+    # identity plateaus at 200; 300 gains 0.02 more but its caption adherence drops: keep 200
+    rows = [row(100, 0.2, 0.3, 1.0, 0.5), row(200, 0.55, 0.6, 1.0, 0.5), row(300, 0.58, 0.61, 0.5, 0.0)]
+    assert pick_checkpoint(rows)["step"] == 200
+    # near-best identity everywhere but adherence only at the last: the last
+    rows = [row(100, 0.6, 0.6, 0.0, 0.0), row(200, 0.6, 0.6, 1.0, 1.0)]
+    assert pick_checkpoint(rows)["step"] == 200
+    # no caption ground truth: the earliest near-best identity
+    rows = [row(100, 0.6, 0.6, None, None), row(200, 0.62, 0.6, None, None)]
+    assert pick_checkpoint(rows) == {"step": 100, "identity": 0.6, "adherence": None,
+                                     "why": "the earliest step within 0.05 of the best identity (0.61)"}
+    with pytest.raises(ValueError, match="no checkpoint has a face or voice similarity"):
+        pick_checkpoint([row(100, None, None, 1.0, 1.0)])

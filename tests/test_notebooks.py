@@ -9,7 +9,7 @@ jupyter_client starts with the current interpreter (``run_course`` checks that, 
 from __future__ import annotations
 
 import json
-import shutil
+import re
 from pathlib import Path
 
 import nbformat
@@ -71,12 +71,10 @@ def test_failing_cell_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("notebook", LESSONS, ids=[nb.stem for nb in LESSONS])
-def test_lesson_executes_on_cpu(notebook: Path, tmp_path: Path) -> None:
-    # Files a lesson writes go to the temporary folder, not into the checkout.
-    overrides = {"out_dir": str(tmp_path / "files"), "comfyui_root": str(tmp_path / "ComfyUI")}
-    params = {k: v for k, v in overrides.items() if k in declared_parameters(notebook)}
-    (run,) = run_course(tmp_path / "out", only=[notebook.name[:2]], parameters=params)
-    executed = nbformat.read(run.output, as_version=4)
+def test_lesson_executes_on_cpu(notebook: Path, executed_course) -> None:
+    output, failure, params = executed_course[notebook.stem]
+    assert failure is None, failure
+    executed = nbformat.read(output, as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code), "every code cell ran"
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
@@ -84,7 +82,63 @@ def test_lesson_executes_on_cpu(notebook: Path, tmp_path: Path) -> None:
     assert executed.metadata.papermill.parameters == params
     # The lesson is unchanged by running it (papermill writes only the copy).
     assert notebook_problems(notebook) == []
-    shutil.rmtree(tmp_path / "out")
+
+
+# What each lesson promises to show: the cells that plot (plt.show(), display(plot_...)) have an image, and
+# lessons 06 and 07 play their clips and the reference voice.
+PROMISED = {"00_setup": (1, 0, 0), "02_dataset": (3, 0, 0), "04_training": (4, 0, 0), "05_checkpoints": (2, 0, 0),
+            "06_inference": (3, 2, 1), "07_drift": (2, 1, 1)}
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("notebook", LESSONS, ids=[nb.stem for nb in LESSONS])
+def test_lesson_shows_its_figures_and_clips(notebook: Path, executed_course) -> None:
+    from ltxic.book import output_problems
+
+    output, failure, _ = executed_course[notebook.stem]
+    assert failure is None, failure
+    assert output_problems(output) == []
+    executed = nbformat.read(output, as_version=4)
+    rich = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type in ("display_data", "execute_result")]
+    html = "".join(str(o.data.get("text/html", "")) for o in rich)
+    figures = sum("image/png" in o.data for o in rich)
+    want_figures, want_videos, want_audio = PROMISED.get(notebook.stem, (0, 0, 0))
+    assert figures >= want_figures, f"{notebook.stem}: {figures} figures, the lesson shows {want_figures}"
+    assert html.count("data:video/mp4;base64,") >= want_videos
+    assert len(re.findall(r"data:audio/[\w-]+;base64,", html)) >= want_audio
+
+
+@pytest.mark.notebooks
+def test_default_course_tells_the_story(executed_course) -> None:
+    """Lesson 06 with its defaults, after lesson 04's default run, on the held-out identity over every prompt and
+    seed: the LoRA's face and voice similarity far above the base's from text alone, both in the prompt's room,
+    while the base given the references (strength 0) pastes the portrait. The numbers are the executed lesson's
+    table (the one the book's first page shows)."""
+    output, failure, _ = executed_course["06_inference"]
+    assert failure is None, failure
+    cell = next(c for c in nbformat.read(output, as_version=4).cells if "course-result" in c.metadata.get("tags", []))
+    table = next(o.data["text/markdown"] for o in cell.outputs if "text/markdown" in o.get("data", {}))
+    scores = {}
+    for line in table.splitlines()[2:]:
+        name, face, voice, scene, clips = (x.strip() for x in line.strip().strip("|").split("|"))
+        scores[name] = {"face": float(face), "voice": float(voice), "scene": float(scene), "clips": int(clips)}
+    base, pasted, lora = scores["base, text only"], scores["LoRA at strength 0"], scores["IC-LoRA"]
+    print(scores)
+    assert lora["clips"] >= 6, "several prompts and seeds"
+    assert lora["face"] > base["face"] + 0.25 and lora["voice"] > base["voice"] + 0.25
+    assert lora["scene"] >= 0.8 and base["scene"] >= 0.8
+    assert pasted["scene"] <= 0.2 and pasted["face"] > base["face"] + 0.25
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_a_later_lesson_runs_alone(tmp_path: Path) -> None:
+    """Lesson 07 without lesson 04 before it: it trains 04's run itself (lesson_checkpoints) and measures drift."""
+    params = {"out_dir": str(tmp_path / "files")}
+    (run,) = run_course(tmp_path / "out", only=["07"], parameters=params)
+    executed = nbformat.read(run.output, as_version=4)
+    assert not [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert list((tmp_path / "files" / "04_training" / "checkpoints").iterdir())
 
 
 def test_training_lesson_defaults_match_the_helper() -> None:
