@@ -112,9 +112,25 @@ def compile_blocks(model: nn.Module) -> int:
     # each block keeps its index as an int attribute, which dynamo would specialise on: 48 compiles, and blocks past
     # the recompile limit (8) silently left eager. Unspecialised, all blocks share one compiled graph.
     torch._dynamo.config.allow_unspec_int_on_nn_module = True
+    _traceable_attention(layers)
     for block in layers:
         block.compile()
     return len(layers)
+
+
+def _traceable_attention(layers: nn.ModuleList) -> None:
+    """Give every attention ltx-core's SDPA callable instead of the ``AttentionFunction`` enum member.
+
+    Dynamo cannot trace a call to an enum member, so each of a block's attentions broke its graph in two (28
+    graphs per block). ``AttentionFunction.DEFAULT`` is PyTorch's SDPA unless xformers is installed; a model
+    that asked for xformers or FlashAttention 3 keeps its choice.
+    """
+    from ltx_core.model.transformer.attention import Attention, AttentionFunction, PytorchAttention
+
+    for module in layers.modules():
+        if isinstance(module, Attention) and module.attention_function in (AttentionFunction.DEFAULT,
+                                                                           AttentionFunction.PYTORCH):
+            module.attention_function = PytorchAttention()
 
 
 def free_after_oom(device: torch.device) -> None:
