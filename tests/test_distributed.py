@@ -171,7 +171,8 @@ def test_ltxic_train_under_torchrun_with_the_tiny_kit(tmp_path, tiny_kit, mode) 
                            "-m", "ltxic.cli", "train", str(path)], env=env, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     assert f"effective batch size 2 = world size 2 x batch size 1 x gradient accumulation 1 (mode: {mode})".encode() in proc.stderr
-    assert sorted(p.name for p in (tmp_path / "two" / "validation" / "step_000004").iterdir()) == ["00.mp4", "00.safetensors"]
+    written = sorted(p.name for p in (tmp_path / "two" / "validation" / "step_000004").iterdir())
+    assert written == ["00.mp4", "00.safetensors", "scores.json"]  # once, by rank 0
 
     cfg["dataset"]["cache_dir"] = str(tmp_path / "cache1")
     cfg["optimization"]["batch_size"] = 2
