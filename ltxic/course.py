@@ -308,22 +308,13 @@ def lesson_lora(out_dir: str | Path, models: Any, lora_path: str | Path | None =
     on a GPU, and its absence raises :class:`CourseError` with the fix.
     """
     from ltxic.lora import read_lora_metadata
-    from ltxic.checkpoints import checkpoint_is_complete, list_checkpoints
 
     if lora_path is not None:
         path = Path(lora_path)
         if not path.is_file():
             raise CourseError(f"lora_path {path}: no such file")
-    elif models.name == "tiny":
-        path = lesson_checkpoints(lesson_run_dir(out_dir, "tiny"))[-1][1] / "lora.safetensors"
     else:
-        run_dir = lesson_run_dir(out_dir, models.name)
-        done = [folder for _, folder in list_checkpoints(run_dir) if checkpoint_is_complete(folder)]
-        if not done:
-            raise CourseError(f"{run_dir}: no complete checkpoint of a {models.name} LoRA. Run lesson 04 with "
-                              f"config_name='ltx23_h100' and the same comfyui_root and out_dir, or set lora_path "
-                              f"to an IC-LoRA trained on {models.name}")
-        path = done[-1] / "lora.safetensors"
+        path = lesson_checkpoints(lesson_run_dir(out_dir, models.name), models.name)[-1][1] / "lora.safetensors"
     base = read_lora_metadata(path).get("base_model")
     if base not in (None, models.name):
         raise CourseError(f"{path}: trained on base {base!r}, but this lesson samples with {models.name!r}; use a LoRA "
@@ -352,9 +343,13 @@ def lesson_stages(run_dir: str | Path) -> str | None:
     return "\n".join(lines)
 
 
-def lesson_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """``(step, folder)`` of the training lesson's checkpoints in ``run_dir``; when there are none (a later lesson
-    run on its own), the run is trained first with the CPU defaults, so the lessons after 04 always have a LoRA."""
+def lesson_checkpoints(run_dir: str | Path, base: str = "tiny") -> list[tuple[int, Path]]:
+    """``(step, folder)`` of the training lesson's complete checkpoints in ``run_dir``.
+
+    For the tiny base, when there are none (a later lesson run on its own), the run is trained first with the CPU
+    defaults, so the lessons after 04 always have a LoRA. An LTX-2.3 run is never started here (that is lesson 04 on a
+    GPU): its absence raises :class:`CourseError` with the fix.
+    """
     from ltxic.checkpoints import checkpoint_is_complete, list_checkpoints
     from ltxic.trainer import train
 
@@ -362,6 +357,10 @@ def lesson_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
         return [(step, folder) for step, folder in list_checkpoints(run_dir) if checkpoint_is_complete(folder)]
 
     if not complete():
+        if base != "tiny":
+            raise CourseError(f"{run_dir}: no complete checkpoint of a {base} LoRA. Run lesson 04 with "
+                              f"config_name='ltx23_h100' and the same comfyui_root and out_dir, or set lora_path "
+                              f"to an IC-LoRA trained on {base}")
         train(lesson_training_config(run_dir, **TRAINING_LESSON_DEFAULTS), resume=True, progress=False)
     return complete()
 

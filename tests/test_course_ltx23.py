@@ -1,4 +1,4 @@
-"""Lessons 01, 04 and 06 on the LTX-2.3 path, with the values a RunPod user sets, on the miniature of the files.
+"""Lessons 01, 04, 05, 06 and 07 on the LTX-2.3 path, with the values a RunPod user sets, on the miniature of the files.
 
 ``ltxic.miniature.build_miniature`` writes the official files (same names, keys and config schema, tiny sizes,
 random weights) as a ComfyUI tree, so the lessons run their real-scale code on a CPU: lesson 01 plans and checks the
@@ -94,3 +94,18 @@ def test_training_then_two_stage_inference(course) -> None:
     assert info.has_audio and (info.width, info.height, info.frames) == (128, 128, 25)
     stages = json.loads((course["files"] / "06_inference" / "stages.json").read_text())["stages"]
     assert {"text encode", "stage 1", "upsample", "stage 2", "decode"} <= set(stages)
+
+
+def test_checkpoint_and_drift_lessons_on_ltx23(course) -> None:
+    """Lessons 05 and 07 pointed at the tree (after the training test): they sample lesson 04's LTX-2.3 checkpoints
+    with ``Models.from_comfyui`` and score them; nothing falls back to the tiny kit."""
+    run = lesson_run_dir(course["files"], "ltx-2.3-22b")
+    if not (run / "checkpoints" / "step_000002" / "lora.safetensors").is_file():
+        pytest.skip("needs test_training_then_two_stage_inference's run first")
+    common = {"comfyui_root": str(course["tree"]), "out_dir": str(course["files"]), "dataset": str(course["dataset"]),
+              "width": 128, "height": 128, "frames": 25, "sampling_steps": 2}
+    out = _text(_run(course, "05", {**common, "prompts": ["A person nods while speaking in a blue room, close-up."]}))
+    assert "ltx-2.3-22b checkpoints: [2]" in out
+    assert list((course["files"] / "05_checkpoints" / "step_000002").glob("*.mp4"))
+    out = _text(_run(course, "07", common))
+    assert list((course["files"] / "07_drift").glob("*.mp4")) and "07_drift" in out
