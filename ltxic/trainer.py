@@ -563,12 +563,14 @@ def _run_training(
                     done = step + 1
                     pending = {"step": done, "values": {"loss": total, **parts}, "lr": lr, "grad_norm": grad_norm.detach(),
                                "span": timer.end_step()}
-                    due = done % options.checkpoint_interval == 0 or done == options.steps or dist.enabled or (
-                        validate is not None and options.validation_interval and done % options.validation_interval == 0)
+                    checkpoint_due = done % options.checkpoint_interval == 0 or done == options.steps
+                    validation_due = bool(validate is not None and options.validation_interval
+                                          and done % options.validation_interval == 0)
+                    due = checkpoint_due or validation_due or dist.enabled
                     if due:
                         flush(log)
-    
-                    if done % options.checkpoint_interval == 0 or done == options.steps:
+
+                    if checkpoint_due:
                         # collectives first (every rank): full LoRA tensors, optimizer state, each rank's RNG state
                         full = {n: dist.full_tensor(p.detach()) for n, p in named}
                         optimizer_state = dist.optimizer_state(model, optimizer)
@@ -589,7 +591,7 @@ def _run_training(
                                                 options.keep_last_n)
                         dist.barrier()
                         last_checkpoint = output_dir / CHECKPOINTS / checkpoint_name(done)
-                    if validate is not None and options.validation_interval and done % options.validation_interval == 0:
+                    if validation_due:
                         # rank 0 validates; under FSDP every rank runs the sampler (the forward gathers shards) and the
                         # others' clips go to a temp folder that is deleted
                         if main or dist.sharded:

@@ -194,14 +194,15 @@ class VoiceEmbedder(nn.Module):
         Returns (embeddings (W, 64) with NaN rows for windows without speech, window start times in s (W,),
         voiced mask (W,)). A clip shorter than one window is one window, zero-padded.
         """
-        wave = _mono_16k(waveform, sr)
+        from ltxic.embedders import mono, voiced_mask
+
+        wave = mono(waveform, sr, SAMPLE_RATE)
         win, hop = int(round(window_s * SAMPLE_RATE)), int(round(hop_s * SAMPLE_RATE))
         if len(wave) < win:
             wave = np.pad(wave, (0, win - len(wave)))
         starts = np.arange(0, len(wave) - win + 1, hop)
         windows = np.stack([wave[s : s + win] for s in starts])
-        rms = np.sqrt((windows.astype(np.float64) ** 2).mean(1))
-        voiced = (rms >= 0.005) & (rms >= 0.2 * rms.max())
+        voiced = voiced_mask(windows)
         emb = np.full((len(windows), EMBED_DIM), np.nan, np.float32)
         if voiced.any():
             emb[voiced] = self.embed_waves(windows[voiced])
@@ -214,19 +215,6 @@ class VoiceEmbedder(nn.Module):
             raise ValueError("reference audio: no window has speech in it (all silent); give a clean voice recording")
         m = emb[voiced].mean(0)
         return (m / np.linalg.norm(m)).astype(np.float32)
-
-
-def _mono_16k(waveform: np.ndarray | torch.Tensor, sr: int) -> np.ndarray:
-    w = torch.as_tensor(np.asarray(waveform, np.float32)) if not isinstance(waveform, torch.Tensor) else waveform.float()
-    if w.ndim == 2:
-        w = w.mean(0)
-    if w.ndim != 1:
-        raise ValueError(f"waveform: expected (channels, samples) or (samples,), got shape {tuple(w.shape)}")
-    if sr != SAMPLE_RATE:
-        from ltxic.media import resample
-
-        w = resample(w[None], sr, SAMPLE_RATE)[0]
-    return w.cpu().numpy()
 
 
 @dataclass
