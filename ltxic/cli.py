@@ -6,6 +6,7 @@ Each subcommand is a thin wrapper over the package function of the same name; th
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -451,6 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if tuple(argv[:2]) in passthrough:
         return int(passthrough[tuple(argv[:2])](argparse.Namespace(args=argv[2:])) or 0)
     args = build_parser().parse_args(argv)
+    # large activations come and go every step: growable segments keep the CUDA allocator from fragmenting (read at
+    # the first CUDA allocation, so setting it here is in time); a value the user set wins
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     return int(args.func(args) or 0)
 
 

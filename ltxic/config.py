@@ -279,6 +279,11 @@ class ModelConfig(_Section):
     text_encoder_offload: bool = Field(
         False, json_schema_extra=_fix("true streams Gemma's layers from host memory while captions are encoded (24 GB cards)")
     )
+    block_offload: bool = Field(
+        False, json_schema_extra=_fix("true keeps the fp8 block weights in host memory during training, each block's "
+                                      "visiting the GPU while it runs (24 GB cards; needs fp8: true and "
+                                      "optimization.gradient_checkpointing: true)")
+    )
 
     @model_validator(mode="after")
     def _needs_weights(self) -> ModelConfig:
@@ -364,9 +369,10 @@ class OptimizationConfig(_Section):
             "number of blocks, or 'auto' (the fewest that fit the card, found at the first steps)"
         ),
     )
-    compile: bool = Field(
+    compile: bool | Literal["auto"] = Field(
         False,
-        json_schema_extra=_fix("true compiles each transformer block with torch.compile (GPU; the first step compiles)"),
+        json_schema_extra=_fix("true compiles each transformer block with torch.compile (the first step compiles), "
+                               "'auto' does so on a GPU only, false never"),
     )
     mixed_precision: Literal["no", "bf16"] = Field("no", json_schema_extra=_fix("'bf16' on a GPU, 'no' on a CPU"))
     seed: int = Field(42, json_schema_extra=_fix("an integer"))

@@ -7,7 +7,7 @@ Two settings of ``optimization`` decide most of a 22B step's time (``benchmarks/
   forward of it (about a third of its step), storing it costs its activations (about 0.8 GiB per block at
   768x448x49 with a reference image). ``true`` recomputes every block (the least memory), ``false`` none (the
   fastest), a number N the first N blocks, and ``auto`` starts with none and, when a step runs out of memory,
-  recomputes an eighth more of the blocks and runs that step again: the fastest setting that fits the card. The
+  recomputes a 24th more of the blocks (2 of 48) and runs that step again: the fastest setting that fits the card. The
   step is redone from the same random state, so what is learned does not depend on the retries.
 * ``compile``: ``torch.compile`` of each transformer block (regional compilation: the 48 blocks share one
   compiled graph). It fuses the elementwise work around the matmuls (adaLN modulation, RMSNorm, RoPE, gates,
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 Recompute = bool | int | Literal["auto"]
-LADDER_STEPS = 8  # auto recomputes 0, 1/8, 2/8, ... of the blocks
+LADDER_STEPS = 24  # auto recomputes 0, 1/24, 2/24, ... of the blocks (2 more at a time at 22B)
 
 
 def _blocks(model: nn.Module) -> nn.ModuleList | None:
@@ -35,9 +35,14 @@ def _blocks(model: nn.Module) -> nn.ModuleList | None:
 def _process_blocks(self: nn.Module, video: Any, audio: Any, perturbations: Any) -> tuple[Any, Any]:
     """ltx-core's block loop, with recompute for the first ``self.ltxic_recompute_blocks`` blocks."""
     recompute = self.ltxic_recompute_blocks if self.training and torch.is_grad_enabled() else 0
+    # a recompute normally stops once it has rebuilt what backward needs; a block whose weights are streamed
+    # (ltxic.offload) must run to its end, where its weights leave the GPU again
+    early_stop = not getattr(self, "ltxic_streamed_blocks", False)
     for index, block in enumerate(self.transformer_blocks):
         if index < recompute:
-            video, audio = torch.utils.checkpoint.checkpoint(block, video, audio, perturbations, use_reentrant=False)
+            with torch.utils.checkpoint.set_checkpoint_early_stop(early_stop):
+                video, audio = torch.utils.checkpoint.checkpoint(block, video, audio, perturbations,
+                                                                 use_reentrant=False)
         else:
             video, audio = block(video=video, audio=audio, perturbations=perturbations)
     return video, audio
@@ -90,7 +95,7 @@ class RecomputePlan:
         self.blocks = set_recompute(model, blocks)
 
     def more(self) -> bool:
-        """Recompute an eighth more of the blocks (``auto`` only); False when there is nothing left to give."""
+        """Recompute a 24th more of the blocks (``auto`` only); False when there is nothing left to give."""
         if not self.auto or self.blocks >= self.total:
             return False
         step = max(1, -(-self.total // LADDER_STEPS))
@@ -115,6 +120,7 @@ def compile_blocks(model: nn.Module) -> int:
     _traceable_attention(layers)
     for block in layers:
         block.compile()
+    model.ltxic_compiled = True  # what stages.json reports
     return len(layers)
 
 

@@ -50,6 +50,7 @@ from ltxic.checkpoints import (
     set_rng_state,
 )
 from ltxic.io_utils import atomic_path, write_json_atomic
+from ltxic.offload import stream_block_weights
 from ltxic.profiling import StageClock, StepTimer
 from ltxic.speed import RecomputePlan, compile_blocks, free_after_oom
 
@@ -87,8 +88,9 @@ class TrainOptions:
     mixed_precision: str = "bf16"  # bf16 | no; bf16 autocast applies on CUDA only
     # true | false | auto | N blocks: how many transformer blocks recompute activations (ltxic.speed)
     gradient_checkpointing: bool | int | str = False
-    compile: bool = False  # torch.compile each transformer block (ltxic.speed.compile_blocks)
+    compile: bool | str = False  # true | false | auto (on CUDA only): torch.compile each block (ltxic.speed)
     fp8_base: bool = False  # reported in OOM advice; the base is quantized when it is built
+    block_offload: bool = False  # fp8 block weights wait in host memory, streamed per block (ltxic.offload)
     distributed: str = "auto"  # auto | ddp | fsdp: the mode under torchrun / accelerate launch (ltxic.distributed)
     progress: bool = True
     lora_metadata: dict[str, str] = field(default_factory=dict)
@@ -111,6 +113,13 @@ class TrainOptions:
         gc = self.gradient_checkpointing
         if not (isinstance(gc, bool) or gc == "auto" or (isinstance(gc, int) and gc >= 0)):
             problems.append(f"gradient_checkpointing must be true, false, 'auto' or a block count >= 0 (got {gc!r})")
+        if self.block_offload and gc is not True:
+            problems.append(f"model.block_offload needs optimization.gradient_checkpointing: true (got {gc!r}): a block "
+                            "that keeps its activations also keeps its weights on the GPU")
+        if self.compile not in (True, False, "auto"):
+            problems.append(f"compile must be true, false or 'auto' (got {self.compile!r})")
+        if self.block_offload and self.compile is True:
+            problems.append("model.block_offload and optimization.compile cannot be combined yet: set compile: false")
         if self.mixed_precision not in ("bf16", "no"):
             problems.append(f"mixed_precision must be 'bf16' or 'no' (got {self.mixed_precision!r})")
         if problems:
@@ -421,8 +430,21 @@ def _run_training(
     main = dist.is_main()
     # recompute first: FSDP2 shards the blocks as they are, and a compiled block is checkpointed from outside
     plan = RecomputePlan(model, options.gradient_checkpointing, distributed=dist.enabled)
+    if options.block_offload:
+        if dist.sharded:
+            raise TrainingError("model.block_offload does not combine with optimization.distributed: fsdp (FSDP already "
+                                "spreads the weights over the GPUs): set block_offload: false or distributed: ddp")
+        moved = stream_block_weights(model, device)
+        if not moved:
+            raise TrainingError("model.block_offload: the transformer blocks hold no fp8 weights to stream; set "
+                                "model.fp8: true")
+        if main:
+            print(f"ltxic train: {moved / 2**30:.1f} GiB of fp8 block weights wait in host memory and visit the GPU "
+                  "block by block", file=sys.stderr, flush=True)
     forward_model = dist.wrap(model)  # DDP's wrapper, or the model sharded in place (FSDP2)
-    if options.compile:
+    compiled = options.compile is True or (options.compile == "auto" and device.type == "cuda"
+                                            and not options.block_offload)
+    if compiled:
         compile_blocks(model)
     named = trainable_parameters(model)
     params = [p for _, p in named]
@@ -480,7 +502,7 @@ def _run_training(
     if device.type == "cuda":  # the metrics' peak_gib is the steps' own, not loading's
         torch.cuda.reset_peak_memory_stats(device)
     if main:
-        print(f"ltxic train: {plan.describe()}" + (", blocks compiled" if options.compile else ""), file=sys.stderr,
+        print(f"ltxic train: {plan.describe()}" + (", blocks compiled" if compiled else ""), file=sys.stderr,
               flush=True)
     model.train()
 
@@ -650,6 +672,7 @@ def options_from_config(cfg: Any) -> TrainOptions:
         gradient_checkpointing=opt.gradient_checkpointing,
         compile=opt.compile,
         fp8_base=cfg.model.fp8,
+        block_offload=cfg.model.block_offload,
         distributed=opt.distributed,
         lora_metadata={  # the keys ltxic.lora.save_lora and ComfyUI / ltx-pipelines read
             "reference_downscale_factor": str(cfg.training_strategy.reference_downscale_factor),
@@ -887,7 +910,7 @@ def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, 
     finally:  # also after a failure: what ran, how long, how much memory
         if main:
             summary = _step_summary(options.output_dir / METRICS_FILE) if (options.output_dir / METRICS_FILE).exists() else {}
-            summary.update(recompute_blocks=getattr(model, "ltxic_recompute_blocks", None), compiled=options.compile)
+            summary.update(recompute_blocks=getattr(model, "ltxic_recompute_blocks", None), compiled=getattr(model, "ltxic_compiled", False))
             write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **summary})
 
 

@@ -136,3 +136,9 @@ def test_compiled_blocks_train_like_eager_ones(tmp_path, tiny_kit) -> None:
         assert diff.max() <= 3 * lr * 1.01, (key, float(diff.max()))
         far = int((diff > 1e-5 + 1e-3 * reference[key].float().abs()).sum())
         assert far <= max(1, diff.numel() // 100), (key, far, diff.numel())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU side of compile: auto")
+def test_compile_auto_leaves_blocks_eager_on_a_cpu(tmp_path, tiny_kit) -> None:
+    result = train(_config(tmp_path, tiny_kit, "auto", steps=2, compile="auto"), progress=False)
+    assert _stages(result)["compiled"] is False
