@@ -326,7 +326,10 @@ def random_transformer(scale: str = "full", *, device: str | torch.device = "cpu
     spec = _scale_spec(scale)
     device = torch.device(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    model = _transformer_model(spec.config, _Build(device, dtype, gen))
+    # the Linears draw their initial weights from the global RNG: seed it too, so `seed` alone decides the weights
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = _transformer_model(spec.config, _Build(device, dtype, gen))
     if fp8:
         policy = QuantizationPolicy.fp8_cast()
         for op in policy.module_ops:

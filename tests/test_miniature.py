@@ -458,3 +458,14 @@ def test_random_transformer_is_the_loaded_one_without_the_file(mini: MiniatureFi
         assert made.ltxic_config == loaded.ltxic_config
         linear = made.transformer_blocks[0].attn1.to_q
         assert ("forward" in linear.__dict__) == fp8  # ltx-core's upcast per matmul, as the loader sets it
+
+
+def test_random_transformer_weights_depend_on_the_seed_alone() -> None:
+    """Two benchmark variants in separate processes must train the same base: whatever the global RNG drew before."""
+    torch.manual_seed(1)
+    first = miniature.random_transformer("mini", dtype=torch.float32, seed=3).state_dict()
+    torch.rand(10)  # the global RNG moves on
+    second = miniature.random_transformer("mini", dtype=torch.float32, seed=3).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = miniature.random_transformer("mini", dtype=torch.float32, seed=4).state_dict()
+    assert not all(torch.equal(first[k], other[k]) for k in first)
