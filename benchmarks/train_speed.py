@@ -238,7 +238,6 @@ def run_trainer(name: str, spec: dict[str, Any], args: argparse.Namespace, devic
 def run_plain(name: str, args: argparse.Namespace, device: Any, workload: dict[str, Any]) -> dict:
     """The baseline: the plainest loop a user would write around ltx-core, on the same inputs."""
     import torch
-    from ltx_core.guidance.perturbations import BatchedPerturbationConfig
     from torch import nn
 
     from ltxic.strategies import collate
@@ -349,7 +348,6 @@ def step_stats(times: list[float], warmup: int) -> dict[str, Any]:
 
 def profile_variant(name: str, spec: dict[str, Any], args: argparse.Namespace, device: Any, out: Path) -> dict:
     """Where a variant's time goes: the PyTorch profiler over its steps, kernels grouped by kind."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:

@@ -13,6 +13,7 @@ and the face's motion (head turn direction, walking across); it is measured on t
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -28,7 +29,7 @@ __all__ = [
     "CheckpointSample", "DriftCurve", "IdentityModels", "LipSync", "background_colour", "caption_adherence",
     "clip_lip_sync", "compare_checkpoints", "drift_curve", "equal_error_rate", "face_similarity", "identity_models",
     "identity_scores", "identity_windows", "lip_sync", "motion_direction", "pick_checkpoint", "plot_checkpoint_comparison",
-    "plot_drift", "voice_similarity",
+    "plot_drift", "ValidationScorer", "validation_scorer", "voice_similarity",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -580,3 +581,57 @@ def pick_checkpoint(rows: Sequence[Mapping], tolerance: float = 0.05) -> dict:
         step, ident, adherence = max(near, key=lambda s: (s[2] if s[2] is not None else -1.0, -s[0]))
         why = f"near the best identity ({best_id:.2f}), the best caption adherence among those; later steps trade the caption for identity"
     return {"step": int(step), "identity": ident, "adherence": adherence, "why": why}
+
+
+# ------------------------------------------------------------------------------ validation clips in training
+
+
+class ValidationScorer:
+    """Identity scores of validation clips against the validation references (see :func:`validation_scorer`)."""
+
+    def __init__(self, cfg: Any, models: Any, note: str | None) -> None:
+        self.cfg, self.models, self.note = cfg, models, note
+
+    def score(self, name: str, prompt: str, frames: Any, wave: Any, sr: int, fps: float) -> dict[str, Any]:
+        row: dict[str, Any] = {"clip": name, "prompt": prompt}
+        val = self.cfg.validation
+        if self.models is None or val.reference_image is None:
+            return row
+        try:
+            row.update(identity_scores((frames, wave, sr, fps), val.reference_image, val.reference_audio,
+                                       embedders=self.models))
+        except ValueError as err:  # e.g. no face in the reference: say so in the report, keep training
+            row["error"] = str(err)
+        return row
+
+    def report(self, step: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        def mean(key: str) -> float | None:
+            vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and r[key] == r[key]]
+            return round(sum(vals) / len(vals), 4) if vals else None
+
+        return {"step": step, "embedders": self.models.describe() if self.models is not None else None,
+                **({"note": self.note} if self.note else {}),
+                "mean": {k: mean(k) for k in ("face_similarity", "voice_similarity", "face_found",
+                                              "lip_sync_offset_ms", "lip_sync_correlation")},
+                "clips": rows}
+
+
+def validation_scorer(cfg: Any) -> ValidationScorer:
+    """The scorer of a training config's validation clips, its embedders (``validation.embedders``) loaded before
+    training. Without the ``metrics`` extra an
+    ``auto`` choice of the real embedders skips scoring with a note (training does not need it); an explicit
+    kind fails here, before any step."""
+    from ltxic.embedders import MissingExtraError
+
+    val = cfg.validation
+    if val.reference_image is None:
+        return ValidationScorer(cfg, None, "no validation.reference_image: clips are not scored")
+    try:
+        models = identity_models(val.embedders, dataset=cfg.dataset.dataset_file, face_weights=val.face_weights,
+                                 voice_weights=val.voice_weights)
+    except MissingExtraError as err:
+        if val.embedders != "auto":
+            raise
+        print(f"validation clips will not be scored: {err}", file=sys.stderr)
+        return ValidationScorer(cfg, None, f"not scored: {err}")
+    return ValidationScorer(cfg, models, None)

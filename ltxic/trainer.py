@@ -714,7 +714,9 @@ def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> Va
     from ltxic.cache import _mono, _pixels
     from ltxic.sampler import SamplingConfig, sample_latents
 
-    scorer = _validation_scorer(cfg)
+    from ltxic.metrics import validation_scorer
+
+    scorer = validation_scorer(cfg)
     bucket = cfg.validation_resolution
     factor = cfg.training_strategy.reference_downscale_factor
     fps = 24.0
@@ -760,58 +762,6 @@ def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> Va
         write_json_atomic(folder / "scores.json", scorer.report(step, scores))
 
     return validate
-
-
-class _ValidationScorer:
-    """Identity scores of validation clips against the validation references (see :func:`_validation_scorer`)."""
-
-    def __init__(self, cfg: Any, models: Any, note: str | None) -> None:
-        self.cfg, self.models, self.note = cfg, models, note
-
-    def score(self, name: str, prompt: str, frames: Any, wave: Any, sr: int, fps: float) -> dict[str, Any]:
-        row: dict[str, Any] = {"clip": name, "prompt": prompt}
-        val = self.cfg.validation
-        if self.models is None or val.reference_image is None:
-            return row
-        from ltxic.metrics import identity_scores
-
-        try:
-            row.update(identity_scores((frames, wave, sr, fps), val.reference_image, val.reference_audio,
-                                       embedders=self.models))
-        except ValueError as err:  # e.g. no face in the reference: say so in the report, keep training
-            row["error"] = str(err)
-        return row
-
-    def report(self, step: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        def mean(key: str) -> float | None:
-            vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and r[key] == r[key]]
-            return round(sum(vals) / len(vals), 4) if vals else None
-
-        return {"step": step, "embedders": self.models.describe() if self.models is not None else None,
-                **({"note": self.note} if self.note else {}),
-                "mean": {k: mean(k) for k in ("face_similarity", "voice_similarity", "face_found",
-                                              "lip_sync_offset_ms", "lip_sync_correlation")},
-                "clips": rows}
-
-
-def _validation_scorer(cfg: Any) -> _ValidationScorer:
-    """The embedders for ``validation.embedders``, loaded before training. Without the ``metrics`` extra an
-    ``auto`` choice of the real embedders skips scoring with a note (training does not need it); an explicit
-    kind fails here, before any step."""
-    from ltxic.embedders import MissingExtraError, identity_models
-
-    val = cfg.validation
-    if val.reference_image is None:
-        return _ValidationScorer(cfg, None, "no validation.reference_image: clips are not scored")
-    try:
-        models = identity_models(val.embedders, dataset=cfg.dataset.dataset_file, face_weights=val.face_weights,
-                                 voice_weights=val.voice_weights)
-    except MissingExtraError as err:
-        if val.embedders != "auto":
-            raise
-        print(f"validation clips will not be scored: {err}", file=sys.stderr)
-        return _ValidationScorer(cfg, None, f"not scored: {err}")
-    return _ValidationScorer(cfg, models, None)
 
 
 def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainResult:
