@@ -61,6 +61,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the fast setting with PyTorch's flash SDPA instead of cuDNN's (less host work per attention call)
     "fast_flash": {"optimization": {"gradient_checkpointing": "auto", "compile": True}, "cap_gib": 78,
                    "sdpa": "flash"},
+    # selective recompute inside compiled blocks: they keep half / a fifth of their activations, so fewer whole
+    # blocks recompute under the cap (not yet run on a GPU)
+    "fast_budget50": {"optimization": {"gradient_checkpointing": "auto", "compile": True,
+                                       "activation_memory_budget": 0.5}, "cap_gib": 78},
+    "fast_budget20": {"optimization": {"gradient_checkpointing": "auto", "compile": True,
+                                       "activation_memory_budget": 0.2}, "cap_gib": 78},
     # the 24 GB config (its own file) under a 24 GiB cap
     "24gb": {"config": "ltx23_24gb", "cap_gib": 24},
 }

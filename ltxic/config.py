@@ -374,6 +374,11 @@ class OptimizationConfig(_Section):
         json_schema_extra=_fix("true compiles each transformer block with torch.compile (the first step compiles), "
                                "'auto' does so on a GPU only, false never"),
     )
+    activation_memory_budget: float = Field(
+        1.0, gt=0, le=1,
+        json_schema_extra=_fix("a number in (0, 1]: with compiled blocks, the share of a block's activations its "
+                               "backward keeps; lower recomputes the cheapest of the rest (1.0: the compiler's choice)"),
+    )
     mixed_precision: Literal["no", "bf16"] = Field("no", json_schema_extra=_fix("'bf16' on a GPU, 'no' on a CPU"))
     seed: int = Field(42, json_schema_extra=_fix("an integer"))
     distributed: Literal["auto", "ddp", "fsdp"] = Field(

@@ -89,6 +89,7 @@ class TrainOptions:
     # true | false | auto | N blocks: how many transformer blocks recompute activations (ltxic.speed)
     gradient_checkpointing: bool | int | str = False
     compile: bool | str = False  # true | false | auto (on CUDA only): torch.compile each block (ltxic.speed)
+    activation_memory_budget: float = 1.0  # compiled blocks keep this share of their activations (ltxic.speed)
     fp8_base: bool = False  # reported in OOM advice; the base is quantized when it is built
     block_offload: bool = False  # fp8 block weights wait in host memory, streamed per block (ltxic.offload)
     distributed: str = "auto"  # auto | ddp | fsdp: the mode under torchrun / accelerate launch (ltxic.distributed)
@@ -116,6 +117,8 @@ class TrainOptions:
         if self.block_offload and gc is not True:
             problems.append(f"model.block_offload needs optimization.gradient_checkpointing: true (got {gc!r}): a block "
                             "that keeps its activations also keeps its weights on the GPU")
+        if not 0 < self.activation_memory_budget <= 1:
+            problems.append(f"activation_memory_budget must be in (0, 1] (got {self.activation_memory_budget!r})")
         if self.compile not in (True, False, "auto"):
             problems.append(f"compile must be true, false or 'auto' (got {self.compile!r})")
         if self.block_offload and self.compile is True:
@@ -445,7 +448,7 @@ def _run_training(
     compiled = options.compile is True or (options.compile == "auto" and device.type == "cuda"
                                             and not options.block_offload)
     if compiled:
-        compile_blocks(model)
+        compile_blocks(model, memory_budget=options.activation_memory_budget)
     named = trainable_parameters(model)
     params = [p for _, p in named]
     # one fused kernel for all adapters on a GPU (the foreach default launches several per tensor group)
@@ -502,7 +505,9 @@ def _run_training(
     if device.type == "cuda":  # the metrics' peak_gib is the steps' own, not loading's
         torch.cuda.reset_peak_memory_stats(device)
     if main:
-        print(f"ltxic train: {plan.describe()}" + (", blocks compiled" if compiled else ""), file=sys.stderr,
+        print(f"ltxic train: {plan.describe()}" + (", blocks compiled" if compiled else "")
+              + (f" (activation memory budget {options.activation_memory_budget:g})"
+                 if compiled and options.activation_memory_budget < 1 else ""), file=sys.stderr,
               flush=True)
     model.train()
 
@@ -671,6 +676,7 @@ def options_from_config(cfg: Any) -> TrainOptions:
         mixed_precision=opt.mixed_precision,
         gradient_checkpointing=opt.gradient_checkpointing,
         compile=opt.compile,
+        activation_memory_budget=opt.activation_memory_budget,
         fp8_base=cfg.model.fp8,
         block_offload=cfg.model.block_offload,
         distributed=opt.distributed,
@@ -860,7 +866,8 @@ def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, 
     finally:  # also after a failure: what ran, how long, how much memory
         if main:
             summary = _step_summary(options.output_dir / METRICS_FILE) if (options.output_dir / METRICS_FILE).exists() else {}
-            summary.update(recompute_blocks=getattr(model, "ltxic_recompute_blocks", None), compiled=getattr(model, "ltxic_compiled", False))
+            summary.update(recompute_blocks=getattr(model, "ltxic_recompute_blocks", None), compiled=getattr(model, "ltxic_compiled", False),
+                           activation_memory_budget=options.activation_memory_budget)
             write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **summary})
 
 

@@ -138,6 +138,50 @@ def test_compiled_blocks_train_like_eager_ones(tmp_path, tiny_kit) -> None:
         assert far <= max(1, diff.numel() // 100), (key, far, diff.numel())
 
 
+@pytest.mark.slow
+def test_a_lower_activation_memory_budget_keeps_less_for_backward() -> None:
+    import trainer_standins as standins
+
+    import ltxic
+    from ltxic.lora import inject_lora
+    from ltxic.speed import compile_blocks
+    from ltxic.strategies import collate
+
+    def kept_bytes(budget: float) -> tuple[int, float, dict[str, torch.Tensor]]:
+        model = ltxic.build_transformer("tiny", seed=0)
+        inject_lora(model, standins.LORA)
+        model.train()
+        compile_blocks(model, memory_budget=budget)
+        params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        kept: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            if t.untyped_storage().data_ptr() not in params:
+                kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss, _ = standins.strategy().loss(model, collate(standins.make_samples()[:2]),
+                                               torch.Generator().manual_seed(0))
+        loss.backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+        return sum(kept.values()), float(loss), grads
+
+    try:
+        full, loss_full, grads_full = kept_bytes(1.0)
+        fifth, loss_fifth, grads_fifth = kept_bytes(0.2)
+    finally:  # the budget is process-wide: later tests compile under the default
+        from torch._functorch import config as functorch_config
+
+        functorch_config.activation_memory_budget = 1.0
+        torch._dynamo.reset()
+    assert fifth < 0.85 * full, (fifth, full)
+    # selective recompute changes what is stored, not what is computed
+    assert loss_fifth == pytest.approx(loss_full, rel=1e-5)
+    for name, grad in grads_full.items():
+        torch.testing.assert_close(grads_fifth[name], grad, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU side of compile: auto")
 def test_compile_auto_leaves_blocks_eager_on_a_cpu(tmp_path, tiny_kit) -> None:
     result = train(_config(tmp_path, tiny_kit, "auto", steps=2, compile="auto"), progress=False)
