@@ -114,8 +114,11 @@ def stream_block_weights(model: nn.Module, device: torch.device | str) -> int:
     blocks = getattr(model, "transformer_blocks", None)
     if not isinstance(blocks, nn.ModuleList):
         raise TypeError(f"{type(model).__name__} has no transformer_blocks to stream")
-    streamer = _Streamer(blocks, torch.device(device), lambda tensor: tensor.dtype in FLOAT8)
-    model.ltxic_streamed_blocks = True  # ltxic.speed: recompute runs each block to its end (its forward hook)
+    streamer = getattr(model, "ltxic_block_streamer", None)
+    if streamer is None:  # a second training run on the same model keeps the first one's streaming
+        streamer = _Streamer(blocks, torch.device(device), lambda tensor: tensor.dtype in FLOAT8)
+        model.ltxic_block_streamer = streamer
+        model.ltxic_streamed_blocks = True  # ltxic.speed: recompute runs each block to its end (its forward hook)
     return streamer.host_bytes
 
 

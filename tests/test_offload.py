@@ -38,9 +38,8 @@ def _train(tmp_path, name: str, offload: bool):
     linear = model.transformer_blocks[0].attn1.to_q
     assert isinstance(linear, LoRALinear) and linear.weight.dtype == torch.float8_e4m3fn
     options = standins.options(tmp_path / name, 3, 3, gradient_checkpointing=True, block_offload=offload)
-    if offload:
+    if offload:  # streamed before training: run_training's own call keeps this streaming
         ltxic.offload.stream_block_weights(model, "cpu")
-        options.block_offload = False  # already streamed: run_training would stream a second time
     model.transformer_blocks[0].register_forward_pre_hook(lambda m, a: during.append(linear.weight.data_ptr()))
     result = trainer.run_training(model, standins.make_samples(), standins.strategy(), options,
                                   save_lora=standins.save_adapter, collate=collate)
@@ -70,6 +69,10 @@ def test_run_training_streams_when_asked_and_says_so(tmp_path, capfd) -> None:
                                   save_lora=standins.save_adapter, collate=collate)
     assert all(torch.isfinite(torch.tensor(result.losses)))
     assert "of fp8 block weights wait in host memory" in capfd.readouterr().err
+    # a second run on the same model keeps the streaming it has (hooks twice would swap weights twice)
+    hooks = len(model.transformer_blocks[0]._forward_pre_hooks)
+    assert ltxic.offload.stream_block_weights(model, "cpu") > 0
+    assert len(model.transformer_blocks[0]._forward_pre_hooks) == hooks
 
 
 def test_block_offload_needs_fp8_weights_and_full_recompute(tmp_path) -> None:
