@@ -398,10 +398,10 @@ def choose_kind(kind: str = "auto", dataset: Any = None) -> str:
 _CACHE: dict[tuple, IdentityModels] = {}
 
 
-def identity_models(kind: str | IdentityModels | Any = "auto", *, dataset: Any = None,
+def identity_models(kind: str | IdentityModels | Any | None = "auto", *, dataset: Any = None,
                     face_weights: PathLike | None = None, voice_weights: PathLike | None = None,
                     device: str = "cpu") -> IdentityModels:
-    """The embedders for ``kind`` (see :func:`choose_kind`); an :class:`IdentityModels` or the toy world's
+    """The embedders for ``kind`` (see :func:`choose_kind`; None is ``"auto"``); an :class:`IdentityModels` or the toy world's
     :class:`~ltxic.toy.embedders.Embedders` is wrapped and returned. ``face_weights`` (an ArcFace ONNX file) and
     ``voice_weights`` (an ECAPA folder) make the kind ``user``; models are loaded once per process."""
     if isinstance(kind, IdentityModels):

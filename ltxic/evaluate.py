@@ -94,7 +94,7 @@ def heldout_captions(train_captions: Sequence[str], n: int, seed: int = 0) -> li
 
 def clip_face_embedding(frames: np.ndarray, embedders: Embedders | None = None) -> np.ndarray | None:
     """The unit-norm mean face embedding of a clip's frames where a face was found; None if none was."""
-    e = identity_models("auto" if embedders is None else embedders)
+    e = identity_models(embedders)
     emb, found = e.face_frames(np.asarray(frames))
     found = np.asarray(found, bool)
     if not found.any():
@@ -142,7 +142,7 @@ def identity_eval(
     """
     from ltxic.inference import GenerateConfig, Models, generate
 
-    e = identity_models("auto" if embedders is None else embedders, dataset=dataset)
+    e = identity_models(embedders, dataset=dataset)
     consent = _consent(dataset, identity)
     base_cfg = config if config is not None else GenerateConfig()
     rows: list[dict] = []
@@ -211,7 +211,7 @@ def seed_spread(
     of each caption (identity consistency across seeds; low = the face changes with the seed)."""
     from ltxic.inference import GenerateConfig, Models, generate
 
-    e = identity_models("auto" if embedders is None else embedders)
+    e = identity_models(embedders)
     models = Models.tiny(base_dir)
     base_cfg = config if config is not None else GenerateConfig()
     bg, motion, per_caption, rows, all_embs = [], [], [], [], []
@@ -247,7 +247,7 @@ def real_identity_similarity(dataset: PathLike, embedders: Embedders | None = No
     from ltxic.media import read_video
 
     ds = load_dataset(dataset)
-    e = identity_models("auto" if embedders is None else embedders, dataset=ds)
+    e = identity_models(embedders, dataset=ds)
     root = Path(dataset).parent
     by_id: dict[str, list[np.ndarray]] = {}
     for entry in ds.entries:

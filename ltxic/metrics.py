@@ -21,7 +21,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from ltxic.embedders import IdentityModels, identity_models
+from ltxic.embedders import IdentityModels, identity_models, mono
 from ltxic.lipsync import LipSync, lip_sync
 from ltxic.toy.embedders import equal_error_rate
 
@@ -39,10 +39,6 @@ STILL = "still"
 
 
 Embedders = Union[str, IdentityModels, Any]  # a kind, loaded models, or the toy world's Embedders
-
-
-def _emb(embedders: Embedders | None, dataset: Any = None) -> IdentityModels:
-    return identity_models("auto" if embedders is None else embedders, dataset=dataset)
 
 
 def _image(reference_image: ImageLike) -> np.ndarray:
@@ -73,7 +69,7 @@ def _audio(audio: AudioLike, sr: int | None, name: str) -> tuple[torch.Tensor, i
 def reference_face_embedding(reference_image: ImageLike, embedders: Embedders | None = None, dataset: Any = None) -> np.ndarray:
     """The face embedding of a reference portrait; raises :class:`~ltxic.embedders.NoFaceError` (a ValueError)
     naming the file if no face is found in it."""
-    return _emb(embedders, dataset).face_reference(_image(reference_image), reference_image)
+    return identity_models(embedders, dataset=dataset).face_reference(_image(reference_image), reference_image)
 
 
 def face_similarity(frames: np.ndarray, reference_image: ImageLike, embedders: Embedders | None = None,
@@ -82,7 +78,7 @@ def face_similarity(frames: np.ndarray, reference_image: ImageLike, embedders: E
 
     NaN where no face was located in the frame (use ``np.isnan`` to count them, ``np.nanmean`` to average).
     """
-    e = _emb(embedders, dataset)
+    e = identity_models(embedders, dataset=dataset)
     ref = reference_face_embedding(reference_image, e)
     emb, _ = e.face_frames(np.asarray(frames))
     return emb @ ref
@@ -94,7 +90,7 @@ def reference_voice_embedding(reference_audio: AudioLike, ref_sr: int | None = N
     rate is too low for the voice model."""
     ref_wave, ref_rate = _audio(reference_audio, ref_sr, "reference_audio")
     source = reference_audio if isinstance(reference_audio, (str, os.PathLike)) else None
-    return _emb(embedders, dataset).voice_reference(ref_wave, ref_rate, source=source)
+    return identity_models(embedders, dataset=dataset).voice_reference(ref_wave, ref_rate, source=source)
 
 
 def voice_similarity(
@@ -108,7 +104,7 @@ def voice_similarity(
     speech (silence has no voice to compare). The window defaults to the voice model's own span (1 s toy,
     1.6 s GE2E), the hop to half of it.
     """
-    e = _emb(embedders, dataset)
+    e = identity_models(embedders, dataset=dataset)
     ref = reference_voice_embedding(reference_audio, ref_sr, e)
     emb, _, _ = e.voice_windows(waveform, sr, window_s, hop_s)
     return emb @ ref
@@ -152,9 +148,14 @@ def _stride(e: IdentityModels, fps: float | None, frame_stride: int | None) -> i
     return 1 if e.kind == "toy" or not fps else max(1, int(round(fps / 4)))
 
 
-def _mono_audio(v: _Video) -> np.ndarray:
-    a = v.audio.float() if isinstance(v.audio, torch.Tensor) else torch.as_tensor(np.asarray(v.audio, np.float32))
-    return (a.mean(0) if a.ndim == 2 else a).cpu().numpy()
+def _face_track(e: IdentityModels, v: _Video, reference_image: ImageLike,
+                frame_stride: int | None) -> tuple[np.ndarray, np.ndarray, list, int]:
+    """Per-frame face similarity to the reference (NaN where no face was found or the frame was not sampled), the
+    found mask, every frame's face box (for the mouth) and the stride used (:func:`_stride`)."""
+    stride = _stride(e, v.fps, frame_stride)
+    ref = reference_face_embedding(reference_image, e)
+    emb, found, boxes = e.face_track(v.frames, stride)
+    return emb @ ref, found, boxes, stride
 
 
 def clip_lip_sync(video: Any, embedders: Embedders | None = None, dataset: Any = None, *, max_offset_ms: float = 500.0,
@@ -162,7 +163,7 @@ def clip_lip_sync(video: Any, embedders: Embedders | None = None, dataset: Any =
     """Lip sync of a clip with its own audio (:func:`ltxic.lipsync.lip_sync`): mouth opening from the embedders'
     face locator, speech envelope from the audio. ``video`` as in :func:`identity_scores`, with its frame rate
     (an mp4, a clip object, or a (frames, audio, sample_rate, fps) tuple)."""
-    e = _emb(embedders, dataset)
+    e = identity_models(embedders, dataset=dataset)
     v = _video(video)
     where = video if isinstance(video, (str, os.PathLike)) else None
     if v.audio is None or v.sample_rate is None:
@@ -170,7 +171,8 @@ def clip_lip_sync(video: Any, embedders: Embedders | None = None, dataset: Any =
     if not v.fps:
         raise ValueError(f"{where or 'the clip'}: the frame rate is unknown; pass (frames, audio, sample_rate, fps)")
     aperture = e.mouth_aperture(v.frames, boxes)
-    return lip_sync(aperture, _mono_audio(v), int(v.sample_rate), float(v.fps), max_offset_ms=max_offset_ms, source=where)
+    return lip_sync(aperture, mono(v.audio, v.sample_rate, v.sample_rate), int(v.sample_rate), float(v.fps),
+                    max_offset_ms=max_offset_ms, source=where)
 
 
 def identity_scores(
@@ -187,13 +189,10 @@ def identity_scores(
     :meth:`~ltxic.embedders.IdentityModels.face_track`; default: every frame for toy embedders, about 4 a second
     for the others); lip sync still reads every frame's mouth.
     """
-    e = _emb(embedders, dataset)
+    e = identity_models(embedders, dataset=dataset)
     v = _video(video)
-    frame_stride = _stride(e, v.fps, frame_stride)
-    ref = reference_face_embedding(reference_image, e)
-    emb, found, boxes = e.face_track(v.frames, frame_stride)
-    face = emb @ ref
-    found = found[:: max(1, frame_stride)]
+    face, found, boxes, frame_stride = _face_track(e, v, reference_image, frame_stride)
+    found = found[::frame_stride]
     out: dict[str, Any] = {
         "face_similarity": float(np.nanmean(face)) if found.any() else float("nan"),
         "face_found": float(found.mean()),
@@ -363,7 +362,7 @@ def compare_checkpoints(
     mean lip-sync offset (ms) and correlation, the embedders used, and, for toy clips whose captions are in the
     toy vocabulary, the fraction of samples whose background colour and motion match the caption (None where no
     caption gives ground truth, and on real footage)."""
-    e = _emb(embedders, dataset)
+    e = identity_models(embedders, dataset=dataset)
     rows = []
     for step in sorted(samples_by_checkpoint):
         scores, bg, motion = [], [], []
@@ -441,7 +440,7 @@ def drift_curve(
     embedders: Embedders | None = None, dataset: Any = None,
 ) -> DriftCurve:
     """Mean face similarity to the reference in windows of ``window_s`` seconds, hop half a window."""
-    e = _emb(embedders, dataset)
+    e = identity_models(embedders, dataset=dataset)
     starts, win = _windows(len(frames), window_s, fps)
     per_frame = face_similarity(frames, reference_image, e)
     n = len(per_frame)
@@ -459,21 +458,18 @@ def identity_windows(
 
     The voice of each window is embedded as one span (the reference once, whole); lip sync searches offsets up to
     a quarter of the window (at most 500 ms). ``frame_stride`` as in :func:`identity_scores`."""
-    e = _emb(embedders, dataset)
+    e = identity_models(embedders, dataset=dataset)
     v = _video(video)
     fps = v.fps or 24.0
-    frame_stride = _stride(e, v.fps, frame_stride)
     starts, win = _windows(len(v.frames), window_s, fps)
-    ref = reference_face_embedding(reference_image, e)
-    emb, _, boxes = e.face_track(v.frames, frame_stride)
-    per_frame = emb @ ref
+    per_frame, _, boxes, _ = _face_track(e, v, reference_image, frame_stride)
     n = len(per_frame)
     times = (starts + min(win, n) / 2) / fps
     curve = DriftCurve(times.astype(np.float32), _window_means(per_frame, starts, win), per_frame, float(window_s),
                        embedders=e.label())
     if v.audio is None or v.sample_rate is None:
         return curve
-    wave, sr = _mono_audio(v), int(v.sample_rate)
+    wave, sr = mono(v.audio, v.sample_rate, v.sample_rate), int(v.sample_rate)
     if reference_audio is not None:
         ref_voice = reference_voice_embedding(reference_audio, ref_sr, e)
         voice = []
@@ -595,7 +591,7 @@ class ValidationScorer:
     def score(self, name: str, prompt: str, frames: Any, wave: Any, sr: int, fps: float) -> dict[str, Any]:
         row: dict[str, Any] = {"clip": name, "prompt": prompt}
         val = self.cfg.validation
-        if self.models is None or val.reference_image is None:
+        if self.models is None:  # no reference image, or no embedders installed: the report's note says which
             return row
         try:
             row.update(identity_scores((frames, wave, sr, fps), val.reference_image, val.reference_audio,
@@ -618,9 +614,8 @@ class ValidationScorer:
 
 def validation_scorer(cfg: Any) -> ValidationScorer:
     """The scorer of a training config's validation clips, its embedders (``validation.embedders``) loaded before
-    training. Without the ``metrics`` extra an
-    ``auto`` choice of the real embedders skips scoring with a note (training does not need it); an explicit
-    kind fails here, before any step."""
+    training. Without the ``metrics`` extra an ``auto`` choice of the real embedders skips scoring with a note
+    (training does not need it); an explicit kind fails here, before any step."""
     from ltxic.embedders import MissingExtraError
 
     val = cfg.validation

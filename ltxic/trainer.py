@@ -718,9 +718,8 @@ def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> Va
 
     from ltxic import media
     from ltxic.cache import _mono, _pixels
-    from ltxic.sampler import SamplingConfig, sample_latents
-
     from ltxic.metrics import validation_scorer
+    from ltxic.sampler import SamplingConfig, sample_latents
 
     scorer = validation_scorer(cfg)
     bucket = cfg.validation_resolution
