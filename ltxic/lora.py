@@ -123,23 +123,34 @@ class LoRAConfig:
 FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 
 
-class UpcastLinear(torch.autograd.Function):
+@torch.library.custom_op("ltxic::upcast_linear", mutates_args=())
+def upcast_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``F.linear`` over a frozen weight stored narrower than the input (fp8), upcast per call.
 
     ``F.linear(x, w.to(bf16))`` would keep the bf16 copy until backward: about 0.9 GB for each 22B block that does
     not recompute, which undoes what fp8 storage saves. This keeps the stored weight (an alias, no copy) and upcasts
-    it again in backward. The alias also stays valid when block offloading moves the parameter back to the host.
+    it again in backward; the alias stays valid when block offloading moves the parameter back to the host. It is a
+    custom op so that ``torch.compile`` treats it as one opaque call: traced through, the compiler's partitioner
+    chose to keep the bf16 copies again (``benchmarks/block_memory.py``).
     """
+    return F.linear(x, weight.to(x.dtype), bias.to(x.dtype) if bias is not None else None)
 
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(weight.detach())
-        return F.linear(x, weight.to(x.dtype), bias.to(x.dtype) if bias is not None else None)
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
-        (weight,) = ctx.saved_tensors
-        return (grad @ weight.to(grad.dtype) if ctx.needs_input_grad[0] else None), None, None
+@upcast_linear.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def _upcast_linear_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    ctx.save_for_backward(inputs[1])
+
+
+def _upcast_linear_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+    (weight,) = ctx.saved_tensors
+    return (grad @ weight.to(grad.dtype) if ctx.needs_input_grad[0] else None), None, None
+
+
+upcast_linear.register_autograd(_upcast_linear_backward, setup_context=_upcast_linear_setup)
 
 
 class LoRALinear(nn.Module):
@@ -193,7 +204,7 @@ class LoRALinear(nn.Module):
         if w.dtype == x.dtype:
             return F.linear(x, w, b)
         if w.dtype in FLOAT8:
-            return UpcastLinear.apply(x, w, b)
+            return upcast_linear(x, w, b)
         return F.linear(x, w.to(x.dtype), b.to(x.dtype) if b is not None else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ a side stream, so the GPU holds one or two layers' weights instead of 48.
 
 The hooks swap ``param.data``. That is safe for autograd only where nothing keeps the parameter itself for
 backward: under ``torch.no_grad`` (inference), or for fp8 weights, which every matmul upcasts to a new tensor
-(:class:`ltxic.lora.UpcastLinear` keeps an alias of the GPU copy, which outlives the swap).
+(:func:`ltxic.lora.upcast_linear` keeps an alias of the GPU copy, which outlives the swap).
 """
 
 from __future__ import annotations

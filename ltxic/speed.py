@@ -14,7 +14,8 @@ Two settings of ``optimization`` decide most of a 22B step's time (``benchmarks/
   the adapters' scale and add) and removes most kernel launches. The first step pays the compilation.
 * ``activation_memory_budget``: with compiled blocks, the share of a block's activations kept for backward; the
   compiler recomputes the cheapest of the rest. Measured on the CPU at full block size (768x448x49): a block keeps
-  1.11 GiB at 1.0, 0.81 GiB at 0.5, 0.60 GiB at 0.2. Its cost in step time is not measured on a GPU yet.
+  1.11 GiB at 1.0, 0.81 GiB at 0.5, 0.60 GiB at 0.2. On H200s sharing a host, 0.5 fitted 80 GB with no whole block
+  recomputed at 0.98-1.03 s a step; whether that beats whole-block recompute is not settled (``benchmarks/README.md``).
 """
 
 from __future__ import annotations

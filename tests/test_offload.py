@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 import ltxic
 from ltxic import trainer
-from ltxic.lora import LoRALinear, UpcastLinear, inject_lora
+from ltxic.lora import LoRALinear, inject_lora, upcast_linear
 from ltxic.models import quantize_fp8
 from ltxic.strategies import collate
 
@@ -24,7 +24,7 @@ def test_an_fp8_linear_keeps_no_upcast_copy_for_backward_and_gets_the_same_gradi
     expected, x.grad = x.grad, None
     kept: list[torch.dtype] = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t.dtype) or t, lambda t: t):
-        y = UpcastLinear.apply(x, weight, bias)
+        y = upcast_linear(x, weight, bias)
         y.square().sum().backward()
     assert torch.equal(x.grad, expected)
     assert torch.bfloat16 not in kept[:1] and kept[0] == torch.float8_e4m3fn  # the stored weight, not a bf16 copy
@@ -86,3 +86,22 @@ def test_block_offload_needs_fp8_weights_and_full_recompute(tmp_path) -> None:
         trainer.run_training(model, standins.make_samples(), standins.strategy(),
                              standins.options(tmp_path / "c", 2, 2, gradient_checkpointing=True, block_offload=True),
                              save_lora=standins.save_adapter, collate=collate)
+
+
+def test_a_compiled_fp8_lora_linear_keeps_the_fp8_weight_not_a_bf16_copy() -> None:
+    # traced through, the compiler's partitioner kept the upcast weight for backward (0.5 GiB per 22B block)
+    torch.manual_seed(0)
+    base = torch.nn.Linear(256, 512, bias=False)
+    base.weight.data = base.weight.data.to(torch.float8_e4m3fn)
+    layer = LoRALinear(base, rank=4, alpha=4.0)
+    x = torch.randn(8, 256, dtype=torch.bfloat16, requires_grad=True)
+    compiled = torch.compile(layer, fullgraph=True)
+    kept: list[tuple[tuple[int, ...], torch.dtype]] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append((tuple(t.shape), t.dtype)) or t, lambda t: t):
+        y = compiled(x)
+    y.float().square().sum().backward()
+    assert ((512, 256), torch.float8_e4m3fn) in kept
+    assert not [k for k in kept if k[0] in ((512, 256), (256, 512)) and k[1] != torch.float8_e4m3fn]
+    expected = F.linear(x.detach(), base.weight.to(torch.bfloat16)) + layer.scale * F.linear(
+        F.linear(x.detach().float(), layer.lora_A), layer.lora_B).to(torch.bfloat16)
+    torch.testing.assert_close(y.detach(), expected, rtol=2e-2, atol=2e-2)
