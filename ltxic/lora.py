@@ -142,7 +142,7 @@ def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch
 
 
 def _upcast_linear_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    ctx.save_for_backward(inputs[1])
+    ctx.save_for_backward(inputs[1].detach())  # an alias of today's storage, whatever later becomes of param.data
 
 
 def _upcast_linear_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
