@@ -188,8 +188,12 @@ def cap_memory(device: Any, cap_gib: float | None) -> None:
 # --------------------------------------------------------------------------------------------- variants
 
 
-def run_trainer(name: str, spec: dict[str, Any], args: argparse.Namespace, device: Any, workload: dict[str, Any]) -> dict:
-    """One of the trainer's variants through ``run_training`` (what ``ltxic train`` runs after caching)."""
+def run_trainer(name: str, spec: dict[str, Any], args: argparse.Namespace, device: Any, workload: dict[str, Any],
+                on_model: Any = None) -> dict:
+    """One of the trainer's variants through ``run_training`` (what ``ltxic train`` runs after caching).
+
+    ``on_model(model)``, if given, sees the model just before training (the profiler hooks its forward there).
+    """
     import torch
 
     from ltxic.distributed import setup
@@ -219,6 +223,8 @@ def run_trainer(name: str, spec: dict[str, Any], args: argparse.Namespace, devic
         build = time.perf_counter() - build
         # the cap binds the training (the loader streams a checkpoint in; the random build makes bf16 weights first)
         cap_memory(device, spec.get("cap_gib"))
+        if on_model is not None:
+            on_model(model)
         options = options_from_config(cfg)
         options.progress = False
         started = time.perf_counter()
@@ -363,12 +369,26 @@ def step_stats(times: list[float], warmup: int) -> dict[str, Any]:
 
 
 def profile_variant(name: str, spec: dict[str, Any], args: argparse.Namespace, device: Any, out: Path) -> dict:
-    """Where a variant's time goes: the PyTorch profiler over its steps, kernels grouped by kind."""
-    from torch.profiler import ProfilerActivity, profile
+    """Where a variant's time goes: the PyTorch profiler over steady steps, kernels grouped by kind.
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    The profiler records only the steps after ``--warmup`` (each model forward advances its schedule), so the first
+    step's compilation and the final checkpoint's copies stay out of the totals.
+    """
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    active = max(1, args.steps - args.warmup - 1)  # the last step is followed by the checkpoint
+    forwards = [0]
+
+    def hook(model: Any) -> None:
+        def advance(*_: Any) -> None:
+            forwards[0] += 1
+            prof.step()
+        model.register_forward_pre_hook(advance)
+
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else []),
+                 schedule=schedule(wait=args.warmup + 1, warmup=0, active=active, repeat=1)) as prof:
         started = time.perf_counter()
-        result = run_trainer(name, spec, args, device, WORKLOAD)
+        result = run_trainer(name, spec, args, device, WORKLOAD, on_model=hook)
         wall = time.perf_counter() - started
     events = prof.key_averages()
     table = events.table(sort_by="cuda_time_total", row_limit=30)
@@ -383,8 +403,11 @@ def profile_variant(name: str, spec: dict[str, Any], args: argparse.Namespace, d
                 "attention" if any(s in key for s in ("flash", "fmha", "attention", "sdpa", "cudnn")) else
                 "optimizer" if "adam" in key else "elementwise and other")
         kinds[kind] = kinds.get(kind, 0.0) + t
-    stepping = sum(result.get("step_times_s", [])) or wall
-    return {**result, "profile_wall_s": round(wall, 2), "device_seconds_by_kind": {k: round(v, 2) for k, v in kinds.items()},
+    # the profiled steps' own times (an out-of-memory retry is one more forward: then the window shifts by one)
+    times = result.get("step_times_s", [])
+    stepping = sum(times[args.warmup:args.warmup + active]) or wall
+    return {**result, "profile_wall_s": round(wall, 2), "profiled_steps": active, "forwards": forwards[0],
+            "device_seconds_by_kind": {k: round(v, 2) for k, v in kinds.items()},
             "device_busy_fraction_of_steps": round(sum(kinds.values()) / stepping, 3),
             "profile_table": f"profile_{name}.txt"}
 
@@ -495,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu} if args.device in ("auto", "cuda") else dict(os.environ)
         for v in queue:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", v, "--out", args.out,
-                   "--steps", str(args.quality_steps if v in QUALITY else 5 if v.startswith("profile_") else args.steps),
+                   "--steps", str(args.quality_steps if v in QUALITY else 8 if v.startswith("profile_") else args.steps),
                    "--warmup", str(args.warmup),
                    "--scale", args.scale, "--device", args.device]
             codes.append(subprocess.run(cmd, env=env, check=False).returncode)

@@ -40,3 +40,15 @@ def test_plain_trainer_and_flops_run_at_miniature_size(tmp_path: Path) -> None:
     assert plain["gradient_checkpointing"] and plain["lora_params_m"] == trainer["lora_params_m"]
     flops = json.loads((tmp_path / "flops.json").read_text())
     assert flops["step_flops"] > 0 and flops["tokens"] == 2991
+
+
+def test_the_profile_covers_only_the_steady_steps(tmp_path: Path) -> None:
+    code = train_speed.main(["--worker", "profile_eager_all", "--out", str(tmp_path), "--scale", "mini",
+                             "--device", "cpu", "--steps", "5", "--warmup", "1"])
+    result = json.loads((tmp_path / "profile_eager_all.json").read_text())
+    assert code == 0 and result["status"] == "ok", result
+    # 5 steps: the first (warm-up) and the last (followed by the checkpoint) stay out
+    assert result["forwards"] == 5 and result["profiled_steps"] == 3
+    table = (tmp_path / "profile_eager_all.txt").read_text()
+    steps = next(line for line in table.splitlines() if line.strip().startswith("ProfilerStep"))
+    assert steps.split()[-1] == "3"  # three recorded steps
