@@ -63,7 +63,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ltxic.io_utils import atomic_path
-from ltxic.models import PRESETS, read_safetensors_header
+from ltxic.models import FLOAT8, PRESETS, read_safetensors_header
 
 COMFY_LORA_PREFIX = "diffusion_model."
 FORMAT = "ltxic-lora/1"
@@ -118,9 +118,6 @@ class LoRAConfig:
         self.target_modules = tuple(self.target_modules)
         if not self.target_modules:
             raise LoRAError("lora.target_modules is empty; give at least one module pattern")
-
-
-FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 
 
 @torch.library.custom_op("ltxic::upcast_linear", mutates_args=())
@@ -342,7 +339,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
         linear.weight = nn.Parameter(merged, requires_grad=False)
         if mod.bias is not None:
             linear.bias = mod.bias
-        if mod._upcast or w.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+        if mod._upcast or w.dtype in FLOAT8:
             UPCAST_DURING_INFERENCE.mutator(linear)
         _set_submodule(model, name, linear)
     if hasattr(model, "ltxic_lora_config"):

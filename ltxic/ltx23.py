@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ltxic.latents import AudioGeometry, VideoGeometry
-from ltxic.models import CheckpointError, read_safetensors_header
+from ltxic.models import FLOAT8, CheckpointError, read_safetensors_header
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -534,7 +534,7 @@ def load_transformer(checkpoint: PathLike, *, device: str | torch.device = "cpu"
     # every weight in the compute dtype (fp8 block weights stay fp8): the fp8 policy keeps the rest as stored, and
     # ltx-core's LoRA fusion leaves the weights it did not touch in the file's dtype
     for p in model.parameters():
-        if p.is_floating_point() and p.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2) and p.dtype != dtype:
+        if p.is_floating_point() and p.dtype not in FLOAT8 and p.dtype != dtype:
             p.data = p.data.to(dtype)
     model.ltxic_config = {"transformer": config["transformer"]}
     model.ltxic_base_model = "ltx-2.3-22b"

@@ -273,6 +273,9 @@ def load_transformer(
     return model.to(device)
 
 
+FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)  # the dtypes of fp8-stored weights, upcast per matmul
+
+
 def quantize_fp8(model: LTXModel) -> LTXModel:
     """Store block linear weights in ``float8_e4m3fn``, upcasting them per call (ltx-core's fp8-cast policy).
 

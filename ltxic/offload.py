@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ltxic.lora import FLOAT8
+from ltxic.models import FLOAT8
 
 
 class _Streamer:
