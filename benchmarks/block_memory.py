@@ -27,28 +27,14 @@ import train_speed  # noqa: E402 - the workload and config helpers of the GPU be
 GIB = 2**30
 
 
-def one_block_model(fp8: bool) -> torch.nn.Module:
-    from ltxic.miniature import _Build, _scale_spec, _transformer_model
-
-    spec = _scale_spec("full")
-    config = {**spec.config, "transformer": {**spec.config["transformer"], "num_layers": 1}}
-    torch.manual_seed(0)
-    model = _transformer_model(config, _Build(torch.device("cpu"), torch.bfloat16, torch.Generator().manual_seed(0)))
-    if fp8:
-        from ltxic.models import quantize_fp8
-
-        quantize_fp8(model)
-    model.ltxic_config = {"transformer": config["transformer"]}
-    return model
-
-
 def kept_by_block(budget: float | None, fp8: bool) -> dict:
+    from ltxic.miniature import random_transformer
     from ltxic.speed import compile_blocks
     from ltxic.strategies import collate
     from ltxic.trainer import prepare_lora
 
     cfg = train_speed.load_cfg("ltx23_h100", {}, Path("unused"), 1)
-    model = one_block_model(fp8)
+    model = random_transformer("full", fp8=fp8, seed=0, num_layers=1)  # as train_speed builds the 22B model
     prepare_lora(model, cfg, torch.device("cpu"))
     model.train()
     if budget is not None:

@@ -314,22 +314,25 @@ def _transformer_part(config: dict[str, Any], b: _Build) -> Iterator[tuple[str, 
 
 
 def random_transformer(scale: str = "full", *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
-                       fp8: bool = False, seed: int = 0) -> torch.nn.Module:
+                       fp8: bool = False, seed: int = 0, num_layers: int | None = None) -> torch.nn.Module:
     """The LTX-2.3 transformer of ``scale``'s config with random weights, built on ``device`` with no file.
 
     The same model :func:`ltxic.ltx23.load_transformer` builds from a checkpoint of that scale (same classes, same
     ``fp8`` policy: ltx-core's downcast of the block Linears and upcast per matmul), for measuring training at full
     size where writing and reading 40 GB of random weights would only cost time (``benchmarks/train_speed.py``).
+    ``num_layers`` keeps only that many blocks (one full-width block: ``benchmarks/block_memory.py``).
     """
     from ltx_core.quantization import QuantizationPolicy
 
     spec = _scale_spec(scale)
+    config = spec.config if num_layers is None else {
+        **spec.config, "transformer": {**spec.config["transformer"], "num_layers": num_layers}}
     device = torch.device(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     # the Linears draw their initial weights from the global RNG: seed it too, so `seed` alone decides the weights
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        model = _transformer_model(spec.config, _Build(device, dtype, gen))
+        model = _transformer_model(config, _Build(device, dtype, gen))
     if fp8:
         policy = QuantizationPolicy.fp8_cast()
         for op in policy.module_ops:
@@ -340,7 +343,7 @@ def random_transformer(scale: str = "full", *, device: str | torch.device = "cpu
             for result in policy.sd_ops.apply_to_key_value(key, value):
                 state[result.new_key] = result.new_value
         model.load_state_dict(state, assign=True)
-    model.ltxic_config = {"transformer": spec.config["transformer"]}
+    model.ltxic_config = {"transformer": config["transformer"]}
     model.ltxic_base_model = "ltx-2.3-22b"
     return model
 
