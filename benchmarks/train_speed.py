@@ -47,7 +47,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "eager_all": {"optimization": {"gradient_checkpointing": True, "compile": False}},
     "eager_auto": {"optimization": {"gradient_checkpointing": "auto", "compile": False}, "cap_gib": 78},
     "compiled_all": {"optimization": {"gradient_checkpointing": True, "compile": True}},
-    # the fast setting: compiled blocks, as few recomputed as fit an 80 GB card
+    # the fast setting, as shipped: compiled blocks (activation_memory_budget 0.5), as few whole blocks recomputed as fit
+    # an 80 GB card
     "fast": {"optimization": {"gradient_checkpointing": "auto", "compile": True}, "cap_gib": 78},
     "fast_ref2": {"optimization": {"gradient_checkpointing": "auto", "compile": True}, "cap_gib": 78,
                   "training_strategy": {"reference_downscale_factor": 2}},
@@ -63,7 +64,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fast_flash": {"optimization": {"gradient_checkpointing": "auto", "compile": True}, "cap_gib": 78,
                    "sdpa": "flash"},
     # selective recompute inside compiled blocks: they keep that share of their activations, so fewer whole blocks
-    # recompute under the cap (0.5 and 0.2 ran beside a second run in call 7; 0.7 not run yet)
+    # recompute under the cap (0.5 is shipped; 1.0 is the compiler's own choice, the default before call 10)
+    "fast_budget100": {"optimization": {"gradient_checkpointing": "auto", "compile": True,
+                                        "activation_memory_budget": 1.0}, "cap_gib": 78},
     "fast_budget70": {"optimization": {"gradient_checkpointing": "auto", "compile": True,
                                        "activation_memory_budget": 0.7}, "cap_gib": 78},
     "fast_budget50": {"optimization": {"gradient_checkpointing": "auto", "compile": True,
@@ -368,12 +371,26 @@ def step_stats(times: list[float], warmup: int) -> dict[str, Any]:
             "step_p90_s": round(q(0.9), 4), "step_min_s": round(kept[0], 4), "step_max_s": round(kept[-1], 4)}
 
 
+def kernel_kind(name: str) -> str:
+    """A GPU kernel's kind from its name. Attention and the optimizer come first: cuDNN's attention kernels are named
+    "...sdpa...wgmma..." and the fused AdamW kernel "multi_tensor_apply_kernel<...Adam...>", both with an "mm"."""
+    key = name.lower()
+    if any(s in key for s in ("flash", "fmha", "attention", "sdpa", "cudnn")):
+        return "attention"
+    if "adam" in key:
+        return "optimizer"
+    if any(s in key for s in ("gemm", "cutlass", "nvjet", "mm", "matmul")):
+        return "matmul"
+    return "elementwise and other"
+
+
 def profile_variant(name: str, spec: dict[str, Any], args: argparse.Namespace, device: Any, out: Path) -> dict:
     """Where a variant's time goes: the PyTorch profiler over steady steps, kernels grouped by kind.
 
     The profiler records only the steps after ``--warmup`` (each model forward advances its schedule), so the first
     step's compilation and the final checkpoint's copies stay out of the totals.
     """
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile, schedule
 
     active = max(1, args.steps - args.warmup - 1)  # the last step is followed by the checkpoint
@@ -394,21 +411,25 @@ def profile_variant(name: str, spec: dict[str, Any], args: argparse.Namespace, d
     table = events.table(sort_by="cuda_time_total", row_limit=30)
     (out / f"profile_{name}.txt").write_text(table)
     kinds: dict[str, float] = {}
+    kernels: list[tuple[float, str, str]] = []
     for e in events:
-        t = getattr(e, "self_device_time_total", 0.0) / 1e6
+        # kernels only, as the table's "Self CUDA time total": an operator's row repeats its kernels' time, and the
+        # ProfilerStep annotation spans the whole step
+        if e.device_type == DeviceType.CPU or e.is_user_annotation:
+            continue
+        t = e.self_device_time_total / 1e6
         if t <= 0:
             continue
-        key = e.key.lower()
-        kind = ("matmul" if any(s in key for s in ("gemm", "cutlass", "nvjet", "mm", "matmul")) else
-                "attention" if any(s in key for s in ("flash", "fmha", "attention", "sdpa", "cudnn")) else
-                "optimizer" if "adam" in key else "elementwise and other")
+        kind = kernel_kind(e.key)
         kinds[kind] = kinds.get(kind, 0.0) + t
+        kernels.append((round(t, 4), kind, e.key))
     # the profiled steps' own times (an out-of-memory retry is one more forward: then the window shifts by one)
     times = result.get("step_times_s", [])
     stepping = sum(times[args.warmup:args.warmup + active]) or wall
     return {**result, "profile_wall_s": round(wall, 2), "profiled_steps": active, "forwards": forwards[0],
             "device_seconds_by_kind": {k: round(v, 2) for k, v in kinds.items()},
             "device_busy_fraction_of_steps": round(sum(kinds.values()) / stepping, 3),
+            "kernels": sorted(kernels, reverse=True),
             "profile_table": f"profile_{name}.txt"}
 
 
@@ -479,7 +500,7 @@ def worker(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         suffix = f"_{args.distributed}{os.environ.get('WORLD_SIZE', '')}" if args.distributed else ""
         (out / f"{name}{suffix}.json").write_text(json.dumps(result, indent=1))
-        print(json.dumps({k: v for k, v in result.items() if k not in ("step_times_s", "losses", "by_op", "workload")}),
+        print(json.dumps({k: v for k, v in result.items() if k not in ("step_times_s", "losses", "by_op", "workload", "kernels")}),
               flush=True)
     return 0 if result["status"] == "ok" else 1
 

@@ -52,3 +52,16 @@ def test_the_profile_covers_only_the_steady_steps(tmp_path: Path) -> None:
     table = (tmp_path / "profile_eager_all.txt").read_text()
     steps = next(line for line in table.splitlines() if line.strip().startswith("ProfilerStep"))
     assert steps.split()[-1] == "3"  # three recorded steps
+
+
+def test_the_profile_sorts_h200_kernels_by_kind() -> None:
+    # names as the profiler reported them on an H200 (results/train_speed/call14); cuDNN's attention and the fused
+    # AdamW kernel both contain "mm"
+    adamw = ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<at::native::(anonymous namespace)::"
+             "FusedOptimizerTensorListMetadata<4>, at::native::(anonymous namespace)::FusedAdamMathFunctor<float, 4>>")
+    kinds = {name: train_speed.kernel_kind(name) for name in (
+        "nvjet_sm90_tst_256x128_64x4_1x2_h_bz_coopA_NNT",
+        "cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_knob_26_64x64x128_1x4x1_cga1x1",
+        "void cudnn::fusion::compute_dot_do_o_specialized<true, 128>(void const*, void const*, void*)",
+        adamw, "triton_poi_fused_add_gelu_gelu_backward_mul_view_11")}
+    assert list(kinds.values()) == ["matmul", "attention", "attention", "optimizer", "elementwise and other"]
