@@ -14,8 +14,9 @@ Two settings of ``optimization`` decide most of a 22B step's time (``benchmarks/
   the adapters' scale and add) and removes most kernel launches. The first step pays the compilation.
 * ``activation_memory_budget``: with compiled blocks, the share of a block's activations kept for backward; the
   compiler recomputes the cheapest of the rest. Measured on the CPU at full block size (768x448x49): a block keeps
-  1.11 GiB at 1.0, 0.81 GiB at 0.5, 0.60 GiB at 0.2. On H200s sharing a host, 0.5 fitted 80 GB with no whole block
-  recomputed at 0.98-1.03 s a step; whether that beats whole-block recompute is not settled (``benchmarks/README.md``).
+  1.11 GiB at 1.0, 0.81 GiB at 0.5, 0.60 GiB at 0.2. On one H200, 0.5 (shipped in ``ltx23_h100``) fits all 48 blocks
+  in 80 GB with none recomputed whole: 0.63 s a step against 0.82 s at 1.0 with 24 whole blocks recomputed
+  (``benchmarks/README.md``, call 10).
 """
 
 from __future__ import annotations
