@@ -464,6 +464,51 @@ def compare_quality(out: Path) -> dict[str, Any] | None:
     return result
 
 
+def summarize(out: Path, rates: Path | None = None) -> list[dict[str, Any]]:
+    """One call's table: each timed variant's median, spread, peak, tokens/s, MFU and its ratio to the plain loop of
+    the same call. Writes ``summary.md`` beside the results.
+
+    Tokens and FLOPs come from ``flops.json`` and the matmul rate from ``matmul.json``, in ``out`` or else in
+    ``rates`` (a folder of an earlier call on the same kind of card). They are of the default workload, so MFU is left
+    out for variants that change its shape or the adapter (another config, reference factor or LoRA).
+    """
+    def read(name: str) -> dict[str, Any] | None:
+        for folder in (out, rates):
+            if folder is not None and (folder / name).exists():
+                return json.loads((folder / name).read_text())
+        return None
+
+    flops, matmul = read("flops.json"), read("matmul.json")
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    results = [r for r in results if r.get("step_median_s") and not r["variant"].startswith(("profile_", "quality_"))]
+    plain = next((r["step_median_s"] for r in results if r["variant"] == "plain"), None)
+    rows = []
+    for r in results:
+        overrides = r.get("overrides", {})
+        same_work = r.get("config", "ltx23_h100") == "ltx23_h100" and not {"training_strategy", "lora"} & set(overrides)
+        median = r["step_median_s"]
+        rows.append({
+            "variant": r["variant"],
+            "recompute_blocks": r.get("recompute_blocks", "all" if r.get("gradient_checkpointing") else None), "step_median_s": median,
+            "step_p10_s": r["step_p10_s"], "step_p90_s": r["step_p90_s"], "peak_gib": r.get("peak_gib"),
+            "tokens_per_s": round(flops["tokens"] / median) if flops and same_work else None,
+            "mfu": round(flops["step_flops"] / median / (matmul["tflops"] * 1e12), 3)
+            if flops and matmul and matmul.get("tflops") and same_work else None,
+            "plain_over_this": round(plain / median, 2) if plain else None})
+    lines = ["| variant | whole blocks recomputed | median step (p10-p90) | peak GiB | tokens/s | MFU | plain / this |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        show = lambda v, f="{}": "n/a" if v is None else f.format(v)  # noqa: E731
+        lines.append(f"| {row['variant']} | {show(row['recompute_blocks'])} | {row['step_median_s']:.2f} s "
+                     f"({row['step_p10_s']:.2f}-{row['step_p90_s']:.2f}) | {show(row['peak_gib'], '{:.1f}')} | "
+                     f"{show(row['tokens_per_s'])} | {show(row['mfu'], '{:.1%}')} | {show(row['plain_over_this'], '{}x')} |")
+    notes = [f"FLOPs per step {flops['step_flops'] / 1e12:.1f} T for {flops['tokens']} tokens" if flops else
+             "no flops.json: tokens/s and MFU left out",
+             f"matmul rate {matmul['tflops']} TFLOP/s" if matmul and matmul.get("tflops") else "no matmul rate: no MFU"]
+    (out / "summary.md").write_text("\n".join(lines) + "\n\n" + "; ".join(notes) + ".\n")
+    return rows
+
+
 # --------------------------------------------------------------------------------------------- driver
 
 
@@ -518,9 +563,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--distributed", choices=("ddp", "fsdp"), default=None)
     parser.add_argument("--gpus", default="0", help="GPUs to spread the variants over, one process each")
+    parser.add_argument("--rates", help="folder with flops.json and matmul.json from an earlier call (for MFU)")
+    parser.add_argument("--summarize", action="store_true", help="only write --out's summary.md from its results")
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.summarize:
+        print((Path(args.out) / "summary.md").read_text() if summarize(Path(args.out), args.rates and Path(args.rates))
+              else "no timed results in " + args.out)
+        return 0
     # each GPU runs its share of the variants one after another, the GPUs in parallel
     import threading
 
@@ -549,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         t.start()
     for t in threads:
         t.join()
+    summarize(Path(args.out), Path(args.rates) if args.rates else None)
     quality = compare_quality(Path(args.out))
     if quality is not None:
         print(json.dumps({"quality": quality}), flush=True)

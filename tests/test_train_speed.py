@@ -40,6 +40,14 @@ def test_plain_trainer_and_flops_run_at_miniature_size(tmp_path: Path) -> None:
     assert plain["gradient_checkpointing"] and plain["lora_params_m"] == trainer["lora_params_m"]
     flops = json.loads((tmp_path / "flops.json").read_text())
     assert flops["step_flops"] > 0 and flops["tokens"] == 2991
+    # the call's table: tokens/s from flops.json, the ratio to the same call's plain loop; the 24 GB config trains
+    # another adapter, so the default workload's FLOPs do not apply to it
+    rows = {row["variant"]: row for row in train_speed.summarize(tmp_path)}
+    assert rows["eager_all"]["tokens_per_s"] == round(2991 / trainer["step_median_s"])
+    assert rows["eager_all"]["plain_over_this"] == round(plain["step_median_s"] / trainer["step_median_s"], 2)
+    assert rows["plain"]["recompute_blocks"] == "all" and rows["24gb"]["tokens_per_s"] is None
+    assert rows["eager_all"]["mfu"] is None  # no matmul rate on the CPU
+    assert "| eager_all | 2 |" in (tmp_path / "summary.md").read_text()
 
 
 def test_the_profile_covers_only_the_steady_steps(tmp_path: Path) -> None:
