@@ -451,8 +451,9 @@ def _run_training(
         compile_blocks(model, memory_budget=options.activation_memory_budget)
     named = trainable_parameters(model)
     params = [p for _, p in named]
-    # one fused kernel for all adapters on a GPU (the foreach default launches several per tensor group)
-    fused = device.type == "cuda" and not dist.sharded and all(p.is_floating_point() for p in params)
+    # one fused kernel for all adapters: on a GPU the foreach default launches several per tensor group, on the CPU
+    # the default loops over the tensors one by one (6.9 ms a step for the tiny kit's 224 adapters, fused 1.6 ms)
+    fused = device.type in ("cuda", "cpu") and not dist.sharded and all(p.is_floating_point() for p in params)
     optimizer = torch.optim.AdamW(params, lr=options.learning_rate, betas=options.betas, weight_decay=options.weight_decay,
                                   **({"fused": True} if fused else {}))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(options))
