@@ -47,8 +47,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "eager_all": {"optimization": {"gradient_checkpointing": True, "compile": False}},
     "eager_auto": {"optimization": {"gradient_checkpointing": "auto", "compile": False}, "cap_gib": 78},
     "compiled_all": {"optimization": {"gradient_checkpointing": True, "compile": True}},
-    # the fast setting, as shipped: compiled blocks (activation_memory_budget 0.5), as few whole blocks recomputed as fit
-    # an 80 GB card
+    # the fast setting, as shipped: compiled blocks (activation_memory_budget 0.5), as few whole blocks recomputed
+    # as fit an 80 GB card
     "fast": {"optimization": {"gradient_checkpointing": "auto", "compile": True}, "cap_gib": 78},
     "fast_ref2": {"optimization": {"gradient_checkpointing": "auto", "compile": True}, "cap_gib": 78,
                   "training_strategy": {"reference_downscale_factor": 2}},
@@ -481,6 +481,8 @@ def summarize(out: Path, rates: Path | None = None) -> list[dict[str, Any]]:
     flops, matmul = read("flops.json"), read("matmul.json")
     results = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     results = [r for r in results if r.get("step_median_s") and not r["variant"].startswith(("profile_", "quality_"))]
+    if not results:
+        return []
     plain = next((r["step_median_s"] for r in results if r["variant"] == "plain"), None)
     rows = []
     for r in results:
@@ -489,8 +491,9 @@ def summarize(out: Path, rates: Path | None = None) -> list[dict[str, Any]]:
         median = r["step_median_s"]
         rows.append({
             "variant": r["variant"],
-            "recompute_blocks": r.get("recompute_blocks", "all" if r.get("gradient_checkpointing") else None), "step_median_s": median,
-            "step_p10_s": r["step_p10_s"], "step_p90_s": r["step_p90_s"], "peak_gib": r.get("peak_gib"),
+            "recompute_blocks": r.get("recompute_blocks", "all" if r.get("gradient_checkpointing") else None),
+            "step_median_s": median, "step_p10_s": r["step_p10_s"], "step_p90_s": r["step_p90_s"],
+            "peak_gib": r.get("peak_gib"),
             "tokens_per_s": round(flops["tokens"] / median) if flops and same_work else None,
             "mfu": round(flops["step_flops"] / median / (matmul["tflops"] * 1e12), 3)
             if flops and matmul and matmul.get("tflops") and same_work else None,
@@ -501,7 +504,8 @@ def summarize(out: Path, rates: Path | None = None) -> list[dict[str, Any]]:
         show = lambda v, f="{}": "n/a" if v is None else f.format(v)  # noqa: E731
         lines.append(f"| {row['variant']} | {show(row['recompute_blocks'])} | {row['step_median_s']:.2f} s "
                      f"({row['step_p10_s']:.2f}-{row['step_p90_s']:.2f}) | {show(row['peak_gib'], '{:.1f}')} | "
-                     f"{show(row['tokens_per_s'])} | {show(row['mfu'], '{:.1%}')} | {show(row['plain_over_this'], '{}x')} |")
+                     f"{show(row['tokens_per_s'])} | {show(row['mfu'], '{:.1%}')} | "
+                     f"{show(row['plain_over_this'], '{}x')} |")
     notes = [f"FLOPs per step {flops['step_flops'] / 1e12:.1f} T for {flops['tokens']} tokens" if flops else
              "no flops.json: tokens/s and MFU left out",
              f"matmul rate {matmul['tflops']} TFLOP/s" if matmul and matmul.get("tflops") else "no matmul rate: no MFU"]
@@ -545,8 +549,8 @@ def worker(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         suffix = f"_{args.distributed}{os.environ.get('WORLD_SIZE', '')}" if args.distributed else ""
         (out / f"{name}{suffix}.json").write_text(json.dumps(result, indent=1))
-        print(json.dumps({k: v for k, v in result.items() if k not in ("step_times_s", "losses", "by_op", "workload", "kernels")}),
-              flush=True)
+        long = ("step_times_s", "losses", "by_op", "workload", "kernels")
+        print(json.dumps({k: v for k, v in result.items() if k not in long}), flush=True)
     return 0 if result["status"] == "ok" else 1
 
 
