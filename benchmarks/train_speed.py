@@ -567,13 +567,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--distributed", choices=("ddp", "fsdp"), default=None)
     parser.add_argument("--gpus", default="0", help="GPUs to spread the variants over, one process each")
-    parser.add_argument("--rates", help="folder with flops.json and matmul.json from an earlier call (for MFU)")
+    parser.add_argument("--rates", type=Path, help="folder with flops.json and matmul.json from an earlier call (for MFU)")
     parser.add_argument("--summarize", action="store_true", help="only write --out's summary.md from its results")
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
     if args.summarize:
-        print((Path(args.out) / "summary.md").read_text() if summarize(Path(args.out), args.rates and Path(args.rates))
+        print((Path(args.out) / "summary.md").read_text() if summarize(Path(args.out), args.rates)
               else "no timed results in " + args.out)
         return 0
     # each GPU runs its share of the variants one after another, the GPUs in parallel
@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         t.start()
     for t in threads:
         t.join()
-    summarize(Path(args.out), Path(args.rates) if args.rates else None)
+    summarize(Path(args.out), args.rates)
     quality = compare_quality(Path(args.out))
     if quality is not None:
         print(json.dumps({"quality": quality}), flush=True)
