@@ -322,7 +322,7 @@ def random_transformer(scale: str = "full", *, device: str | torch.device = "cpu
     size where writing and reading 40 GB of random weights would only cost time (``benchmarks/train_speed.py``).
     ``num_layers`` keeps only that many blocks (one full-width block: ``benchmarks/block_memory.py``).
     """
-    from ltx_core.quantization import QuantizationPolicy
+    from ltxic.models import quantize_fp8
 
     spec = _scale_spec(scale)
     config = spec.config if num_layers is None else {
@@ -334,15 +334,7 @@ def random_transformer(scale: str = "full", *, device: str | torch.device = "cpu
         torch.manual_seed(seed)
         model = _transformer_model(config, _Build(device, dtype, gen))
     if fp8:
-        policy = QuantizationPolicy.fp8_cast()
-        for op in policy.module_ops:
-            if op.matcher(model):
-                model = op.mutator(model)
-        state = {}
-        for key, value in model.state_dict().items():
-            for result in policy.sd_ops.apply_to_key_value(key, value):
-                state[result.new_key] = result.new_value
-        model.load_state_dict(state, assign=True)
+        model = quantize_fp8(model)
     model.ltxic_config = {"transformer": config["transformer"]}
     model.ltxic_base_model = "ltx-2.3-22b"
     return model

@@ -277,17 +277,25 @@ FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)  # the dtypes of fp8-stored we
 
 
 def quantize_fp8(model: LTXModel) -> LTXModel:
-    """Store block linear weights in ``float8_e4m3fn``, upcasting them per call (ltx-core's fp8-cast policy).
+    """Apply ltx-core's fp8-cast policy to a built model: the block Linears' weights and biases it names are stored
+    as ``float8_e4m3fn`` and every Linear upcasts per call.
 
-    Uses ltx-core's own module op, so behaviour matches its inference pipelines.
+    The same policy :func:`ltxic.ltx23.load_transformer` applies while loading a checkpoint, so the tiny kit and the
+    22B model quantize exactly the same tensors (not, for instance, the attention gates).
     """
-    from ltx_core.quantization.fp8_cast import UPCAST_DURING_INFERENCE
+    from ltx_core.quantization import QuantizationPolicy
 
+    policy = QuantizationPolicy.fp8_cast()
     with torch.no_grad():
-        for name, module in model.named_modules():
-            if name.startswith("transformer_blocks.") and isinstance(module, torch.nn.Linear):
-                module.weight.data = module.weight.data.to(torch.float8_e4m3fn)
-    return UPCAST_DURING_INFERENCE.mutator(model)
+        state = {}
+        for key, value in model.state_dict().items():
+            for result in policy.sd_ops.apply_to_key_value(key, value):
+                state[result.new_key] = result.new_value
+        model.load_state_dict(state, assign=True)
+    for op in policy.module_ops:
+        if op.matcher(model):
+            model = op.mutator(model)
+    return model
 
 
 def save_transformer(

@@ -458,6 +458,8 @@ def test_random_transformer_is_the_loaded_one_without_the_file(mini: MiniatureFi
         assert made.ltxic_config == loaded.ltxic_config
         linear = made.transformer_blocks[0].attn1.to_q
         assert ("forward" in linear.__dict__) == fp8  # ltx-core's upcast per matmul, as the loader sets it
+        assert (linear.bias.dtype == torch.float8_e4m3fn) == fp8  # the policy stores biases in fp8 too ...
+        assert made.transformer_blocks[0].attn1.to_gate_logits.weight.dtype == torch.bfloat16  # ... but not the gates
 
 
 def test_random_transformer_weights_depend_on_the_seed_alone() -> None:

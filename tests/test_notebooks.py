@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ltxic.course import CourseError, declared_parameters, lessons, notebook_problems, run_course
+from ltxic.course import CourseError, lessons, notebook_problems, run_course
 
 EXPECTED = ["00_setup", "01_assets", "02_dataset", "03_captions", "04_training", "05_checkpoints",
             "06_inference", "07_drift"]

@@ -419,7 +419,6 @@ def _summ(losses: list[list[float]], n: int) -> dict[str, list[float]]:
 
 def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str, Any]:
     """Run both stages into ``cfg.out``; returns the record also written to ``pretrain_record.json``."""
-    t0 = time.time()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.device.startswith("cuda"):

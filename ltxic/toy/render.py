@@ -8,7 +8,7 @@ import numpy as np
 
 from ltxic.toy.identity import Identity
 from ltxic.toy.scene import Scene
-from ltxic.toy.voice import NOISE_FLOOR, frame_envelope, synthesize_speech
+from ltxic.toy.voice import frame_envelope, synthesize_speech
 
 SHIRTS = ((40, 46, 66), (30, 72, 52), (122, 32, 44), (96, 36, 84), (58, 58, 62), (70, 100, 142))
 SCLERA, PUPIL, MOUTH = (242, 240, 236), (16, 14, 14), (38, 10, 16)
