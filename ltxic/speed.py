@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -164,3 +165,22 @@ def free_after_oom(device: torch.device) -> None:
 
 
 __all__ = ["LADDER_STEPS", "Recompute", "RecomputePlan", "block_count", "compile_blocks", "set_recompute"]
+
+
+def plot_step_speed(results: Mapping[str, Mapping[str, Any]], cap_gib: float = 78.0) -> Any:
+    """Median step time and peak GPU memory side by side, one bar per ``label -> result`` (the per-variant JSON of
+    ``benchmarks/train_speed.py``): grey for plain loops (labels starting with "plain"), blue for ltxic's trainer,
+    and ``cap_gib`` as a dashed line. Compare bars of one run only: step times move between machines."""
+    import matplotlib.pyplot as plt
+
+    labels = list(results)
+    colors = ["grey" if label.startswith("plain") else "C0" for label in labels]
+    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(9, 3))
+    ax_time.bar(labels, [r["step_median_s"] for r in results.values()], color=colors)
+    ax_time.set(ylabel="median step (s)", title="compare within a run")
+    ax_mem.bar(labels, [r["peak_gib"] for r in results.values()], color=colors)
+    ax_mem.axhline(cap_gib, ls="--", color="grey", lw=1)
+    ax_mem.set(ylabel="peak GPU memory (GiB)", title=f"{cap_gib:g} GiB: what an H100 80 GB leaves")
+    for ax in (ax_time, ax_mem):
+        ax.set_xticks(range(len(labels)), [label.replace(", ", "\n") for label in labels], fontsize=8)
+    return fig

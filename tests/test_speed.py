@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,3 +187,22 @@ def test_a_lower_activation_memory_budget_keeps_less_for_backward() -> None:
 def test_compile_auto_leaves_blocks_eager_on_a_cpu(tmp_path, tiny_kit) -> None:
     result = train(_config(tmp_path, tiny_kit, "auto", steps=2, compile="auto"), progress=False)
     assert _stages(result)["compiled"] is False
+
+
+def test_the_speed_plot_shows_the_committed_h200_results() -> None:
+    """Lesson 04's bars, on the committed call 11 results: the plain loop grey, the trainer blue, the 78 GiB cap."""
+    import matplotlib
+
+    from ltxic.speed import plot_step_speed
+
+    matplotlib.use("Agg")
+    folder = Path(__file__).parents[1] / "benchmarks" / "results" / "train_speed" / "call11"
+    rows = {label: json.loads((folder / f"{name}.json").read_text()) for label, name in
+            (("plain, run 11", "plain"), ("ltx23_h100, run 11", "fast"))}
+    fig = plot_step_speed(rows)
+    ax_time, ax_mem = fig.axes
+    assert [b.get_height() for b in ax_time.patches] == [r["step_median_s"] for r in rows.values()]
+    assert [b.get_height() for b in ax_mem.patches] == [r["peak_gib"] for r in rows.values()]
+    assert [matplotlib.colors.to_hex(b.get_facecolor()) for b in ax_time.patches] == ["#808080", "#1f77b4"]
+    assert [line.get_ydata()[0] for line in ax_mem.lines] == [78.0]
+    assert [t.get_text() for t in ax_time.get_xticklabels()] == ["plain\nrun 11", "ltx23_h100\nrun 11"]
