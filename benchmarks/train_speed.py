@@ -500,8 +500,11 @@ def summarize(out: Path, rates: Path | None = None) -> list[dict[str, Any]]:
             "plain_over_this": round(plain / median, 2) if plain else None})
     lines = ["| variant | whole blocks recomputed | median step (p10-p90) | peak GiB | tokens/s | MFU | plain / this |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
+
+    def show(value: Any, form: str = "{}") -> str:
+        return "n/a" if value is None else form.format(value)
+
     for row in rows:
-        show = lambda v, f="{}": "n/a" if v is None else f.format(v)  # noqa: E731
         lines.append(f"| {row['variant']} | {show(row['recompute_blocks'])} | {row['step_median_s']:.2f} s "
                      f"({row['step_p10_s']:.2f}-{row['step_p90_s']:.2f}) | {show(row['peak_gib'], '{:.1f}')} | "
                      f"{show(row['tokens_per_s'])} | {show(row['mfu'], '{:.1%}')} | "
