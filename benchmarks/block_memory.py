@@ -28,10 +28,10 @@ GIB = 2**30
 
 
 def kept_by_block(budget: float | None, fp8: bool) -> dict:
-    from ltxic.miniature import random_transformer
-    from ltxic.speed import compile_blocks
-    from ltxic.strategies import collate
-    from ltxic.trainer import prepare_lora
+    from ltxic.models.miniature_parts import random_transformer
+    from ltxic.training.speed import compile_blocks
+    from ltxic.models.strategies import collate
+    from ltxic.training.trainer import prepare_lora
 
     cfg = train_speed.load_cfg("ltx23_h100", {}, Path("unused"), 1)
     model = random_transformer("full", fp8=fp8, seed=0, num_layers=1)  # as train_speed builds the 22B model

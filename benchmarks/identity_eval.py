@@ -51,8 +51,8 @@ def table(rows: list[dict], keys: list[str]) -> str:
 def part_train(config: Path, output_dir: Path) -> dict:
     import torch
 
-    from ltxic.config import load_config
-    from ltxic.trainer import train
+    from ltxic.training.config import load_config
+    from ltxic.training.trainer import train
 
     cfg = load_config(config)
     cfg.output.dir = output_dir
@@ -76,8 +76,8 @@ def part_train(config: Path, output_dir: Path) -> dict:
 def part_identity(lora: Path, prompts: list[str], seeds: list[int], steps: int, identities: list[str]) -> dict:
     import torch
 
-    from ltxic.evaluate import DEFAULT_CONDITIONS, REFERENCE_GUIDANCE_SCALE, identity_eval, summarize
-    from ltxic.inference import GenerateConfig
+    from ltxic.identity.evaluate import DEFAULT_CONDITIONS, REFERENCE_GUIDANCE_SCALE, identity_eval, summarize
+    from ltxic.sampling.generate import GenerateConfig
 
     config = GenerateConfig(steps=steps, reference_guidance_scale=REFERENCE_GUIDANCE_SCALE)
     out: dict = {"prompts": prompts, "seeds": seeds, "sampling_steps": steps, "lora": _rel(lora),
@@ -109,8 +109,8 @@ def part_identity(lora: Path, prompts: list[str], seeds: list[int], steps: int, 
 
 
 def part_seeds(captions: list[str], seeds: list[int], steps: int, cfg_scale: float = 1.0) -> dict:
-    from ltxic.evaluate import real_identity_similarity, seed_spread
-    from ltxic.inference import GenerateConfig
+    from ltxic.identity.evaluate import real_identity_similarity, seed_spread
+    from ltxic.sampling.generate import GenerateConfig
 
     t0 = time.perf_counter()
     spread = seed_spread(None, captions, seeds, config=GenerateConfig(steps=steps, video_cfg_scale=cfg_scale, audio_cfg_scale=cfg_scale))
@@ -138,9 +138,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ltxic.dataset import load_dataset
-    from ltxic.evaluate import heldout_captions
-    from ltxic.io_utils import write_json_atomic
+    from ltxic.data.dataset import load_dataset
+    from ltxic.identity.evaluate import heldout_captions
+    from ltxic.io.files import write_json_atomic
 
     results: dict = {}
     results["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
@@ -172,7 +172,7 @@ def main() -> None:
     if "identity" in parts:
         lora = args.lora or args.train_dir / "checkpoints" / "latest_lora.safetensors"
         if args.lora is None:
-            from ltxic.checkpoints import latest_checkpoint
+            from ltxic.training.checkpoints import latest_checkpoint
 
             lora = latest_checkpoint(args.train_dir) / "lora.safetensors"
         prompts = heldout_captions(train_captions, args.prompts, seed=1)

@@ -1,7 +1,7 @@
 """LTX-2.3 at full size, random weights, through the commands users run: ``ltxic train`` and ``ltxic sample``.
 
 No real weights are reachable from the lent GPU, so this writes the official files at full size with random bf16
-weights (``ltxic.miniature`` at ``scale="full"``: the official config, key names and layout, Gemma 3 12B in the
+weights (``ltxic.models.miniature`` at ``scale="full"``: the official config, key names and layout, Gemma 3 12B in the
 Hugging Face layout, the upscaler and the rank-384 distilled LoRA) into a ComfyUI tree, then runs, each in its
 own process:
 
@@ -117,7 +117,7 @@ def main() -> int:
 
     tree = Path(args.tree)
     if not (tree / "models" / "checkpoints" / "ltx-2.3-22b-dev.safetensors").exists():
-        from ltxic.miniature import build_miniature
+        from ltxic.models.miniature import build_miniature
 
         t0 = time.perf_counter()
         build_miniature(tree, scale="full", device="cuda")

@@ -9,7 +9,7 @@ Sections (``--sections``, all by default):
   with IC reference tokens appended (reference image latent at ``--ref-downscale``).
 * ``training``: LoRA training step (rank ``--lora-rank`` on attention + FFN, gradient checkpointing,
   AdamW on the LoRA parameters only).
-* ``fp8``: the inference settings again with fp8 block weights (``ltxic.models.quantize_fp8``).
+* ``fp8``: the inference settings again with fp8 block weights (``ltxic.models.transformer.quantize_fp8``).
 * ``pipeline``: two-stage inference: stage 1 at half resolution, spatial upsampler x2, stage 2 refine,
   video VAE decode (tiled when untiled runs out of memory) and audio decode; models move on and off
   the GPU between stages.
@@ -57,7 +57,7 @@ def _register_ltxic_without_init() -> None:
     """Make ``ltxic.<module>`` importable without running ``ltxic/__init__.py``.
 
     The package's ``__init__`` imports the whole course (pydantic, PyYAML, scipy, ...); this script needs only
-    ``ltxic.models``, ``ltxic.latents``, ``ltxic.lora`` and ``ltxic.io_utils``, so the GPU machine needs only
+    ``ltxic.models.transformer``, ``ltxic.models.latents``, ``ltxic.models.lora`` and ``ltxic.io.files``, so the GPU machine needs only
     the wheels in REQUIREMENTS-gpu.txt. If ``ltxic`` is already imported (tests), that module is used.
     """
     if "ltxic" in sys.modules:
@@ -69,9 +69,9 @@ def _register_ltxic_without_init() -> None:
 
 _register_ltxic_without_init()
 
-from ltxic.io_utils import write_json_atomic  # noqa: E402
-from ltxic.latents import AudioGeometry, VideoGeometry  # noqa: E402
-from ltxic.models import build_transformer, count_parameters, preset_config, quantize_fp8  # noqa: E402
+from ltxic.io.files import write_json_atomic  # noqa: E402
+from ltxic.models.latents import AudioGeometry, VideoGeometry  # noqa: E402
+from ltxic.models.transformer import build_transformer, count_parameters, preset_config, quantize_fp8  # noqa: E402
 
 GIB = 1024**3
 
@@ -428,11 +428,11 @@ LORA_TARGETS = ("attn+ffn", "attn")
 
 def attach_lora(model: torch.nn.Module, rank: int, alpha: float, targets: str = "attn+ffn",
                 lora_dtype: str = "float32") -> str:
-    """Freeze the base model and add ``ltxic.lora`` adapters; returns a description of what was attached."""
+    """Freeze the base model and add ``ltxic.models.lora`` adapters; returns a description of what was attached."""
     try:
-        from ltxic.lora import DEFAULT_TARGET_MODULES, LoRAConfig, inject_lora, lora_parameters
+        from ltxic.models.lora import DEFAULT_TARGET_MODULES, LoRAConfig, inject_lora, lora_parameters
     except ImportError as err:
-        raise LoraUnavailable(f"lora not available: ltxic.lora cannot be imported ({err})") from err
+        raise LoraUnavailable(f"lora not available: ltxic.models.lora cannot be imported ({err})") from err
     patterns = DEFAULT_TARGET_MODULES  # q, k, v, out of all six attentions + video and audio FFN, every block
     if targets == "attn":
         patterns = tuple(p for p in patterns if ".ff.net." not in p and ".audio_ff.net." not in p)
@@ -440,7 +440,7 @@ def attach_lora(model: torch.nn.Module, rank: int, alpha: float, targets: str = 
     if lora_dtype == "float32":  # fp32 adapters over bf16 base weights, the usual mixed-precision setup
         for param in lora_parameters(model):
             param.data = param.data.float()
-    return f"ltxic.lora.inject_lora ({targets}, adapters {lora_dtype})"
+    return f"ltxic.models.lora.inject_lora ({targets}, adapters {lora_dtype})"
 
 
 # --- Sections -------------------------------------------------------------------------------------

@@ -40,10 +40,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ltxic.inference import GenerateConfig, Models, generate
-    from ltxic.io_utils import write_json_atomic
-    from ltxic.models import default_tiny_dir
-    from ltxic.references import consent_for
+    from ltxic.sampling.generate import GenerateConfig, generate
+    from ltxic.models.kit import Models
+    from ltxic.io.files import write_json_atomic
+    from ltxic.models.transformer import default_tiny_dir
+    from ltxic.sampling.references import consent_for
     from tests.inference_kit import DATA, make_lora, make_tiny_dir
 
     work = Path(tempfile.mkdtemp(prefix="ltxic_bench_"))

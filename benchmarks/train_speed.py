@@ -13,9 +13,9 @@ Each variant runs in its own process, so its peak memory is its own:
   matmul and attention call of the forward and backward, no recompute): the MFU numerator.
 * ``plain``: the baseline. ltx-core's ``LTXModel`` with bf16 LoRA adapters written in ten lines, ``torch.autocast``,
   ltx-core's gradient checkpointing switch and AdamW, on the same inputs (``plain_full``: without checkpointing).
-* the trainer's variants: ``ltxic.trainer.run_training``, the loop ``ltxic train`` runs, with the shipped config
+* the trainer's variants: ``ltxic.training.trainer.run_training``, the loop ``ltxic train`` runs, with the shipped config
   (``ltxic/configs/ltx23_h100.yaml``) changed only as the variant says (``VARIANTS``), its LoRA from
-  ``ltxic.trainer.prepare_lora``. Step times and peaks come from its own metrics.jsonl and stages.json.
+  ``ltxic.training.trainer.prepare_lora``. Step times and peaks come from its own metrics.jsonl and stages.json.
 
     python benchmarks/train_speed.py --out OUT --variants matmul,flops,plain,fast,lean [--gpus 0,1]
     torchrun --nproc-per-node 2 benchmarks/train_speed.py --worker fast --out OUT --distributed ddp
@@ -98,7 +98,7 @@ QUALITY_WORKLOAD = {**WORKLOAD, "width": 384, "height": 224, "frames": 25}
 def load_cfg(name: str, overrides: dict[str, Any], out: Path, steps: int, cpu: bool = False) -> Any:
     import yaml
 
-    from ltxic.config import TrainingConfig
+    from ltxic.training.config import TrainingConfig
 
     raw = yaml.safe_load((REPO / "ltxic" / "configs" / f"{name}.yaml").read_text())
     for section, values in overrides.items():
@@ -115,20 +115,20 @@ def load_cfg(name: str, overrides: dict[str, Any], out: Path, steps: int, cpu: b
 
 
 def cached_samples(cfg: Any, workload: dict[str, Any], scale: str, count: int = 4) -> list[Any]:
-    """``count`` cached samples of the workload's shapes, as ``ltxic.cache`` stores them (random values)."""
+    """``count`` cached samples of the workload's shapes, as ``ltxic.training.cache`` stores them (random values)."""
     import torch
 
-    from ltxic.latents import AudioGeometry, VideoGeometry
-    from ltxic.miniature import _scale_spec
-    from ltxic.strategies import EncodedSample
+    from ltxic.models.latents import AudioGeometry, VideoGeometry
+    from ltxic.models.miniature_parts import scale_spec
+    from ltxic.models.strategies import EncodedSample
 
-    t = _scale_spec(scale).config["transformer"]
+    t = scale_spec(scale).config["transformer"]
     vg, ag = VideoGeometry(), AudioGeometry()
     frames, h, w = vg.latent_size(workload["frames"], workload["height"], workload["width"])
     f = cfg.training_strategy.reference_downscale_factor
     rh, rw = max(1, round(h / f)), max(1, round(w / f))
 
-    def audio_frames(seconds: float) -> int:  # ltxic.ltx23.AudioCodec's latent length for a clip of `seconds`
+    def audio_frames(seconds: float) -> int:  # ltxic.models.ltx23.AudioCodec's latent length for a clip of `seconds`
         samples = int(seconds * ag.sample_rate)
         return (samples // ag.hop_length + 1 + 3) // ag.latent_downsample
 
@@ -162,8 +162,8 @@ def token_counts(samples: list[Any]) -> dict[str, int]:
 
 
 def strategy_for(cfg: Any) -> Any:
-    from ltxic.latents import AudioGeometry, VideoGeometry
-    from ltxic.strategies import get_strategy
+    from ltxic.models.latents import AudioGeometry, VideoGeometry
+    from ltxic.models.strategies import get_strategy
 
     return get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor,
                         first_frame_conditioning_p=cfg.training_strategy.first_frame_conditioning_p,
@@ -173,7 +173,7 @@ def strategy_for(cfg: Any) -> Any:
 def base_model(cfg: Any, scale: str, device: Any) -> Any:
     import torch
 
-    from ltxic.miniature import random_transformer
+    from ltxic.models.miniature_parts import random_transformer
 
     dtype = torch.bfloat16 if cfg.model.dtype == "bfloat16" else torch.float32
     return random_transformer(scale, device=device, dtype=dtype, fp8=cfg.model.fp8, seed=0)
@@ -199,10 +199,11 @@ def run_trainer(name: str, spec: dict[str, Any], args: argparse.Namespace, devic
     """
     import torch
 
-    from ltxic.distributed import setup
-    from ltxic.lora import save_lora
-    from ltxic.strategies import collate
-    from ltxic.trainer import options_from_config, prepare_lora, read_metrics, run_training
+    from ltxic.training.distributed import setup
+    from ltxic.models.lora import save_lora
+    from ltxic.models.strategies import collate
+    from ltxic.training.trainer import options_from_config, prepare_lora
+    from ltxic.training.loop import read_metrics, run_training
 
     # checkpoints (a rank-128 state is ~15 GB) go to memory when it has room for them; every rank of a torchrun
     # launch uses the same folder (rank 0 writes in it)
@@ -233,7 +234,7 @@ def run_trainer(name: str, spec: dict[str, Any], args: argparse.Namespace, devic
         started = time.perf_counter()
         file_dtype = torch.bfloat16 if cfg.model.dtype == "bfloat16" else None
 
-        def save(model: Any, path: Path, metadata: dict[str, str]) -> None:  # as ltxic.trainer.train saves
+        def save(model: Any, path: Path, metadata: dict[str, str]) -> None:  # as ltxic.training.trainer.train saves
             save_lora(model, path, config=lora_cfg, metadata=metadata, dtype=file_dtype)
 
         result = run_training(model, samples, strategy_for(cfg), options, save_lora=save, collate=collate,
@@ -265,7 +266,7 @@ def run_plain(name: str, args: argparse.Namespace, device: Any, workload: dict[s
     import torch
     from torch import nn
 
-    from ltxic.strategies import collate
+    from ltxic.models.strategies import collate
 
     cfg = load_cfg("ltx23_h100", {}, Path(tempfile.gettempdir()), args.steps, cpu=device.type == "cpu")
     samples = cached_samples(cfg, workload, args.scale)
@@ -322,12 +323,12 @@ def run_flops(args: argparse.Namespace, device: Any, workload: dict[str, Any]) -
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ltxic.strategies import collate
+    from ltxic.models.strategies import collate
 
     cfg = load_cfg("ltx23_h100", {}, Path(tempfile.gettempdir()), 1, cpu=device.type == "cpu")
     samples = cached_samples(cfg, workload, args.scale)
     model = base_model(cfg, args.scale, device)
-    from ltxic.trainer import prepare_lora
+    from ltxic.training.trainer import prepare_lora
 
     prepare_lora(model, cfg, device)
     model.train()
@@ -522,7 +523,7 @@ def summarize(out: Path, rates: Path | None = None) -> list[dict[str, Any]]:
 def worker(args: argparse.Namespace) -> int:
     import torch
 
-    from ltxic.distributed import device_for
+    from ltxic.models.devices import device_for
 
     device = device_for() if args.device == "auto" else torch.device(args.device)
     out = Path(args.out)

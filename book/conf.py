@@ -5,7 +5,7 @@ Jupyter Book 1 itself cannot be installed against our pins (its myst-parser < 4 
 4.3.0), and Jupyter Book 2 (mystmd) fetches its HTML theme from the web at build time; this needs neither, so
 the build is pip-only and offline. Build: ``ltxic book`` (from the course run in ``outputs/course/``).
 
-``ltxic.book.build_book`` stages the source tree: ``book/`` (these pages, plus ``book/_generated/``: the landing
+``ltxic.course.book.build_book`` stages the source tree: ``book/`` (these pages, plus ``book/_generated/``: the landing
 page's result from the executed lesson 06 and the GPU table of the RunPod chapter) and ``notebooks/``, the executed
 copies of the lessons (``ltxic course``'s output), so the chapters show their plots, frame strips and clips.
 Sphinx does not run them again (``nb_execution_mode = "off"

@@ -5,17 +5,19 @@ listed here in the order of the course (assets, dataset, captions, training, inf
 """
 
 # 01 assets
-from ltxic.assets import asset_status, download_assets
+from ltxic.data.assets import asset_status, download_assets
 
 # 02 dataset and 03 captions
-from ltxic.captions import check_captions, clean_dataset
-from ltxic.dataset import load_dataset, pair_folder, validate_dataset
-from ltxic.media import MediaError
+from ltxic.data.captions import check_captions, clean_dataset
+from ltxic.data.dataset import load_dataset
+from ltxic.identity.dataset_check import validate_dataset
+from ltxic.data.pairing import pair_folder
+from ltxic.io.media import MediaError
 
 # the model at two scales: LTX-2 transformer, tiny codecs and text encoder, LoRA
-from ltxic.codecs import AudioCodec, VideoCodec
-from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
-from ltxic.lora import (
+from ltxic.models.codecs import AudioCodec, VideoCodec
+from ltxic.models.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
+from ltxic.models.lora import (
     LoRAConfig,
     LoRAError,
     inject_lora,
@@ -26,7 +28,7 @@ from ltxic.lora import (
     save_lora,
     set_lora_strength,
 )
-from ltxic.models import (
+from ltxic.models.transformer import (
     PRESETS,
     CheckpointError,
     build_transformer,
@@ -35,21 +37,23 @@ from ltxic.models import (
     preset_config,
     save_transformer,
 )
-from ltxic.text_encoder import TextEncoder
-from ltxic.tiny import TinyAssets, load_tiny_assets
+from ltxic.models.text_encoder import TextEncoder
+from ltxic.models.tiny import TinyAssets, load_tiny_assets
 
 # 04 training
-from ltxic.config import ConfigError, TrainingConfig, load_config
-from ltxic.strategies import EncodedBatch, EncodedSample, collate, get_strategy
-from ltxic.trainer import TrainResult, train
+from ltxic.training.config import ConfigError, TrainingConfig, load_config
+from ltxic.models.strategies import EncodedBatch, EncodedSample, collate, get_strategy
+from ltxic.training.trainer import train
+from ltxic.training.loop import TrainResult
 
 # 05 checkpoints, 06 inference, 07 drift
-from ltxic.inference import GenerateConfig, Models, generate
-from ltxic.metrics import compare_checkpoints, drift_curve, identity_models, identity_scores, identity_windows
-from ltxic.pipeline import TwoStagePipeline, generate_two_stage
-from ltxic.sampler import SamplingConfig, sample_latents
+from ltxic.sampling.generate import GenerateConfig, generate
+from ltxic.models.kit import Models
+from ltxic.identity.metrics import compare_checkpoints, drift_curve, identity_models, identity_scores, identity_windows
+from ltxic.sampling.pipeline import TwoStagePipeline, generate_two_stage
+from ltxic.sampling.sampler import SamplingConfig, sample_latents
 
-__version__ = "0.1.0"
+from ltxic.version import __version__
 
 __all__ = [
     "asset_status",

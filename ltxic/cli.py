@@ -13,7 +13,7 @@ from typing import Any
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    from ltxic.envcheck import environment_report
+    from ltxic.course.envcheck import environment_report
 
     report = environment_report()
     for key, value in report.items():
@@ -22,18 +22,18 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ltxic.demo import run_demo
+    from ltxic.course.demo import run_demo
 
     run_demo(args.out)
     return 0
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from ltxic.assets import check_disk_space, download_assets, format_plan, format_status, load_manifest, plan_download
+    from ltxic.data.assets import check_disk_space, download_assets, format_plan, format_status, load_manifest, plan_download
 
     manifest = load_manifest(args.manifest)
     if args.status:
-        from ltxic.assets import asset_status
+        from ltxic.data.assets import asset_status
 
         rows = asset_status(args.root, only=args.only, manifest=manifest)
         print(format_status(rows))
@@ -53,7 +53,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_captions(args: argparse.Namespace) -> int:
-    from ltxic.captions import check_dataset_captions, clean_dataset
+    from ltxic.data.captions import check_dataset_captions, clean_dataset
 
     if args.write_clean:
         cleaned = clean_dataset(args.dataset, args.write_clean)
@@ -68,7 +68,7 @@ def _cmd_captions(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate_config(args: argparse.Namespace) -> int:
-    from ltxic.config import ConfigError, load_config
+    from ltxic.training.config import ConfigError, load_config
 
     try:
         cfg = load_config(args.config, check_files=not args.no_check_files)
@@ -82,7 +82,8 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_pair(args: argparse.Namespace) -> int:
-    from ltxic.dataset import ConsentError, DatasetError, pair_folder
+    from ltxic.data.dataset import ConsentError, DatasetError
+    from ltxic.data.pairing import pair_folder
 
     rules = None
     if args.rules:
@@ -101,7 +102,9 @@ def _cmd_pair(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate_dataset(args: argparse.Namespace) -> int:
-    from ltxic.dataset import DatasetError, save_report_plots, validate_dataset
+    from ltxic.data.dataset import DatasetError
+    from ltxic.identity.dataset_check import validate_dataset
+    from ltxic.data.report_plots import save_report_plots
 
     try:
         report = validate_dataset(args.dataset, check_media=not args.no_media, buckets=args.bucket,
@@ -114,7 +117,7 @@ def _cmd_validate_dataset(args: argparse.Namespace) -> int:
     if args.plots:
         print(f"plots: {save_report_plots(report, args.plots)}")
     if args.json:
-        from ltxic.io_utils import write_json_atomic
+        from ltxic.io.files import write_json_atomic
 
         print(f"report: {write_json_atomic(args.json, report.to_dict())}")
     return 0 if report.ok else 1
@@ -123,7 +126,7 @@ def _cmd_validate_dataset(args: argparse.Namespace) -> int:
 def _cmd_course(args: argparse.Namespace) -> int:
     import yaml
 
-    from ltxic.course import CourseError, run_course
+    from ltxic.course.runner import CourseError, run_course
 
     params = {}
     for item in args.param:
@@ -143,8 +146,8 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from ltxic.book import build_book
-    from ltxic.course import CourseError
+    from ltxic.course.book import build_book
+    from ltxic.course.runner import CourseError
 
     try:
         print(f"book written to {build_book(args.out, args.executed, execute=not args.no_execute) / 'index.html'}")
@@ -167,20 +170,20 @@ def _cmd_toy_make_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_toy_pretrain(args: argparse.Namespace) -> int:
-    from ltxic.toy.pretrain import main as pretrain_main
+    from ltxic.models.tiny_pretrain import main as pretrain_main
 
     pretrain_main(args.args)
     return 0
 
 
 def _cmd_toy_embedders(args: argparse.Namespace) -> int:
-    from ltxic.toy.embedders import main as embedders_main
+    from ltxic.identity.toy_embedders import main as embedders_main
 
     return embedders_main(args.args)
 
 
 def _cmd_toy_locator(args: argparse.Namespace) -> int:
-    from ltxic.toy.face_locator import main as locator_main
+    from ltxic.identity.toy_face_locator import main as locator_main
 
     locator_main(args.args)
     return 0
@@ -190,7 +193,7 @@ def _sample_models(args: argparse.Namespace) -> Any:
     """The kit ``ltxic sample`` runs: LTX-2.3 from a ComfyUI tree or explicit files, else the tiny kit."""
     import torch
 
-    from ltxic.inference import Models
+    from ltxic.models.kit import Models
 
     if args.comfyui_root or args.checkpoint:
         dtype = torch.float32 if args.dtype == "float32" else torch.bfloat16
@@ -207,11 +210,11 @@ def _sample_models(args: argparse.Namespace) -> Any:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from ltxic.dataset import ConsentError
-    from ltxic.inference import GenerateConfig, generate, read_prompts_file
-    from ltxic.lora import LoRAError
-    from ltxic.media import MediaError
-    from ltxic.models import CheckpointError
+    from ltxic.data.dataset import ConsentError
+    from ltxic.sampling.generate import GenerateConfig, generate, read_prompts_file
+    from ltxic.models.lora import LoRAError
+    from ltxic.io.media import MediaError
+    from ltxic.models.transformer import CheckpointError
 
     prompts = list(args.prompt or [])
     if args.prompts_file:
@@ -229,7 +232,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                             reference_guidance_scale=args.reference_guidance,
                             audio_reference_guidance_scale=args.audio_reference_guidance)
     try:
-        from ltxic.pipeline import generate_two_stage
+        from ltxic.sampling.pipeline import generate_two_stage
 
         models = _sample_models(args)
         run = generate_two_stage if args.two_stage else generate
@@ -239,7 +242,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         for r in results:
             print(f"wrote {r.path}")
         if args.two_stage:
-            from ltxic.course import lesson_stages
+            from ltxic.course.runner import lesson_stages
 
             print(lesson_stages(args.out))
     except (ConsentError, LoRAError, MediaError, CheckpointError, ValueError) as err:
@@ -249,8 +252,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_comfyui(args: argparse.Namespace) -> int:
-    from ltxic.comfyui import api_path, export_workflow
-    from ltxic.lora import LoRAError
+    from ltxic.sampling.comfyui import api_path, export_workflow
+    from ltxic.models.lora import LoRAError
 
     try:
         path = export_workflow(args.lora, args.out, reference_image=args.reference_image,
@@ -272,9 +275,10 @@ def _cmd_export_comfyui(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ltxic.config import ConfigError
-    from ltxic.models import CheckpointError
-    from ltxic.trainer import TrainingError, train
+    from ltxic.training.config import ConfigError
+    from ltxic.models.transformer import CheckpointError
+    from ltxic.training.trainer import train
+    from ltxic.training.loop import TrainingError
 
     try:
         result = train(args.config, resume=args.resume)

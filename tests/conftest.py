@@ -23,9 +23,9 @@ def tiny_kit(tmp_path, monkeypatch):
     in a temp ``LTXIC_TINY_DIR``: a training run in seconds, independent of the shipped weights."""
     import json
 
-    from ltxic.codecs import AudioCodec, VideoCodec
-    from ltxic.models import build_transformer, save_transformer
-    from ltxic.text_encoder import TextEncoder, build_vocab
+    from ltxic.models.codecs import AudioCodec, VideoCodec
+    from ltxic.models.transformer import build_transformer, save_transformer
+    from ltxic.models.text_encoder import TextEncoder, build_vocab
     from ltxic.toy.make_samples import make_dataset, random_identities
 
     data = make_dataset(tmp_path / "data", random_identities(2, 0), clips_per_identity=2, width=64, height=64,
@@ -47,7 +47,7 @@ def executed_course(tmp_path_factory):
     """Every lesson executed once, in order, as ``ltxic course`` runs them (papermill, the CPU defaults), with the
     files they write in a temporary folder: ``{stem: (executed copy, failure message or None, parameters)}``.
     A failing lesson is recorded and the next one still runs, so each lesson's test reports its own failure."""
-    from ltxic.course import CourseError, course_threads, declared_parameters, lessons, run_lesson
+    from ltxic.course.runner import CourseError, course_threads, declared_parameters, lessons, run_lesson
 
     root = tmp_path_factory.mktemp("course")
     overrides = {"out_dir": str(root / "files"), "comfyui_root": str(root / "ComfyUI")}

@@ -15,8 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import trainer_standins as standins  # noqa: E402
-from ltxic.strategies import collate  # noqa: E402
-from ltxic.trainer import run_training  # noqa: E402
+from ltxic.models.strategies import collate  # noqa: E402
+from ltxic.training.trainer import run_training  # noqa: E402
 
 SAMPLES = 5  # with a global batch of 4: batches of 4 and 1 (one rank gets an empty share of the second)
 

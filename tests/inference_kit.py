@@ -1,6 +1,6 @@
 """Tiny model files with random (seeded) weights, saved the way the pretrained kit is, for inference tests.
 
-Real classes and real files (``ltxic.tiny.load_tiny_assets`` reads them back); only the weights are untrained.
+Real classes and real files (``ltxic.models.tiny.load_tiny_assets`` reads them back); only the weights are untrained.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from ltxic.codecs import AudioCodec, VideoCodec
-from ltxic.lora import LoRAConfig, inject_lora, save_lora
-from ltxic.models import build_transformer, save_transformer
-from ltxic.text_encoder import TextEncoder, build_vocab
+from ltxic.models.codecs import AudioCodec, VideoCodec
+from ltxic.models.lora import LoRAConfig, inject_lora, save_lora
+from ltxic.models.transformer import build_transformer, save_transformer
+from ltxic.models.text_encoder import TextEncoder, build_vocab
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data_samples"

@@ -1,4 +1,4 @@
-"""ltxic.assets: the real huggingface_hub download path against a local Hub-like HTTP server (no network)."""
+"""ltxic.data.assets: the real huggingface_hub download path against a local Hub-like HTTP server (no network)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ltxic.assets import (
+from ltxic.data.assets import (
     AssetError,
     InsufficientDiskSpaceError,
     asset_status,

@@ -69,7 +69,7 @@ def test_every_section_with_only_the_gpu_wheels(tmp_path: Path) -> None:
 
     train = by_setting(results, "training")["tiny_train_128x96x17"]
     assert train["gradient_checkpointing"] and train["lora_rank"] == 8
-    assert train["lora_impl"] == "ltxic.lora.inject_lora (attn+ffn, adapters float32)"
+    assert train["lora_impl"] == "ltxic.models.lora.inject_lora (attn+ffn, adapters float32)"
     assert train["lora_params_m"] > 0 and len(train["losses"]) == 2
     assert all(torch.isfinite(torch.tensor(train["losses"])))
 

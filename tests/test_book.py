@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from ltxic.book import executed_copy_problems, gpu_run_table
-from ltxic.course import REPO_ROOT, lessons
+from ltxic.course.book import executed_copy_problems, gpu_run_table
+from ltxic.course.runner import REPO_ROOT, lessons
 
 pytestmark = pytest.mark.notebooks
 ARTIFACTS = Path(os.environ.get("LTXIC_ARTIFACTS", REPO_ROOT / "outputs" / "artifacts"))
@@ -69,8 +69,8 @@ def test_book_has_every_chapter_with_its_results(book: Path) -> None:
 
 
 def test_stale_copies_are_refused_without_execution(tmp_path: Path) -> None:
-    from ltxic.book import ensure_executed
-    from ltxic.course import CourseError
+    from ltxic.course.book import ensure_executed
+    from ltxic.course.runner import CourseError
 
     with pytest.raises(CourseError, match=r"no executed copy of 00_setup.ipynb.*ltxic course --out"):
         ensure_executed(tmp_path, execute=False)
@@ -89,7 +89,7 @@ def test_stale_copies_are_refused_without_execution(tmp_path: Path) -> None:
 def test_gpu_table_comes_from_the_benchmark() -> None:
     import json
 
-    from ltxic.config import example_config, load_config
+    from ltxic.training.config import example_config, load_config
 
     data = json.loads((REPO_ROOT / "benchmarks" / "results" / "ltx23_real_path.json").read_text())
     table = gpu_run_table()

@@ -1,6 +1,6 @@
 """The latent cache: content-hashed reuse (counting encodes), bucket choice and skip report, bad-input messages.
 
-Files are real mp4/wav/jpg written by ``ltxic.media``. Until the codecs branch lands, small stand-in codecs
+Files are real mp4/wav/jpg written by ``ltxic.io.media``. Until the codecs branch lands, small stand-in codecs
 defined here (fixed random weights, the contract's shapes, 32x spatial like LTX-2's VAE) play its part.
 """
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from ltxic.cache import DatasetError, build_cache, choose_bucket, load_cached, read_dataset
-from ltxic.latents import AudioGeometry, VideoGeometry
+from ltxic.training.cache import DatasetError, build_cache, choose_bucket, load_cached, read_dataset
+from ltxic.models.latents import AudioGeometry, VideoGeometry
 
 FPS, SR = 24.0, 16000
 BUCKETS = ["64x64x9", "64x64x17", "96x64x17"]
@@ -25,9 +25,9 @@ BUCKETS = ["64x64x9", "64x64x17", "96x64x17"]
 
 @pytest.fixture(scope="module")
 def media():
-    import ltxic.media
+    import ltxic.io.media
 
-    return ltxic.media
+    return ltxic.io.media
 
 
 class StandInVideoCodec(torch.nn.Module):
@@ -158,7 +158,7 @@ def test_build_encode_once_then_reuse(tmp_path, media) -> None:
 
 
 def test_shared_references_are_encoded_once_per_size(tmp_path, media) -> None:
-    from ltxic.cache import _mono, _pixels
+    from ltxic.training.cache import mono_waveform, video_pixels
 
     dataset = make_dataset(tmp_path / "data", media)  # three usable clips of ava, one reference image and voice
     enc = encoders()
@@ -172,9 +172,9 @@ def test_shared_references_are_encoded_once_per_size(tmp_path, media) -> None:
         for entry in report.entries:
             tensors, _ = load_cached(entry)
             width, height, _ = entry.bucket
-            expect = enc["video_codec"].encode(_pixels(image[None], width, height))
+            expect = enc["video_codec"].encode(video_pixels(image[None], width, height))
             torch.testing.assert_close(tensors["reference_image_latent"], expect)
-            torch.testing.assert_close(tensors["reference_audio_latent"], enc["audio_codec"].encode(_mono(voice)))
+            torch.testing.assert_close(tensors["reference_audio_latent"], enc["audio_codec"].encode(mono_waveform(voice)))
 
 
 def test_changed_caption_or_clip_reencodes_only_that_entry(tmp_path, media) -> None:
@@ -254,7 +254,7 @@ def test_consent_must_cover_the_voice(tmp_path, media) -> None:
 
 
 def test_schema_error_names_the_field(tmp_path, media) -> None:
-    from ltxic.dataset import DatasetError as SchemaError
+    from ltxic.data.dataset import DatasetError as SchemaError
 
     dataset = make_dataset(tmp_path / "data", media)
     edit(dataset, lambda j: j["entries"][1].__setitem__("split", "dev"))

@@ -1,4 +1,4 @@
-"""ltxic.captions: rules flag planted problems, leave clean captions alone, and the rewrite keeps scene and action."""
+"""ltxic.data.captions: rules flag planted problems, leave clean captions alone, and the rewrite keeps scene and action."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ltxic.captions import (
+from ltxic.data.captions import (
     check_caption,
     check_captions,
     clean_dataset,

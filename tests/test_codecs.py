@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from ltxic.codecs import AudioCodec, CodecError, VideoCodec
-from ltxic.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
-from ltxic.models import CheckpointError, load_pretrained_tiny
-from ltxic.text_encoder import TextEncoder, build_vocab, split_words
-from ltxic.tiny import load_tiny_assets
+from ltxic.models.codecs import AudioCodec, CodecError, VideoCodec
+from ltxic.models.latents import AudioGeometry, VideoGeometry, audio_tokens, video_tokens
+from ltxic.models.transformer import CheckpointError, load_pretrained_tiny
+from ltxic.models.text_encoder import TextEncoder, build_vocab, split_words
+from ltxic.models.tiny import load_tiny_assets
 
 SAMPLES_TINY = Path(__file__).resolve().parent.parent / "data_samples" / "tiny"
 
@@ -91,7 +91,7 @@ def test_codec_save_load_identical(tmp_path, cls) -> None:
 
 
 def test_codec_load_errors(tmp_path) -> None:
-    with pytest.raises(CodecError, match="no such file.*ltxic.toy.pretrain"):
+    with pytest.raises(CodecError, match="no such file.*ltxic.models.tiny_pretrain"):
         VideoCodec.load(tmp_path / "nope.safetensors")
     AudioCodec().save(tmp_path / "a.safetensors")
     with pytest.raises(CodecError, match="another model's file"):
@@ -136,15 +136,15 @@ def test_text_encoder_outputs_deterministic_and_save_load(tmp_path) -> None:
 
 
 def test_missing_tiny_assets_say_which_command(tmp_path) -> None:
-    with pytest.raises(CheckpointError, match="python -m ltxic.toy.pretrain"):
+    with pytest.raises(CheckpointError, match="python -m ltxic.models.tiny_pretrain"):
         load_pretrained_tiny(tmp_path)
-    with pytest.raises(CheckpointError, match="python -m ltxic.toy.pretrain"):
+    with pytest.raises(CheckpointError, match="python -m ltxic.models.tiny_pretrain"):
         load_tiny_assets(tmp_path)
 
 
 def test_pretrain_smoke_runs_all_stages_and_learns(tmp_path) -> None:
     """Every stage for a few steps on real toy clips: losses fall, the kit loads back, and a rerun resumes."""
-    from ltxic.toy.pretrain import main
+    from ltxic.models.tiny_pretrain import main
 
     out = tmp_path / "tiny"
     record = main(["--smoke", "--out", str(out)])
@@ -154,7 +154,7 @@ def test_pretrain_smoke_runs_all_stages_and_learns(tmp_path) -> None:
     assert record["fm_eval_after"]["video_fm_loss"] < record["fm_eval_before"]["video_fm_loss"]
     assert record["total_mb"] < 25
     saved = json.loads((out / "pretrain_record.json").read_text())
-    assert saved["command"][:3] == ["python", "-m", "ltxic.toy.pretrain"] and saved["wall_s"] > 0
+    assert saved["command"][:3] == ["python", "-m", "ltxic.models.tiny_pretrain"] and saved["wall_s"] > 0
     assert not (out / "pretrain_checkpoint.pt").exists()
 
     kit = load_tiny_assets(out).freeze()
@@ -172,7 +172,7 @@ def test_pretrain_smoke_runs_all_stages_and_learns(tmp_path) -> None:
 def test_pretrain_positions_are_the_samplers(tmp_path) -> None:
     """Stage 2 gives the transformer the positions the sampler and the trainer give it: the codec's own geometry
     (16x spatial for the tiny VAE), not the real VAE's 32x. A base pretrained on other positions makes no faces."""
-    from ltxic.toy.pretrain import TokenLayout, toy_vocabulary
+    from ltxic.models.tiny_pretrain import TokenLayout, toy_vocabulary
 
     video, audio = VideoCodec(), AudioCodec()
     text = TextEncoder(vocab=toy_vocabulary())
@@ -187,7 +187,7 @@ def test_pretrain_positions_are_the_samplers(tmp_path) -> None:
 def test_shipped_base_denoises_best_at_the_samplers_positions() -> None:
     """The shipped base predicts the velocity of held-out toy clips better with the sampler's positions (the
     codec's geometry) than with the real VAE's: it was pretrained on the positions it is sampled with."""
-    from ltxic.toy.pretrain import EVAL_SEED_BASE, PretrainConfig, TokenLayout, flow_matching_loss, render_clips, to_video_tensor
+    from ltxic.models.tiny_pretrain import EVAL_SEED_BASE, PretrainConfig, TokenLayout, flow_matching_loss, render_clips, to_video_tensor
 
     torch.set_num_threads(1)
     kit = load_tiny_assets(SAMPLES_TINY).freeze()
@@ -214,7 +214,7 @@ def test_cli_toy_pretrain_from_shipped_codecs(tmp_path) -> None:
     """``ltxic toy pretrain --from-codecs`` skips stage 1, copies the codecs bit for bit and records where they came
     from; ``--max-train-seconds`` ends stage 2 early and says so."""
     from ltxic.cli import main
-    from ltxic.io_utils import sha256_file
+    from ltxic.io.files import sha256_file
 
     out = tmp_path / "tiny"
     assert main(["toy", "pretrain", "--smoke", "--out", str(out), "--from-codecs", str(SAMPLES_TINY),

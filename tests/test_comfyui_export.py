@@ -1,6 +1,6 @@
 """ComfyUI workflow export: node types, input names and types, links, LoRA name.
 
-The expected names below were written down from the sources, not from ltxic.comfyui:
+The expected names below were written down from the sources, not from ltxic.sampling.comfyui:
 * ComfyUI ``comfy_extras/nodes_lt.py`` (LTXVReferenceAudio, LTXVConditioning, EmptyLTXVLatentVideo,
   LTXVConcatAVLatent, LTXVSeparateAVLatent, LTXVCropGuides), ``comfy_extras/nodes_lt_audio.py``
   (LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LTXAVTextEncoderLoader),
@@ -18,7 +18,7 @@ import json
 
 import pytest
 
-from ltxic.comfyui import export_workflow, to_api_prompt
+from ltxic.sampling.comfyui import export_workflow, to_api_prompt
 from tests.inference_kit import DATA, make_lora
 
 # node type -> (linked inputs, widget inputs, outputs), from the sources named above
@@ -129,7 +129,7 @@ def test_file_names_are_those_the_download_fetches(exported):
     the one `ltxic download` puts in the tree. (It named comfy_gemma_3_12B_it.safetensors, which nothing fetches.)"""
     from pathlib import PurePosixPath
 
-    from ltxic.assets import load_manifest
+    from ltxic.data.assets import load_manifest
 
     targets = {f.target for asset in load_manifest() if asset.default for f in asset.files}
     wf, _ = exported

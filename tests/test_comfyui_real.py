@@ -9,7 +9,7 @@ so these tests run where a checkout is given, and are skipped otherwise (CI has 
     pip install -c constraints.txt -r $LTXIC_COMFYUI_DIR/requirements.txt "kornia==0.8.2"
     pytest -m comfyui
 
-What runs, on the miniature of the official files (``ltxic.miniature``) and LoRAs made by ``ltxic train`` on it:
+What runs, on the miniature of the official files (``ltxic.models.miniature``) and LoRAs made by ``ltxic train`` on it:
 
 1. LoRA keys: ComfyUI's checkpoint loader detects the miniature transformer (config from the file's metadata), and
    ``LoraLoaderModelOnly`` and ComfyUI-LTXVideo's ``LTXICLoRALoaderModelOnly`` patch it: no "lora key not loaded",
@@ -17,7 +17,7 @@ What runs, on the miniature of the official files (``ltxic.miniature``) and LoRA
 2. Reference factor: the IC-LoRA loader's ``latent_downscale_factor`` equals the trained one, for 1 and 2.
 3. Workflow: ``ltxic export-comfyui`` writes both forms; the API form POSTed to a ComfyUI server on a loopback port
    validates (every node and input known, every file name listed); the UI form is refused there; the node
-   definitions ComfyUI serves match ``ltxic.comfyui.NODE_SPECS``. The run to a video cannot finish on the
+   definitions ComfyUI serves match ``ltxic.sampling.comfyui.NODE_SPECS``. The run to a video cannot finish on the
    miniature: ComfyUI builds the LTX-2 latent formats (128 video / 8x16 audio channels) and the Gemma 3 12B text
    encoder (3840 x 48 layers) at fixed sizes, so its loaders reject miniature-sized VAEs and Gemma. That step is
    an expected failure while the error is that size mismatch, and a failure for any other error.
@@ -42,12 +42,12 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from ltxic import ltx23
+from ltxic.models import ltx23
 from ltxic.cli import main
-from ltxic.comfyui import NODE_SPECS, api_path
-from ltxic.config import example_config
-from ltxic.lora import load_lora, merge_lora, read_lora_metadata
-from ltxic.miniature import build_miniature
+from ltxic.sampling.comfyui import NODE_SPECS, api_path
+from ltxic.training.config import example_config
+from ltxic.models.lora import load_lora, merge_lora, read_lora_metadata
+from ltxic.models.miniature import build_miniature
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data_samples"
@@ -285,6 +285,6 @@ def test_exported_workflow_validates_and_runs(server, home, loras, tmp_path, cap
         pytest.fail(message)
     videos = list((home / "output").rglob("*.mp4"))
     assert videos, "the workflow finished but wrote no video"
-    from ltxic import media
+    from ltxic.io import media
 
     assert media.probe_video(videos[0]).has_audio

@@ -8,16 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ltxic.config import (
-    DEFAULT_TARGET_MODULES,
-    MODEL_PRESETS,
-    ConfigError,
-    ResolutionBucket,
-    TrainingConfig,
-    example_config,
-    load_config,
-    nearest_valid_bucket,
-)
+from ltxic.data.buckets import ResolutionBucket, nearest_valid_bucket
+from ltxic.training.config import DEFAULT_TARGET_MODULES, MODEL_PRESETS, ConfigError, TrainingConfig, example_config, load_config
 
 EXAMPLES = ("tiny_cpu", "ltx23_h100", "ltx23_24gb")
 
@@ -239,7 +231,7 @@ def test_example_config_unknown_name():
 
 
 def test_presets_match_the_models_module():
-    from ltxic.models import PRESETS
+    from ltxic.models.transformer import PRESETS
 
     assert sorted(MODEL_PRESETS) == sorted(PRESETS)
 

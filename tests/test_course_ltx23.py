@@ -1,6 +1,6 @@
 """Lessons 01, 04, 05, 06 and 07 on the LTX-2.3 path, with the values a RunPod user sets, on the miniature of the files.
 
-``ltxic.miniature.build_miniature`` writes the official files (same names, keys and config schema, tiny sizes,
+``ltxic.models.miniature.build_miniature`` writes the official files (same names, keys and config schema, tiny sizes,
 random weights) as a ComfyUI tree, so the lessons run their real-scale code on a CPU: lesson 01 plans and checks the
 tree, lesson 04 trains with the shipped ``ltx23_h100`` config pointed at it (cache with the kit's encoders, free
 them, train, validate, ``stages.json``), lesson 06 builds ``Models.from_comfyui`` and samples in two stages with
@@ -17,9 +17,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ltxic import media
-from ltxic.course import lesson_run_dir, run_course
-from ltxic.miniature import build_miniature
+from ltxic.io import media
+from ltxic.course.runner import lesson_run_dir, run_course
+from ltxic.models.miniature import build_miniature
 
 DATA = Path(__file__).resolve().parent.parent / "data_samples"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ltxic.course import COURSE_REPOSITORY, gpu_config, lessons, notebook_setup
+from ltxic.course.runner import COURSE_REPOSITORY, gpu_config, lessons, notebook_setup
 
 LESSONS = lessons()
 

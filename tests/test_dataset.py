@@ -1,4 +1,4 @@
-"""ltxic.dataset: schema, consent, validation checks (each with a positive and a negative case), pairing, CLI."""
+"""ltxic.data.dataset: schema, consent, validation checks (each with a positive and a negative case), pairing, CLI."""
 
 from __future__ import annotations
 
@@ -9,22 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltxic.dataset import (
-    PLACEHOLDER_CAPTION,
-    ConsentError,
-    DatasetError,
-    ValidationRules,
-    identity_from_filename,
-    lighting_outliers,
-    load_dataset,
-    pair_folder,
-    plot_report,
-    require_consent,
-    validate_dataset,
-)
-from ltxic.faces import FaceDetector, HaarFaceDetector, ToyFaceDetector
-from ltxic.media import read_audio, write_audio, write_video
-from ltxic.speech import audio_levels, choose_voice_segments
+from ltxic.data.captions import PLACEHOLDER_CAPTION
+from ltxic.data.dataset import ConsentError, DatasetError, ValidationRules, load_dataset, require_consent
+from ltxic.data.pairing import identity_from_filename, pair_folder
+from ltxic.data.report_plots import plot_report
+from ltxic.data.validate import lighting_outliers
+from ltxic.identity.dataset_check import validate_dataset
+from ltxic.data.faces import FaceDetector, HaarFaceDetector, ToyFaceDetector
+from ltxic.io.media import read_audio, write_audio, write_video
+from ltxic.data.speech import audio_levels, choose_voice_segments
 from ltxic.toy import Scene, identity_from_name, render_clip
 from ltxic.toy.make_samples import toy_rules, write_voice
 
@@ -69,7 +62,7 @@ def media(tmp_path_factory) -> Path:
     write_voice(root / "voice" / "ava_1.wav", AVA, 7.0, seed=2)
     _wave(root / "bad" / "silent.wav", np.zeros(6 * 16000))
     shutil.copy(root / "clips" / "ava_0.mp4", root / "ref_src.mp4")
-    from ltxic.media import write_image
+    from ltxic.io.media import write_image
     from ltxic.toy import render_portrait
 
     write_image(root / "refs" / "ava.jpg", render_portrait(AVA))
@@ -363,7 +356,7 @@ def shipped_reports():
 
 @pytest.mark.skipif(not (SAMPLES / "dataset_bad.json").is_file(), reason="data_samples/ comes with the toy world")
 def test_shipped_samples_clean_and_planted(shipped_reports):
-    from ltxic.captions import check_dataset_captions
+    from ltxic.data.captions import check_dataset_captions
 
     clean, bad_report = shipped_reports
     assert check_dataset_captions(SAMPLES / "dataset.json").flagged == []
@@ -380,8 +373,8 @@ def test_shipped_samples_clean_and_planted(shipped_reports):
 @pytest.mark.skipif(not (SAMPLES / "tiny" / "video_codec.safetensors").is_file(), reason="needs the pretrained tiny kit")
 def test_the_trainer_accepts_the_paired_toy_dataset(paired_toy, tmp_path):
     """What the trainer reads: its cache builds from the paired dataset.json with nothing skipped."""
-    from ltxic.cache import build_cache, load_cached
-    from ltxic.tiny import load_tiny_assets
+    from ltxic.training.cache import build_cache, load_cached
+    from ltxic.models.tiny import load_tiny_assets
 
     out, shipped = paired_toy
     kit = load_tiny_assets().freeze()

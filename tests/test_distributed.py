@@ -17,9 +17,9 @@ import torch
 from safetensors.torch import load_file
 
 import distributed_worker as worker
-from ltxic.distributed import Distributed
-from ltxic.checkpoints import latest_checkpoint
-from ltxic.trainer import read_metrics
+from ltxic.training.distributed import Distributed
+from ltxic.training.checkpoints import latest_checkpoint
+from ltxic.training.loop import read_metrics
 
 TESTS = Path(__file__).parent
 STEPS, INTERVAL, BATCH = 8, 2, 2
@@ -106,8 +106,8 @@ def test_share_splits_the_global_batch_and_scales_the_loss() -> None:
 def test_per_sample_noise_does_not_depend_on_the_split() -> None:
     """The loss of a batch of 2 with per-sample generators equals the mean of the two halves' losses."""
     import trainer_standins as standins
-    from ltxic.strategies import collate
-    from ltxic.trainer import sample_generator
+    from ltxic.models.strategies import collate
+    from ltxic.training.loop import sample_generator
 
     model, strategy, samples = standins.make_model(), standins.strategy(), standins.make_samples(2)
     with torch.no_grad():
@@ -121,8 +121,8 @@ def test_per_sample_noise_does_not_depend_on_the_split() -> None:
 def test_config_chooses_the_mode() -> None:
     from pydantic import ValidationError
 
-    from ltxic.config import example_config, load_config
-    from ltxic.trainer import options_from_config
+    from ltxic.training.config import example_config, load_config
+    from ltxic.training.trainer import options_from_config
 
     cfg = load_config(example_config("tiny_cpu"), check_files=False)
     assert cfg.optimization.distributed == "auto" and options_from_config(cfg).distributed == "auto"
@@ -143,9 +143,9 @@ def test_ltxic_train_under_torchrun_with_the_tiny_kit(tmp_path, tiny_kit, mode) 
 
     import yaml
 
-    from ltxic.cache import INDEX_FILE
-    from ltxic.config import example_config, load_config
-    from ltxic.trainer import train
+    from ltxic.training.cache import INDEX_FILE
+    from ltxic.training.config import example_config, load_config
+    from ltxic.training.trainer import train
 
     # one caption and one pair of references for every clip: the 1-process run batches two clips, and a batch
     # needs equal text and reference lengths

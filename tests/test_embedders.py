@@ -7,22 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from ltxic.toy.embedders import (
-    DEFAULT_DIR,
-    FACE_FILE,
-    HELD_OUT_SEED_BASE,
-    RECORD_FILE,
-    SAMPLE_RATE,
-    VOICE_FILE,
-    equal_error_rate,
-    face_pool,
-    load_embedders,
-    train_embedders,
-    voice_pool,
-)
+from ltxic.identity.toy_embedders import DEFAULT_DIR, FACE_FILE, HELD_OUT_SEED_BASE, RECORD_FILE, SAMPLE_RATE, VOICE_FILE, equal_error_rate, face_pool, load_embedders, train_embedders, voice_pool
 
 SHIPPED = (DEFAULT_DIR / FACE_FILE).is_file() and (DEFAULT_DIR / VOICE_FILE).is_file()
-needs_shipped = pytest.mark.skipif(not SHIPPED, reason="shipped toy embedders absent (python -m ltxic.toy.embedders)")
+needs_shipped = pytest.mark.skipif(not SHIPPED, reason="shipped toy embedders absent (python -m ltxic.identity.toy_embedders)")
 # identities far from both the training seeds (0..N-1) and the ones the record's evaluation used
 TEST_SEEDS = [HELD_OUT_SEED_BASE + 500_000 + i for i in range(6)]
 
@@ -68,7 +56,7 @@ def test_shipped_record_meets_issue_targets():
     assert record["held_out"]["voice"]["eer_window_vs_window"] < 0.05
     total = (DEFAULT_DIR / FACE_FILE).stat().st_size + (DEFAULT_DIR / VOICE_FILE).stat().st_size
     assert total < 2_000_000
-    assert record["steps"] > 0 and record["command"].startswith("python -m ltxic.toy.embedders")
+    assert record["steps"] > 0 and record["command"].startswith("python -m ltxic.identity.toy_embedders")
 
 
 def _pairs(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +110,7 @@ def test_training_writes_loadable_weights_and_record(tmp_path):
 def test_shipped_embedders_see_identity_through_the_codecs():
     """Generated clips reach the metric only through the tiny codecs' decoders: the shipped embedders (trained
     with codec views) still tell held-out identities apart on codec round trips, against the clean reference."""
-    from ltxic.toy.embedders import CodecViews
+    from ltxic.identity.toy_views import CodecViews
 
     emb = load_embedders()
     codec = CodecViews(DEFAULT_DIR)

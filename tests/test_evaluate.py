@@ -1,4 +1,4 @@
-"""ltxic.evaluate: held-out captions, clip embeddings, summaries; and the CPU recipe's identity claim."""
+"""ltxic.identity.evaluate: held-out captions, clip embeddings, summaries; and the CPU recipe's identity claim."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltxic.evaluate import (
+from ltxic.identity.evaluate import (
     Condition,
     clip_face_embedding,
     heldout_captions,
@@ -16,7 +16,7 @@ from ltxic.evaluate import (
     summarize,
 )
 from ltxic.toy import Scene, make_identity, render_clip
-from ltxic.toy.embedders import HELD_OUT_SEED_BASE, load_embedders
+from ltxic.identity.toy_embedders import HELD_OUT_SEED_BASE, load_embedders
 from ltxic.toy.scene import ACTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,11 +94,11 @@ ACCEPTANCE_MARGIN = 0.25
 
 @pytest.mark.slow  # about 2 minutes on 2 idle cores: caching 42 clips, 300 steps, 12 sampled clips
 def test_cpu_recipe_lora_beats_base_on_held_out_identity(tmp_path):
-    from ltxic.config import example_config, load_config
-    from ltxic.dataset import load_dataset
-    from ltxic.evaluate import DEFAULT_CONDITIONS, REFERENCE_GUIDANCE_SCALE, summarize
-    from ltxic.inference import GenerateConfig
-    from ltxic.trainer import train
+    from ltxic.training.config import example_config, load_config
+    from ltxic.data.dataset import load_dataset
+    from ltxic.identity.evaluate import DEFAULT_CONDITIONS, REFERENCE_GUIDANCE_SCALE, summarize
+    from ltxic.sampling.generate import GenerateConfig
+    from ltxic.training.trainer import train
 
     cfg = load_config(example_config("tiny_cpu"))
     cfg.optimization.steps = ACCEPTANCE_STEPS

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ltxic.toy.embedders import DEFAULT_DIR, CodecViews, load_embedders
-from ltxic.toy.face_locator import (
+from ltxic.identity.toy_embedders import DEFAULT_DIR, load_embedders
+from ltxic.identity.toy_views import CodecViews
+from ltxic.identity.toy_face_locator import (
     HELD_OUT_SEED_BASE,
     LOCATOR_FILE,
     RECORD_FILE,
@@ -17,7 +18,7 @@ from ltxic.toy.face_locator import (
     check,
     load_face_locator,
 )
-from ltxic.toy.face_locator import main as locator_main
+from ltxic.identity.toy_face_locator import main as locator_main
 
 SHIPPED = (DEFAULT_DIR / LOCATOR_FILE).is_file() and (DEFAULT_DIR / "video_codec.safetensors").is_file()
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="shipped face locator or tiny codecs absent (ltxic toy locator)")
@@ -57,8 +58,8 @@ def test_learned_locator_finds_faces_where_the_rule_based_one_is_lost(held_out_p
 def test_face_metric_sees_identity_in_decoded_clips() -> None:
     """A real clip's codec round trip matches its own portrait, not another identity's (the rule-based locator
     boxed the shirt on such frames and scored about 0.3 for the right person)."""
-    from ltxic.media import read_video
-    from ltxic.metrics import face_similarity
+    from ltxic.io.media import read_video
+    from ltxic.identity.metrics import face_similarity
 
     frames = read_video(DEFAULT_DIR.parent / "clips" / "bo_000.mp4")[:25]
     decoded = CodecViews(DEFAULT_DIR).frames(frames[None])[0]
@@ -90,8 +91,8 @@ def test_training_cli_writes_loadable_weights_and_record(tmp_path) -> None:
 def test_motion_reading_uses_the_learned_locator() -> None:
     """With the learned boxes ``motion_direction`` reads every toy action of the dataset's clips (the rule-based
     boxes read 70% of the head turns)."""
-    from ltxic.media import read_video
-    from ltxic.metrics import expected_motion, motion_direction
+    from ltxic.io.media import read_video
+    from ltxic.identity.metrics import expected_motion, motion_direction
 
     root = DEFAULT_DIR.parent
     truth = json.loads((root / "truth.json").read_text())["clips"]

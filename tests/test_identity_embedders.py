@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltxic.embedders import (
-    MissingExtraError, NoFaceError, SampleRateError, SilentAudioError, choose_kind, identity_models,
-)
+from ltxic.identity.embedders import MissingExtraError, NoFaceError, SampleRateError, SilentAudioError
+from ltxic.identity.select import choose_kind, identity_models
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data_samples"
@@ -24,9 +23,9 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="nee
 
 
 def test_toy_kind_gives_the_toy_worlds_own_numbers() -> None:
-    from ltxic.media import read_image, read_video
-    from ltxic.metrics import face_similarity
-    from ltxic.toy.embedders import load_embedders, locate_and_crop
+    from ltxic.io.media import read_image, read_video
+    from ltxic.identity.metrics import face_similarity
+    from ltxic.identity.toy_embedders import load_embedders, locate_and_crop
 
     frames = read_video(DATA / "clips" / "ava_000.mp4")
     toy = load_embedders()
@@ -54,7 +53,7 @@ def test_auto_chooses_by_the_datasets_marker(tmp_path) -> None:
 
 
 def test_missing_extra_names_the_package_and_the_fix(monkeypatch) -> None:
-    from ltxic.embedders_real import DlibFaceLocator, package_file
+    from ltxic.identity.real import DlibFaceLocator, package_file
 
     with pytest.raises(MissingExtraError, match=r'not_a_package_xyz.*pip install -e "\.\[metrics\]"'):
         package_file("not_a_package_xyz", "models/x.dat", "face embeddings")
@@ -65,8 +64,8 @@ def test_missing_extra_names_the_package_and_the_fix(monkeypatch) -> None:
 
 @needs_real
 def test_real_face_verification_on_package_photos() -> None:
-    from ltxic.embedder_eval import face_verification
-    from ltxic.embedders_real import FACE_THRESHOLD
+    from ltxic.identity.embedder_eval import face_verification
+    from ltxic.identity.real import FACE_THRESHOLD
 
     r = face_verification("real", views=6, toy=6)
     print(r)
@@ -80,8 +79,8 @@ def test_real_face_verification_on_package_photos() -> None:
 
 @needs_real
 def test_real_face_errors_name_the_file(tmp_path) -> None:
-    from ltxic.media import write_image
-    from ltxic.metrics import reference_face_embedding
+    from ltxic.io.media import write_image
+    from ltxic.identity.metrics import reference_face_embedding
 
     blank = write_image(tmp_path / "wall.jpg", np.full((200, 200, 3), 128, np.uint8))
     with pytest.raises(NoFaceError, match=r"wall\.jpg.*no face was located \(by the dlib HOG detector.*frontal"):
@@ -95,8 +94,8 @@ def test_ge2e_equals_resemblyzers_own_encoder() -> None:
         pytest.skip("needs espeak-ng")
     from resemblyzer import VoiceEncoder, preprocess_wav
 
-    from ltxic.embedder_eval import espeak
-    from ltxic.embedders_real import GE2EVoiceEmbedder
+    from ltxic.identity.embedder_eval import espeak
+    from ltxic.identity.real import GE2EVoiceEmbedder
 
     wave, sr = espeak("We walked along the quiet beach until the sun went down.", "en-us+m3")
     pre = preprocess_wav(wave, sr)
@@ -110,7 +109,7 @@ def test_ge2e_equals_resemblyzers_own_encoder() -> None:
 @needs_real
 @needs_espeak
 def test_real_voice_eer_on_espeak_speakers() -> None:
-    from ltxic.embedder_eval import VOICES, voice_verification
+    from ltxic.identity.embedder_eval import VOICES, voice_verification
 
     r = voice_verification("real", voices=VOICES[:8], utterances=3)
     print(r["utterance"])
@@ -123,9 +122,9 @@ def test_real_voice_eer_on_espeak_speakers() -> None:
 @needs_real
 @needs_espeak
 def test_voice_errors_name_the_file_and_fix(tmp_path) -> None:
-    from ltxic.embedder_eval import espeak
-    from ltxic.media import resample, write_audio
-    from ltxic.metrics import reference_voice_embedding
+    from ltxic.identity.embedder_eval import espeak
+    from ltxic.io.media import resample, write_audio
+    from ltxic.identity.metrics import reference_voice_embedding
 
     silent = write_audio(tmp_path / "silence.wav", np.zeros((1, 16000 * 3), np.float32), 16000)
     with pytest.raises(SilentAudioError, match=r"silence\.wav.*no speech was found.*5-15 s"):
@@ -148,7 +147,7 @@ def test_user_weights_through_the_same_interface(tmp_path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     ecapa = pytest.importorskip("speechbrain.lobes.models.ECAPA_TDNN")
-    from ltxic.embedder_eval import espeak, package_photos
+    from ltxic.identity.embedder_eval import espeak, package_photos
 
     torch.manual_seed(0)
     net = ecapa.ECAPA_TDNN(80, channels=[64, 64, 64, 64, 192], kernel_sizes=[5, 3, 3, 3, 1],

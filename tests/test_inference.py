@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from ltxic.dataset import ConsentError, ConsentRecord
-from ltxic.inference import GenerateConfig, Models, ResolutionError, generate, preview_figure, side_by_side_frames
-from ltxic.lora import LoRAError
-from ltxic.media import probe_video, write_audio, write_image
-from ltxic.references import (
+from ltxic.data.dataset import ConsentError, ConsentRecord
+from ltxic.sampling.generate import GenerateConfig, ResolutionError, generate, preview_figure, side_by_side_frames
+from ltxic.models.kit import Models
+from ltxic.models.lora import LoRAError
+from ltxic.io.media import probe_video, write_audio, write_image
+from ltxic.sampling.references import (
     ReferenceMediaError,
     consent_for,
     prepare_reference_audio,
@@ -150,7 +151,7 @@ def test_generate_refuses_missing_consent(kit):
 
 
 def test_lora_for_another_base_or_strategy(kit, consent, tmp_path):
-    from ltxic.models import preset_config
+    from ltxic.models.transformer import preset_config
 
     config = preset_config("tiny")
     config["transformer"]["num_layers"] = 2
@@ -183,8 +184,8 @@ def test_cli_sample(kit, tmp_path, capsys):
 
 
 def test_frames_figure_reads_a_written_clip(tmp_path):
-    from ltxic.inference import frames_figure
-    from ltxic.media import read_video, write_video
+    from ltxic.sampling.generate import frames_figure
+    from ltxic.io.media import read_video, write_video
 
     frames = np.zeros((25, 32, 32, 3), np.uint8)
     frames[:, :, :, 0] = np.arange(25, dtype=np.uint8)[:, None, None] * 10  # red ramps up over time

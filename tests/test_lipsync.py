@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ltxic.embedders import SilentAudioError, identity_models
-from ltxic.lipsync import lip_sync
-from ltxic.metrics import clip_lip_sync
-from ltxic.toy.embedders import HELD_OUT_SEED_BASE
+from ltxic.identity.embedders import SilentAudioError
+from ltxic.identity.select import identity_models
+from ltxic.identity.lipsync import lip_sync
+from ltxic.identity.metrics import clip_lip_sync
+from ltxic.identity.toy_embedders import HELD_OUT_SEED_BASE
 from ltxic.toy.identity import make_identity
 from ltxic.toy.render import render_clip
 from ltxic.toy.scene import Scene
@@ -53,7 +54,7 @@ def test_unrelated_audio_scores_clearly_lower(clips) -> None:
 
 
 def test_clip_lip_sync_from_a_file(tmp_path, clips) -> None:
-    from ltxic.media import write_video
+    from ltxic.io.media import write_video
 
     a, _, _ = clips
     path = write_video(tmp_path / "clip.mp4", a.frames, a.fps, shifted(a.audio[0], 120, a.sample_rate)[None], a.sample_rate)

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import ltxic
-from ltxic.lora import (
+from ltxic.models.lora import (
     LoRAConfig,
     LoRAError,
     LoRALinear,

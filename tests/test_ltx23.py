@@ -1,6 +1,6 @@
 """The LTX-2.3 path on a miniature of the official files, on the CPU: download, train, sample, and the errors.
 
-The miniature (``ltxic.miniature``) has the official key names, prefixes and config schema at tiny sizes, so every
+The miniature (``ltxic.models.miniature``) has the official key names, prefixes and config schema at tiny sizes, so every
 part loads through ltx-core's builders exactly as the real 22B files do on a GPU.
 """
 
@@ -17,13 +17,14 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ltxic import ltx23, media
+from ltxic.io import media
+from ltxic.models import ltx23
 from ltxic.cli import main
-from ltxic.config import example_config
-from ltxic.inference import Models
-from ltxic.lora import LoRAError, load_lora
-from ltxic.miniature import build_miniature
-from ltxic.models import CheckpointError
+from ltxic.training.config import example_config
+from ltxic.models.kit import Models
+from ltxic.models.lora import LoRAError, load_lora
+from ltxic.models.miniature import build_miniature
+from ltxic.models.transformer import CheckpointError
 
 DATA = Path(__file__).resolve().parent.parent / "data_samples"
 
@@ -74,7 +75,7 @@ def test_download_train_sample_from_the_command_line(tree, small_dataset, tmp_pa
     from tests.test_assets import FakeHub  # the Hub-like loopback server of the download tests
 
     # 1. ltxic download: the shipped manifest's default files, served from the miniature by a loopback hub
-    from ltxic.assets import load_manifest
+    from ltxic.data.assets import load_manifest
 
     files, assets = {}, []
     for asset in load_manifest():
@@ -237,7 +238,7 @@ def test_released_parts_come_back_on_use(tree) -> None:
 
 
 def _randomize(model: torch.nn.Module, std: float = 0.05) -> None:
-    from ltxic.lora import lora_modules
+    from ltxic.models.lora import lora_modules
 
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -251,7 +252,7 @@ def test_our_lora_fuses_in_ltx_core_like_our_adapters(tree, tmp_path) -> None:
     from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
     from ltx_core.model.transformer import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
 
-    from ltxic.lora import LoRAConfig, inject_lora, save_lora, set_lora_strength
+    from ltxic.models.lora import LoRAConfig, inject_lora, save_lora, set_lora_strength
     from test_models import run, tiny_inputs
 
     ckpt = tree / ltx23.CHECKPOINT_FILE
@@ -284,7 +285,7 @@ def test_ltx_pipelines_ic_lora_reads_our_reference_factor(tree, tmp_path, factor
     from ltx_core.loader.primitives import LoraPathStrengthAndSDOps
     from ltx_pipelines.ic_lora import ICLoraPipeline
 
-    from ltxic.lora import LoRAConfig, inject_lora, save_lora
+    from ltxic.models.lora import LoRAConfig, inject_lora, save_lora
 
     model = ltx23.load_transformer(tree / ltx23.CHECKPOINT_FILE, dtype=torch.float32)
     inject_lora(model, LoRAConfig(rank=2, alpha=2))

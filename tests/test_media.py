@@ -1,4 +1,4 @@
-"""ltxic.media: deterministic mp4/wav/jpg writing, reading back through PyAV and moviepy, clear errors."""
+"""ltxic.io.media: deterministic mp4/wav/jpg writing, reading back through PyAV and moviepy, clear errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ltxic.media import (
+from ltxic.io.media import (
     MediaError,
     probe_video,
     read_audio,

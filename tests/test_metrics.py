@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from ltxic.media import write_audio, write_image, write_video
-from ltxic.metrics import (
+from ltxic.io.media import write_audio, write_image, write_video
+from ltxic.identity.metrics import (
     CheckpointSample,
     background_colour,
     caption_adherence,
@@ -21,11 +21,11 @@ from ltxic.metrics import (
     voice_similarity,
 )
 from ltxic.toy import Scene, make_identity, render_clip, render_portrait
-from ltxic.toy.embedders import DEFAULT_DIR, FACE_FILE, HELD_OUT_SEED_BASE, load_embedders
+from ltxic.identity.toy_embedders import DEFAULT_DIR, FACE_FILE, HELD_OUT_SEED_BASE, load_embedders
 from ltxic.toy.voice import synthesize_speech
 
 pytestmark = pytest.mark.skipif(
-    not (DEFAULT_DIR / FACE_FILE).is_file(), reason="shipped toy embedders absent (python -m ltxic.toy.embedders)"
+    not (DEFAULT_DIR / FACE_FILE).is_file(), reason="shipped toy embedders absent (python -m ltxic.identity.toy_embedders)"
 )
 A, B = make_identity(HELD_OUT_SEED_BASE + 900_001), make_identity(HELD_OUT_SEED_BASE + 900_002)
 
@@ -139,7 +139,7 @@ def test_compare_checkpoints_and_plots(clip_a):
 
 
 def test_pick_checkpoint_prefers_the_earliest_plateau():
-    from ltxic.metrics import pick_checkpoint
+    from ltxic.identity.metrics import pick_checkpoint
 
     def row(step, face, voice, bg, motion):
         return {"step": step, "face_similarity": face, "voice_similarity": voice, "background_match": bg, "motion_match": motion}

@@ -37,8 +37,9 @@ from ltx_pipelines.utils.model_ledger import ModelLedger
 from safetensors import safe_open
 
 import ltxic
-from ltxic import miniature, safetensors_stream
-from ltxic.miniature import MiniatureFiles, build_miniature, official_config
+from ltxic.models import miniature, miniature_parts, safetensors_stream
+from ltxic.models.miniature import MiniatureFiles, build_miniature
+from ltxic.models.miniature_parts import official_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -119,14 +120,14 @@ def test_checkpoint_keys_are_the_published_components(mini: MiniatureFiles) -> N
     assert any(k.startswith("vocoder.vocoder.") for k in all_keys)
     assert any(k.startswith("vocoder.bwe_generator.") for k in all_keys)
     with safe_open(str(mini.checkpoint), "pt") as f:
-        assert json.loads(f.metadata()["config"]) == miniature.MINIATURE_CONFIG
+        assert json.loads(f.metadata()["config"]) == miniature_parts.MINIATURE_CONFIG
         assert {f.get_slice(k).get_dtype() for k in all_keys} == {"BF16"}
         std = f.get_tensor("vae.per_channel_statistics.std-of-means").float()
         assert ((std > 0.5) & (std < 2)).all()
 
 
 def test_config_has_the_official_schema() -> None:
-    official, mini_cfg = official_config(), miniature.MINIATURE_CONFIG
+    official, mini_cfg = official_config(), miniature_parts.MINIATURE_CONFIG
     assert official["transformer"]["num_layers"] == 48 and official["vae"]["latent_channels"] == 128
     assert set(mini_cfg) == set(official)
     for section in official:
@@ -161,7 +162,7 @@ def test_ltx_core_builds_and_runs_every_part(ledger: ModelLedger) -> None:
         up = upsampler(latent)
         assert up.shape == (1, 16, 2, 4, 4) and torch.isfinite(up).all()
 
-        cfg = miniature.MINIATURE_CONFIG["audio_vae"]
+        cfg = miniature_parts.MINIATURE_CONFIG["audio_vae"]
         processor = AudioProcessor(target_sample_rate=16000, mel_bins=64, mel_hop_length=160, n_fft=1024)
         t = torch.arange(16000) / 16000
         wave = torch.stack([torch.sin(2 * torch.pi * 440 * t), torch.sin(2 * torch.pi * 220 * t)])[None] * 0.3
@@ -170,7 +171,7 @@ def test_ltx_core_builds_and_runs_every_part(ledger: ModelLedger) -> None:
         audio_encoder = ledger.audio_encoder()
         assert_materialised(audio_encoder)
         audio_latent = audio_encoder(mel)
-        assert audio_latent.shape[:2] == (1, miniature.AUDIO_Z) and audio_latent.shape[-1] == 16
+        assert audio_latent.shape[:2] == (1, miniature_parts.AUDIO_Z) and audio_latent.shape[-1] == 16
         assert torch.isfinite(audio_latent).all()
 
         audio_decoder = ledger.audio_decoder()
@@ -193,7 +194,7 @@ def test_ltx_core_builds_and_runs_every_part(ledger: ModelLedger) -> None:
 
 
 def run_transformer(model: torch.nn.Module, latent: torch.Tensor, audio_latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    t = miniature.MINIATURE_CONFIG["transformer"]
+    t = miniature_parts.MINIATURE_CONFIG["transformer"]
     v_tok, v_pos = ltxic.video_tokens(latent, fps=24.0)
     a_tok, a_pos = ltxic.audio_tokens(audio_latent)
     sigma = torch.tensor([0.7])
@@ -262,7 +263,7 @@ def test_gemma_folder_loads_offline(mini: MiniatureFiles) -> None:
 
 def miniature_embeddings_processor(mini: MiniatureFiles, gemma_hidden: int, gemma_states: int) -> EmbeddingsProcessor:
     """ltx-core's EmbeddingsProcessorConfigurator hard-codes the 12B Gemma; build the same classes at our sizes."""
-    cfg = miniature.MINIATURE_CONFIG
+    cfg = miniature_parts.MINIATURE_CONFIG
     t = cfg["transformer"]
     flat = gemma_hidden * gemma_states
     processor = EmbeddingsProcessor(
@@ -401,7 +402,7 @@ def test_full_scale_plan_is_the_official_architecture(full_plan: dict[str, minia
     from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX
 
     ckpt = full_plan[miniature.CHECKPOINT_REL]
-    assert ckpt.parts["transformer"] == 18_988_838_144  # ltxic.models' ltx-2.3-22b preset
+    assert ckpt.parts["transformer"] == 18_988_838_144  # the ltx-2.3-22b preset of ltxic.models.transformer
     assert ckpt.metadata == {"config": json.dumps(official_config())}
     assert 45e9 < ckpt.nbytes < 47e9
     assert {dtype for dtype, _ in ckpt.tensors.values()} == {torch.bfloat16}
@@ -448,11 +449,11 @@ def test_main_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
 def test_random_transformer_is_the_loaded_one_without_the_file(mini: MiniatureFiles) -> None:
     """``random_transformer`` (benchmarks build 22B in seconds with it) gives the model ``load_transformer`` builds
     from the checkpoint: same parameter names, shapes and dtypes, with and without fp8, and it runs."""
-    from ltxic.ltx23 import load_transformer
+    from ltxic.models.ltx23 import load_transformer
 
     for fp8 in (False, True):
         loaded = load_transformer(mini.checkpoint, dtype=torch.bfloat16, fp8=fp8)
-        made = miniature.random_transformer("mini", dtype=torch.bfloat16, fp8=fp8)
+        made = miniature_parts.random_transformer("mini", dtype=torch.bfloat16, fp8=fp8)
         want = {k: (tuple(v.shape), v.dtype) for k, v in loaded.state_dict().items()}
         assert {k: (tuple(v.shape), v.dtype) for k, v in made.state_dict().items()} == want
         assert made.ltxic_config == loaded.ltxic_config
@@ -465,9 +466,9 @@ def test_random_transformer_is_the_loaded_one_without_the_file(mini: MiniatureFi
 def test_random_transformer_weights_depend_on_the_seed_alone() -> None:
     """Two benchmark variants in separate processes must train the same base: whatever the global RNG drew before."""
     torch.manual_seed(1)
-    first = miniature.random_transformer("mini", dtype=torch.float32, seed=3).state_dict()
+    first = miniature_parts.random_transformer("mini", dtype=torch.float32, seed=3).state_dict()
     torch.rand(10)  # the global RNG moves on
-    second = miniature.random_transformer("mini", dtype=torch.float32, seed=3).state_dict()
+    second = miniature_parts.random_transformer("mini", dtype=torch.float32, seed=3).state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
-    other = miniature.random_transformer("mini", dtype=torch.float32, seed=4).state_dict()
+    other = miniature_parts.random_transformer("mini", dtype=torch.float32, seed=4).state_dict()
     assert not all(torch.equal(first[k], other[k]) for k in first)

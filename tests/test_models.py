@@ -12,7 +12,7 @@ from ltx_core.model.transformer.modality import Modality
 from safetensors.torch import save_file
 
 import ltxic
-from ltxic.models import COMFY_PREFIX, CheckpointError, count_parameters
+from ltxic.models.transformer import COMFY_PREFIX, CheckpointError, count_parameters
 
 
 def tiny_inputs(model: LTXModel, seed: int = 0) -> tuple[Modality, Modality]:

@@ -1,6 +1,6 @@
 """The course notebooks: committed clean, and each one executes top to bottom on a CPU.
 
-Execution goes through papermill (``ltxic.course.run_course``, the function behind ``ltxic course``) rather than
+Execution goes through papermill (``ltxic.course.runner.run_course``, the function behind ``ltxic course``) rather than
 nbmake: the same code path users run, the CPU defaults of each ``parameters`` cell can be overridden the way a GPU
 user would, and every executed notebook is kept for inspection. The kernel is the registered ``python3``, which
 jupyter_client starts with the current interpreter (``run_course`` checks that, see ``_check_kernel``).
@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ltxic.course import CourseError, lessons, notebook_problems, run_course
+from ltxic.course.runner import CourseError, lessons, notebook_problems, run_course
 
 EXPECTED = ["00_setup", "01_assets", "02_dataset", "03_captions", "04_training", "05_checkpoints",
             "06_inference", "07_drift"]
@@ -93,7 +93,7 @@ PROMISED = {"00_setup": (1, 0, 0), "02_dataset": (3, 0, 0), "04_training": (4, 0
 @pytest.mark.notebooks
 @pytest.mark.parametrize("notebook", LESSONS, ids=[nb.stem for nb in LESSONS])
 def test_lesson_shows_its_figures_and_clips(notebook: Path, executed_course) -> None:
-    from ltxic.book import output_problems
+    from ltxic.course.book import output_problems
 
     output, failure, _ = executed_course[notebook.stem]
     assert failure is None, failure
@@ -145,7 +145,7 @@ def test_training_lesson_defaults_match_the_helper() -> None:
     """Lessons 05-07 train lesson 04's run themselves when run alone: with the values of 04's parameters cell."""
     import ast
 
-    from ltxic.course import TRAINING_LESSON_DEFAULTS
+    from ltxic.course.runner import TRAINING_LESSON_DEFAULTS
 
     nb = nbformat.read(next(p for p in LESSONS if p.stem == "04_training"), as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))

@@ -1,4 +1,4 @@
-"""fp8 block weights in host memory during training (ltxic.offload.stream_block_weights, model.block_offload)."""
+"""fp8 block weights in host memory during training (ltxic.models.offload.stream_block_weights, model.block_offload)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import trainer_standins as standins
 from safetensors.torch import load_file
 
 import ltxic
-from ltxic import trainer
-from ltxic.lora import LoRALinear, inject_lora, upcast_linear
-from ltxic.models import quantize_fp8
-from ltxic.strategies import collate
+from ltxic.training import loop
+from ltxic.models.lora import LoRALinear, inject_lora, upcast_linear
+from ltxic.models.transformer import quantize_fp8
+from ltxic.models.strategies import collate
 
 
 def test_an_fp8_linear_keeps_no_upcast_copy_for_backward_and_gets_the_same_gradient() -> None:
@@ -39,9 +39,9 @@ def _train(tmp_path, name: str, offload: bool):
     assert isinstance(linear, LoRALinear) and linear.weight.dtype == torch.float8_e4m3fn
     options = standins.options(tmp_path / name, 3, 3, gradient_checkpointing=True, block_offload=offload)
     if offload:  # streamed before training: run_training's own call keeps this streaming
-        ltxic.offload.stream_block_weights(model, "cpu")
+        ltxic.models.offload.stream_block_weights(model, "cpu")
     model.transformer_blocks[0].register_forward_pre_hook(lambda m, a: during.append(linear.weight.data_ptr()))
-    result = trainer.run_training(model, standins.make_samples(), standins.strategy(), options,
+    result = loop.run_training(model, standins.make_samples(), standins.strategy(), options,
                                   save_lora=standins.save_adapter, collate=collate)
     return result, during, linear.weight.data_ptr()
 
@@ -65,13 +65,13 @@ def test_run_training_streams_when_asked_and_says_so(tmp_path, capfd) -> None:
     quantize_fp8(model)
     inject_lora(model, standins.LORA)
     options = standins.options(tmp_path / "run", 2, 2, gradient_checkpointing=True, block_offload=True)
-    result = trainer.run_training(model, standins.make_samples(), standins.strategy(), options,
+    result = loop.run_training(model, standins.make_samples(), standins.strategy(), options,
                                   save_lora=standins.save_adapter, collate=collate)
     assert all(torch.isfinite(torch.tensor(result.losses)))
     assert "of fp8 block weights wait in host memory" in capfd.readouterr().err
     # a second run on the same model keeps the streaming it has (hooks twice would swap weights twice)
     hooks = len(model.transformer_blocks[0]._forward_pre_hooks)
-    assert ltxic.offload.stream_block_weights(model, "cpu") > 0
+    assert ltxic.models.offload.stream_block_weights(model, "cpu") > 0
     assert len(model.transformer_blocks[0]._forward_pre_hooks) == hooks
 
 
@@ -82,8 +82,8 @@ def test_block_offload_needs_fp8_weights_and_full_recompute(tmp_path) -> None:
         standins.options(tmp_path / "b", 2, 2, gradient_checkpointing=True, compile=True, block_offload=True)
     model = ltxic.build_transformer("tiny", seed=0)  # bfloat16/float32 weights: nothing to stream
     inject_lora(model, standins.LORA)
-    with pytest.raises(trainer.TrainingError, match="set model.fp8: true"):
-        trainer.run_training(model, standins.make_samples(), standins.strategy(),
+    with pytest.raises(loop.TrainingError, match="set model.fp8: true"):
+        loop.run_training(model, standins.make_samples(), standins.strategy(),
                              standins.options(tmp_path / "c", 2, 2, gradient_checkpointing=True, block_offload=True),
                              save_lora=standins.save_adapter, collate=collate)
 

@@ -8,10 +8,10 @@ import copy
 import pytest
 import torch
 
-from ltxic.codecs import TINY_VIDEO_CONFIG, VideoCodec
-from ltxic.inference import Models
-from ltxic.pipeline import STAGE_2_SIGMAS, TwoStagePipeline, build_upsampler, tiny_upsampler_config
-from ltxic.references import consent_for
+from ltxic.models.codecs import TINY_VIDEO_CONFIG, VideoCodec
+from ltxic.models.kit import Models
+from ltxic.sampling.pipeline import STAGE_2_SIGMAS, TwoStagePipeline, build_upsampler, tiny_upsampler_config
+from ltxic.sampling.references import consent_for
 from tests.inference_kit import DATA, make_lora, make_tiny_dir
 
 IMG, WAV = DATA / "refs" / "ava.jpg", DATA / "voice" / "ava_0.wav"
@@ -51,7 +51,7 @@ def test_two_stage_shapes_end_to_end(parts):
     # stage 2 refines: the result is not the upscaled latent itself
     assert not torch.allclose(out.video_latent, out.upscaled_video_latent)
     # stage 2 ran with the distilled LoRA swapped in place of the IC-LoRA (one base copy)
-    from ltxic.lora import lora_modules
+    from ltxic.models.lora import lora_modules
 
     assert {m.rank for m in lora_modules(models.transformer).values()} == {4}
     assert STAGE_2_SIGMAS[0] == 0.909375

@@ -22,7 +22,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     from ltxic.cli import main
-    from ltxic.embedder_eval import photo_footage
+    from ltxic.identity.embedder_eval import photo_footage
 
     folder = photo_footage(tmp_path_factory.mktemp("real"), clips=1)
     assert main(["pair", str(folder / "clips"), "--voices", str(folder / "voice"), "--consent",
@@ -50,7 +50,7 @@ def test_validate_reports_real_identity_per_clip_and_window(dataset, capsys) -> 
 
 
 def test_validate_flags_a_clip_of_someone_else(dataset, tmp_path) -> None:
-    from ltxic.dataset import validate_dataset
+    from ltxic.identity.dataset_check import validate_dataset
 
     data = json.loads(dataset.read_text())
     hopper = next(e for e in data["entries"] if e["identity"] == "hopper")
@@ -66,7 +66,7 @@ def test_validate_flags_a_clip_of_someone_else(dataset, tmp_path) -> None:
 
 def test_checkpoint_table_and_drift_use_the_real_embedders(dataset) -> None:
     """Lessons 05 and 07 on real footage: the dataset's own clips stand in for generated ones."""
-    from ltxic.metrics import CheckpointSample, compare_checkpoints, identity_windows
+    from ltxic.identity.metrics import CheckpointSample, compare_checkpoints, identity_windows
 
     data = json.loads(dataset.read_text())
     root = dataset.parent

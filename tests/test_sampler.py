@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import ltxic
-from ltxic.sampler import SamplingConfig, sample_latents, sigma_schedule
-from ltxic.strategies import EncodedSample, collate, get_strategy
+from ltxic.sampling.sampler import SamplingConfig, sample_latents, sigma_schedule
+from ltxic.models.strategies import EncodedSample, collate, get_strategy
 
 CFG = SamplingConfig(width=96, height=64, frames=17, fps=24.0, steps=4)
 

@@ -1,4 +1,4 @@
-"""The training step's speed settings (ltxic.speed): per-block recompute, auto recompute, compiled blocks."""
+"""The training step's speed settings (ltxic.training.speed): per-block recompute, auto recompute, compiled blocks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from ltxic.config import example_config, load_config
-from ltxic.trainer import train
+from ltxic.training.config import example_config, load_config
+from ltxic.training.trainer import train
 
 
 def _config(tmp_path, data, name: str, steps: int = 4, **optimization):
@@ -59,7 +59,7 @@ class _CappedMemory:
         return getattr(self.inner, name)
 
     def loss(self, model, batch, generator):
-        from ltxic.speed import block_count
+        from ltxic.training.speed import block_count
 
         if block_count(model) - model.ltxic_recompute_blocks > self.stored:
             self.refused += 1
@@ -68,8 +68,8 @@ class _CappedMemory:
 
 
 def test_auto_recompute_climbs_until_the_step_fits_and_learns_the_same(tmp_path, tiny_kit, monkeypatch, capfd) -> None:
-    import ltxic.strategies as strategies
-    from ltxic.speed import block_count
+    import ltxic.models.strategies as strategies
+    from ltxic.training.speed import block_count
 
     pinned = train(_config(tmp_path, tiny_kit, "pinned", gradient_checkpointing=True), progress=False)
     total = _stages(pinned)["recompute_blocks"]
@@ -93,8 +93,8 @@ def test_auto_recompute_climbs_until_the_step_fits_and_learns_the_same(tmp_path,
 
 
 def test_an_oom_with_everything_recomputed_names_the_settings(tmp_path, tiny_kit, monkeypatch) -> None:
-    import ltxic.strategies as strategies
-    from ltxic.trainer import TrainingOOMError
+    import ltxic.models.strategies as strategies
+    from ltxic.training.loop import TrainingOOMError
 
     real = strategies.get_strategy
     monkeypatch.setattr(strategies, "get_strategy", lambda *a, **k: _CappedMemory(real(*a, **k), stored=-1))
@@ -109,7 +109,7 @@ def test_gradient_checkpointing_setting_is_checked(tmp_path, tiny_kit) -> None:
 
 
 def test_an_all_ones_text_mask_is_dropped_and_a_padded_one_kept() -> None:
-    from ltxic.strategies import EncodedSample, collate
+    from ltxic.models.strategies import EncodedSample, collate
 
     def sample(mask):
         return EncodedSample(video_latent=torch.zeros(4, 2, 2, 2), video_context=torch.zeros(3, 8),
@@ -144,9 +144,9 @@ def test_a_lower_activation_memory_budget_keeps_less_for_backward() -> None:
     import trainer_standins as standins
 
     import ltxic
-    from ltxic.lora import inject_lora
-    from ltxic.speed import compile_blocks
-    from ltxic.strategies import collate
+    from ltxic.models.lora import inject_lora
+    from ltxic.training.speed import compile_blocks
+    from ltxic.models.strategies import collate
 
     def kept_bytes(budget: float) -> tuple[int, float, dict[str, torch.Tensor]]:
         model = ltxic.build_transformer("tiny", seed=0)
@@ -193,7 +193,7 @@ def test_the_speed_plot_shows_the_committed_h200_results() -> None:
     """Lesson 04's bars, on the committed call 11 results: the plain loop grey, the trainer blue, the 78 GiB cap."""
     import matplotlib
 
-    from ltxic.speed import plot_step_speed
+    from ltxic.training.speed import plot_step_speed
 
     matplotlib.use("Agg")
     folder = Path(__file__).parents[1] / "benchmarks" / "results" / "train_speed" / "call11"

@@ -12,7 +12,7 @@ from ltx_core.guidance.perturbations import BatchedPerturbationConfig
 from ltx_core.model.transformer.modality import Modality
 
 import ltxic
-from ltxic.strategies import (
+from ltxic.models.strategies import (
     EncodedSample,
     collate,
     flow_matching_loss,

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltxic.media import probe_video, read_audio, read_video
+from ltxic.io.media import probe_video, read_audio, read_video
 from ltxic.toy import Scene, identity_from_name, locate_face, make_identity, render_clip, render_portrait
-from ltxic.toy.face_locator import box_iou
+from ltxic.identity.toy_face_locator import box_iou
 from ltxic.toy.identity import EYES, HAIR, SKIN
 from ltxic.toy.make_samples import make_bad_dataset, make_dataset
 from ltxic.toy.render import check_geometry

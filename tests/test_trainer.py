@@ -1,6 +1,6 @@
 """The training loop on the tiny LTX-2 transformer: exact resume after SIGKILL, damaged checkpoints, full disk, OOM.
 
-Real LoRA (ltxic.lora) and strategy (ltxic.strategies); samples are tensors written directly (tests/trainer_standins.py)
+Real LoRA (ltxic.models.lora) and strategy (ltxic.models.strategies); samples are tensors written directly (tests/trainer_standins.py)
 until the tiny codecs land.
 """
 
@@ -20,12 +20,12 @@ import torch
 
 import trainer_standins as standins
 import ltxic
-from ltxic import trainer
-from ltxic.lora import LoRAConfig, inject_lora, load_lora, read_lora_metadata
-from ltxic.strategies import collate
-from ltxic.io_utils import DiskFullError
-from ltxic.checkpoints import checkpoint_is_complete, latest_checkpoint, load_training_state
-from ltxic.trainer import DataOrder, TrainingError, TrainingOOMError, plot_metrics, read_metrics
+from ltxic.training import loop, trainer
+from ltxic.models.lora import LoRAConfig, inject_lora, load_lora, read_lora_metadata
+from ltxic.models.strategies import collate
+from ltxic.io.files import DiskFullError
+from ltxic.training.checkpoints import checkpoint_is_complete, latest_checkpoint, load_training_state
+from ltxic.training.loop import DataOrder, TrainingError, TrainingOOMError, plot_metrics, read_metrics
 
 TESTS = Path(__file__).parent
 STEPS, INTERVAL = 12, 4
@@ -61,7 +61,7 @@ def test_data_order_depends_only_on_seed_and_index() -> None:
 def test_trains_only_the_adapter(tmp_path) -> None:
     model = standins.make_model()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    result = trainer.run_training(model, standins.make_samples(), standins.strategy(), standins.options(tmp_path, 6, 3),
+    result = loop.run_training(model, standins.make_samples(), standins.strategy(), standins.options(tmp_path, 6, 3),
                                   save_lora=standins.save_adapter, collate=collate)
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -175,7 +175,7 @@ def test_resume_with_a_different_lora_is_refused(tmp_path) -> None:
     model = ltxic.build_transformer("tiny", seed=0)
     inject_lora(model, LoRAConfig(rank=4, alpha=4, target_modules=("to_q",)))  # another adapter layout
     with pytest.raises(TrainingError, match="lora section changed"):
-        trainer.run_training(model, standins.make_samples(), standins.strategy(), standins.options(tmp_path, 4, 2),
+        loop.run_training(model, standins.make_samples(), standins.strategy(), standins.options(tmp_path, 4, 2),
                              save_lora=standins.save_adapter, resume=True, collate=collate)
 
 
@@ -188,7 +188,7 @@ def test_state_file_loads_with_weights_only(tmp_path) -> None:
 
 
 def test_options_from_the_tiny_cpu_config(tmp_path) -> None:
-    config = pytest.importorskip("ltxic.config", reason="lands with the config branch")
+    config = pytest.importorskip("ltxic.training.config", reason="lands with the config branch")
     cfg = config.load_config(config.example_config("tiny_cpu"), check_files=False)
     options = trainer.options_from_config(cfg)
     assert options.steps == cfg.optimization.steps and options.learning_rate == cfg.optimization.learning_rate
@@ -197,7 +197,7 @@ def test_options_from_the_tiny_cpu_config(tmp_path) -> None:
     assert options.lora_metadata["reference_downscale_factor"] == str(cfg.training_strategy.reference_downscale_factor)
     assert options.lora_metadata["training_strategy"] == "audio_ref_only_ic"
     # the loop accepts the shipped recipe's schedule settings as they are
-    assert trainer.lr_lambda(options)(0) == pytest.approx(1 / cfg.optimization.warmup_steps)
+    assert loop.lr_lambda(options)(0) == pytest.approx(1 / cfg.optimization.warmup_steps)
 
 
 def test_keep_last_n_prunes_oldest(tmp_path) -> None:
@@ -206,13 +206,13 @@ def test_keep_last_n_prunes_oldest(tmp_path) -> None:
 
 
 def test_fp8_base_trains_the_lora(tmp_path) -> None:
-    from ltxic.models import quantize_fp8
+    from ltxic.models.transformer import quantize_fp8
 
     model = ltxic.build_transformer("tiny", seed=0)
     try:
         quantize_fp8(model)
         inject_lora(model, standins.LORA)
-        result = trainer.run_training(model, standins.make_samples(), standins.strategy(), standins.options(tmp_path, 2, 2),
+        result = loop.run_training(model, standins.make_samples(), standins.strategy(), standins.options(tmp_path, 2, 2),
                                       save_lora=standins.save_adapter, collate=collate)
     except (RuntimeError, NotImplementedError) as err:  # pragma: no cover - depends on the CPU build
         pytest.skip(f"float8 upcast is not supported by this CPU build of torch: {err}")
@@ -221,8 +221,8 @@ def test_fp8_base_trains_the_lora(tmp_path) -> None:
 
 
 def test_train_on_the_real_preset_names_the_missing_file_and_its_download(tmp_path) -> None:
-    from ltxic.config import example_config, load_config
-    from ltxic.models import CheckpointError
+    from ltxic.training.config import example_config, load_config
+    from ltxic.models.transformer import CheckpointError
 
     cfg = load_config(example_config("ltx23_h100"), check_files=False)
     cfg.model.comfyui_root = tmp_path / "empty_tree"

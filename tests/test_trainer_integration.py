@@ -11,20 +11,20 @@ import json
 import pytest
 import torch
 
-for _module in ("ltxic.media", "ltxic.toy.make_samples", "ltxic.codecs", "ltxic.tiny", "ltxic.strategies", "ltxic.sampler", "ltxic.lora", "ltxic.config"):
+for _module in ("ltxic.io.media", "ltxic.toy.make_samples", "ltxic.models.codecs", "ltxic.models.tiny", "ltxic.models.strategies", "ltxic.sampling.sampler", "ltxic.models.lora", "ltxic.training.config"):
     pytest.importorskip(_module, reason="lands with another branch")
 
 from ltxic.cli import main  # noqa: E402
-from ltxic.trainer import read_metrics  # noqa: E402
+from ltxic.training.trainer import read_metrics  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_cli_train_then_resume(tmp_path, tiny_kit) -> None:
-    from ltxic.config import example_config, load_config
-    from ltxic.lora import load_lora, read_lora_metadata
-    from ltxic.models import build_transformer
+    from ltxic.training.config import example_config, load_config
+    from ltxic.models.lora import load_lora, read_lora_metadata
+    from ltxic.models.transformer import build_transformer
 
     entries = json.loads(tiny_kit.read_text())["entries"]
     ref = next(e for e in entries if e.get("reference_image") and e.get("reference_audio"))
@@ -72,8 +72,8 @@ def test_cli_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_kit) -> Non
 
     import yaml
 
-    from ltxic.config import example_config, load_config
-    from ltxic.trainer import train
+    from ltxic.training.config import example_config, load_config
+    from ltxic.training.trainer import train
 
     cfg = load_config(example_config("tiny_cpu"), check_files=False).model_dump(mode="json")
     cfg["dataset"].update(dataset_file=str(tiny_kit), resolution_buckets=["64x64x17"], cache_dir=str(tmp_path / "cache"))

@@ -1,4 +1,4 @@
-"""Pieces for the trainer tests: the real tiny LTX-2 base with a real LoRA (``ltxic.lora``), the real
+"""Pieces for the trainer tests: the real tiny LTX-2 base with a real LoRA (``ltxic.models.lora``), the real
 ``audio_ref_only_ic`` strategy, and encoded samples written directly as tensors (a stand-in for the latent cache
 until the tiny codecs land, so the tests need no codec weights).
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 import ltxic
-from ltxic.lora import LoRAConfig, inject_lora, save_lora
-from ltxic.strategies import EncodedSample, collate, get_strategy
-from ltxic.trainer import TrainOptions, run_training
+from ltxic.models.lora import LoRAConfig, inject_lora, save_lora
+from ltxic.models.strategies import EncodedSample, collate, get_strategy
+from ltxic.training.loop import TrainOptions, run_training
 
 LORA = LoRAConfig(rank=4, alpha=4, target_modules=("to_q", "to_v", "to_out.0"), seed=0)
 

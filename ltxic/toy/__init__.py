@@ -1,4 +1,7 @@
-"""The toy identity world: procedurally drawn characters with voices, in captioned scenes, as real media files."""
+"""The toy identity world, the bottom layer beside io: procedurally drawn characters with voices, in captioned
+scenes, as real media files (``make_samples`` writes ``data_samples/``). What learns from this world lives with its
+stage: the tiny kit's pretraining in :mod:`ltxic.models.tiny_pretrain`, the toy face and voice embedders and the
+face locator in :mod:`ltxic.identity.toy_embedders` and :mod:`ltxic.identity.toy_face_locator`."""
 
 from ltxic.toy.identity import Identity, identity_from_name, make_identity
 from ltxic.toy.locate import locate_face

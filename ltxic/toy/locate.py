@@ -62,6 +62,6 @@ def locate_face(frame: np.ndarray, skin: tuple[int, int, int] | None = None) -> 
 
 def locate_faces(frames: np.ndarray, locator: Any = None) -> list[tuple[int, int, int, int] | None]:
     """The face box of each uint8 (H, W, 3) frame, or None: by ``locator`` (the learned
-    :class:`~ltxic.toy.face_locator.FaceLocator`, which also finds faces in decoded frames) when given, else by
+    :class:`~ltxic.identity.toy_face_locator.FaceLocator`, which also finds faces in decoded frames) when given, else by
     :func:`locate_face`."""
     return locator.locate(frames) if locator is not None else [locate_face(f) for f in frames]

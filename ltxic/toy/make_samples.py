@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ltxic.io_utils import atomic_path, write_json_atomic
-from ltxic.media import write_audio, write_image, write_video
+from ltxic.io.files import atomic_path, write_json_atomic
+from ltxic.io.media import write_audio, write_image, write_video
 from ltxic.toy.identity import Identity, identity_from_name, make_identity
 from ltxic.toy.render import check_geometry, render_clip, render_portrait
 from ltxic.toy.scene import ACTIONS, random_scene
@@ -175,7 +175,7 @@ def contact_sheet(dataset_json: str | Path, out_png: str | Path, clips_per_ident
     """A PNG grid: for each identity a few clips (start, middle, end frames) with the caption under each."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from ltxic.media import read_image, read_video
+    from ltxic.io.media import read_image, read_video
 
     root = Path(dataset_json).parent
     data = json.loads(Path(dataset_json).read_text(encoding="utf-8"))

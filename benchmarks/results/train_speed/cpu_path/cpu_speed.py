@@ -1,7 +1,7 @@
 import sys, json, time, tempfile
 from pathlib import Path
-from ltxic.config import example_config, load_config
-from ltxic.trainer import train
+from ltxic.training.config import example_config, load_config
+from ltxic.training.trainer import train
 import ltxic
 out = Path(tempfile.mkdtemp())
 cfg = load_config(example_config("tiny_cpu"))

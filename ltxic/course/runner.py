@@ -1,0 +1,471 @@
+"""Run the course: execute the lesson notebooks in order with papermill, check them; the helpers lessons call.
+
+``run_course(out)`` is what ``ltxic course`` and ``tests/test_notebooks.py`` call. Each lesson runs in a fresh
+kernel with the notebook's folder as working directory (as in JupyterLab) and is written, outputs included,
+to ``out/NN_name.ipynb``. The committed notebooks carry the CPU-sized parameters; pass ``parameters`` to
+override them (the GPU values are written beside each default in the notebook's ``parameters`` cell). The book
+built from those copies is :mod:`ltxic.course.book`.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# A repository checkout (``pip install -e .``) keeps the notebooks next to the package.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+BOOK_DIR = REPO_ROOT / "book"
+PARAMETERS_TAG = "parameters"
+KERNEL_NAME = "python3"
+_LESSON_NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
+
+
+class CourseError(RuntimeError):
+    """A lesson could not be found or run; the message names the notebook and what to do."""
+
+
+@dataclass(frozen=True)
+class LessonRun:
+    notebook: Path
+    output: Path
+    seconds: float
+
+
+def lessons(notebooks_dir: str | Path | None = None, only: Sequence[str] | None = None) -> list[Path]:
+    """The lesson notebooks ``NN_name.ipynb`` in order; ``only`` keeps those whose number is listed ("04")."""
+    folder = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
+    if not folder.is_dir():
+        raise CourseError(f"{folder}: no notebooks folder. Run from a repository checkout (pip install -e .) "
+                          f"or pass notebooks_dir / --notebooks.")
+    found = sorted(p for p in folder.glob("*.ipynb") if _LESSON_NAME.match(p.name))
+    if only:
+        wanted = {str(n).zfill(2) for n in only}
+        numbers = {p.name[:2] for p in found}
+        missing = sorted(wanted - numbers)
+        if missing:
+            raise CourseError(f"{folder}: no lesson numbered {', '.join(missing)}; lessons are "
+                              f"{', '.join(sorted(numbers))}")
+        found = [p for p in found if p.name[:2] in wanted]
+    return found
+
+
+def declared_parameters(notebook: str | Path) -> list[str]:
+    """Names assigned in the lesson's ``parameters`` cell, in order."""
+    import nbformat
+
+    nb = nbformat.read(Path(notebook), as_version=4)
+    cells = [c for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", [])]
+    return [name for c in cells for name, _ in _assignments(c.source)]
+
+
+def _check_kernel(kernel_name: str) -> None:
+    """Fail early when the kernel would run another Python than this one (the lessons import ``ltxic``)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel as err:
+        raise CourseError(f"no Jupyter kernel {kernel_name!r}. Fix: {sys.executable} -m pip install ipykernel "
+                          f"(it registers 'python3' for this environment)") from err
+    exe = spec.argv[0] if spec.argv else ""
+    # jupyter_client starts a bare "python" / "python3" / "python3.X" with the current interpreter.
+    bare = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    if exe not in bare and Path(exe).resolve() != Path(sys.executable).resolve():
+        raise CourseError(f"Jupyter kernel {kernel_name!r} runs {exe}, not this Python ({sys.executable}), so the "
+                          f"lessons would not see this environment's ltxic. Fix: {sys.executable} -m ipykernel "
+                          f"install --sys-prefix, or pass kernel_name / --kernel.")
+
+
+def run_lesson(
+    notebook: str | Path,
+    out_dir: str | Path,
+    parameters: dict[str, Any] | None = None,
+    kernel_name: str = KERNEL_NAME,
+    timeout: int = 900,
+    threads: int | None = None,
+) -> LessonRun:
+    """Execute one lesson with papermill into ``out_dir``; a failing cell raises :class:`CourseError`.
+
+    ``threads`` sets the kernel's CPU thread count (``OMP_NUM_THREADS``); ``None`` leaves it to the environment.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebook = Path(notebook).resolve()
+    # Only the parameters this lesson declares: papermill would inject the others as unused globals.
+    declared = declared_parameters(notebook)
+    parameters = {k: v for k, v in (parameters or {}).items() if k in declared}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    start = time.perf_counter()
+    # The kernel inherits this environment; putting this ltxic first on its path makes the lesson import the
+    # same package as the runner (also from a checkout used through PYTHONPATH=. instead of pip install -e .).
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p)}
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
+            cwd=str(notebook.parent), progress_bar=False, log_output=False, execution_timeout=timeout,
+        )
+    except PapermillExecutionError as err:
+        raise CourseError(f"{notebook.name}: cell {err.exec_count} failed with {err.ename}: {err.evalue}. "
+                          f"The executed notebook, with the traceback, is {output}") from err
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+    return LessonRun(notebook, output, time.perf_counter() - start)
+
+
+def run_course(
+    out: str | Path = "outputs/course",
+    only: Sequence[str] | None = None,
+    notebooks_dir: str | Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    kernel_name: str = KERNEL_NAME,
+    threads: int | None = None,
+) -> list[LessonRun]:
+    """Execute the lessons in order (a tqdm bar over lessons); stops at the first failing lesson.
+
+    ``threads``: the kernels' CPU threads; ``None`` is :func:`course_threads` (1 on a machine without a GPU), 0
+    leaves the environment's.
+    """
+    from tqdm.auto import tqdm
+
+    todo = lessons(notebooks_dir, only)
+    unknown = set(parameters or {}) - {name for nb in todo for name in declared_parameters(nb)}
+    if unknown:
+        raise CourseError(f"no lesson among {', '.join(nb.stem for nb in todo)} has a parameter named "
+                          f"{', '.join(sorted(unknown))}; see each notebook's 'parameters' cell")
+    _check_kernel(kernel_name)
+    runs = []
+    bar = tqdm(todo, desc="course", unit="lesson")
+    for nb in bar:
+        bar.set_postfix_str(nb.stem)
+        runs.append(run_lesson(nb, out, parameters, kernel_name, threads=course_threads(threads)))
+    return runs
+
+
+def course_threads(threads: int | None = None) -> int | None:
+    """The CPU threads a lesson's kernel gets: ``threads`` when given (0: the environment's, ``None`` returned);
+    else 1 on a machine without CUDA, where the course runs the tiny model: it gains nothing from more threads, and
+    on a shared 2-core machine two threads per kernel made training steps several times slower (waiting on each
+    other); ``None`` (no change) with a GPU or when ``OMP_NUM_THREADS`` is set."""
+    if threads is not None:
+        return threads or None
+    if "OMP_NUM_THREADS" in os.environ:
+        return None
+    import torch
+
+    return None if torch.cuda.is_available() else 1
+
+
+def _assignments(source: str) -> list[tuple[str, str]]:
+    """``(name, source line)`` of each top-level ``name = value`` in a cell (empty when it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines()
+    return [(t.id, lines[node.lineno - 1]) for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+
+
+def notebook_problems(path: str | Path) -> list[str]:
+    """What a committed lesson breaks of the conventions in ``notebooks/README.md`` (empty when tidy)."""
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as err:
+        problems.append(f"not a valid notebook: {err.message}")
+    if nb.metadata.get("kernelspec", {}).get("name") != KERNEL_NAME:
+        problems.append(f"kernelspec name must be {KERNEL_NAME!r} (metadata.kernelspec.name)")
+    if "papermill" in nb.metadata:
+        problems.append("metadata.papermill present: this is an executed copy; commit the clean notebook")
+    cells = nb.cells
+    if not cells or cells[0].cell_type != "markdown" or not cells[0].source.lstrip().startswith("# "):
+        problems.append("the first cell must be markdown starting with a '# ' title")
+    tagged = [i for i, c in enumerate(cells) if PARAMETERS_TAG in c.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        problems.append(f"{len(tagged)} cells tagged {PARAMETERS_TAG!r}; exactly one is required")
+    for i, cell in enumerate(cells):
+        where = f"cell {i}"
+        if cell.cell_type != "code":
+            continue
+        if cell.get("outputs"):
+            problems.append(f"{where}: has outputs; clear them before committing (Edit > Clear Outputs of All Cells)")
+        if cell.get("execution_count") is not None:
+            problems.append(f"{where}: has an execution count; clear outputs before committing")
+        if i == 0 or cells[i - 1].cell_type != "markdown":
+            problems.append(f"{where}: a code cell must follow a markdown cell that says why")
+        if not cell.source.strip():
+            problems.append(f"{where}: empty code cell")
+        if PARAMETERS_TAG in cell.metadata.get("tags", []):
+            assigned = _assignments(cell.source)
+            if not assigned:
+                problems.append(f"{where}: the parameters cell assigns no 'name = value'")
+            for name, line in assigned:
+                if "# GPU:" not in line:
+                    problems.append(f"{where}: parameter {name} needs a '# GPU: <value>' comment beside it")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------- the lessons' run
+
+#: The CPU-sized training run of lesson 04 (its ``parameters`` cell holds the same values; a test checks).
+TRAINING_LESSON_DEFAULTS = {"steps": 300, "checkpoint_interval": 100, "validation_interval": 300, "validation_steps": 8}
+
+
+def lesson_training_config(run_dir: str | Path, *, config_name: str = "tiny_cpu", steps: int = 300,
+                           checkpoint_interval: int = 100, validation_interval: int = 300, validation_steps: int = 8,
+                           comfyui_root: str | Path | None = None, dataset_file: str | Path | None = None,
+                           overrides: dict[str, Any] | None = None, check_files: bool = True) -> Any:
+    """A shipped config shortened the way lesson 04's parameters shorten it, writing into ``run_dir``.
+
+    ``comfyui_root`` (the tree ``ltxic download --root DIR`` filled) replaces ``model.comfyui_root`` of a config that
+    trains LTX-2.3 (``model.preset: ltx-2.3-22b``); the tiny config ships its weights and ignores it. ``dataset_file``
+    replaces ``dataset.dataset_file``; ``overrides`` sets any other dotted field (``{"lora.rank": 64}``) and wins over
+    the rest. ``None`` keeps the shipped value. The shipped LTX-2.3 configs name placeholder data
+    (``data/my_subject/``), so files are checked only after the new values are in (``check_files``).
+    """
+    from ltxic.training.config import example_config, load_config
+
+    cfg = load_config(example_config(config_name), check_files=False)
+    values: dict[str, Any] = {
+        "output.dir": str(Path(run_dir).resolve()),
+        "output.checkpoint_interval": checkpoint_interval,
+        "optimization.steps": steps,
+        "optimization.warmup_steps": min(steps // 4, 20),
+        "validation.interval": validation_interval,
+        "validation.num_inference_steps": validation_steps,
+    }
+    if comfyui_root is not None and cfg.model.preset == "ltx-2.3-22b":
+        values["model.comfyui_root"] = str(Path(comfyui_root).resolve())
+    if dataset_file is not None:
+        values["dataset.dataset_file"] = str(Path(dataset_file).resolve())
+    values.update(overrides or {})
+    return cfg.with_overrides(values, check_files=check_files)
+
+
+def lesson_run_dir(out_dir: str | Path, base: str | None = "tiny") -> Path:
+    """The training lesson's run folder under ``out_dir`` for a base model (a config's ``model.preset``, or
+    ``Models.name``): ``04_training`` for the tiny model, ``04_training_<base>`` otherwise, so LoRAs of two bases never
+    share (and never resume) one run."""
+    return Path(out_dir) / ("04_training" if base in (None, "tiny") else f"04_training_{base}")
+
+
+def lesson_models(comfyui_root: str | Path | None = None, **kwargs: Any) -> Any:
+    """The kit lesson 06 samples with: LTX-2.3 from ``comfyui_root`` when that tree holds its checkpoint
+    (``Models.from_comfyui(comfyui_root, **kwargs)``, bfloat16 on a GPU and float32 on a CPU unless ``dtype`` is
+    given), else the tiny kit.
+
+    A ``comfyui_root`` without the checkpoint (the CI value of every lesson's ``comfyui_root``, a folder lesson 01
+    only plans into) falls back to the tiny kit with a warning naming the missing file and the download command.
+    """
+    import warnings
+
+    import torch
+
+    from ltxic.models.kit import Models
+    from ltxic.models.ltx23 import CHECKPOINT_FILE
+
+    if comfyui_root is None:
+        return Models.tiny()
+    checkpoint = Path(comfyui_root) / CHECKPOINT_FILE
+    if not checkpoint.exists():
+        warnings.warn(f"{checkpoint}: missing, so this lesson runs the tiny kit. For LTX-2.3 fetch the files with "
+                      f"`ltxic download --root {comfyui_root}` (lesson 01)", stacklevel=2)
+        return Models.tiny()
+    # bfloat16 is the GPU precision; a CPU runs float32 (the miniature of the files, in CI)
+    kwargs.setdefault("dtype", torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    return Models.from_comfyui(comfyui_root, **kwargs)
+
+
+def lesson_lora(out_dir: str | Path, models: Any, lora_path: str | Path | None = None) -> Path:
+    """The IC-LoRA a later lesson samples with, trained on the same base as ``models``.
+
+    ``lora_path`` when given (its ``base_model`` metadata must name ``models``' base); else the newest complete
+    checkpoint of lesson 04's run for that base (:func:`lesson_run_dir`). The tiny run is trained first with the CPU
+    defaults when it is missing (:func:`lesson_checkpoints`); an LTX-2.3 run is never started here: that is lesson 04
+    on a GPU, and its absence raises :class:`CourseError` with the fix.
+    """
+    from ltxic.models.lora import read_lora_metadata
+
+    if lora_path is not None:
+        path = Path(lora_path)
+        if not path.is_file():
+            raise CourseError(f"lora_path {path}: no such file")
+    else:
+        path = lesson_checkpoints(lesson_run_dir(out_dir, models.name), models.name)[-1][1] / "lora.safetensors"
+    base = read_lora_metadata(path).get("base_model")
+    if base not in (None, models.name):
+        raise CourseError(f"{path}: trained on base {base!r}, but this lesson samples with {models.name!r}; use a LoRA "
+                          f"trained on {models.name} (lesson 04 with the matching config)")
+    return path
+
+
+def lesson_stages(run_dir: str | Path) -> str | None:
+    """``stages.json`` in ``run_dir`` as a table: seconds and peak GPU memory per stage. A training run's
+    (``ltxic.train``: caching with Gemma and the VAE encoders, transformer load, validation, plus the median step) or
+    a generation's (:func:`lesson_generate` with ``two_stage``, ``ltxic sample --two-stage``); ``None`` when there is
+    none."""
+    import json
+
+    from ltxic.io.profiling import StageClock
+
+    path = Path(run_dir) / "stages.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    lines = [StageClock.from_dict(data.get("stages", {})).table()]
+    if data.get("steps"):
+        peak = data.get("step_peak_gib")
+        lines.append(f"{data['steps']} training steps: median {data['step_seconds_median']:.2f} s/step"
+                     + (f", peak {peak:.1f} GiB" if peak is not None else " (peak memory: GPU only)"))
+    return "\n".join(lines)
+
+
+def lesson_checkpoints(run_dir: str | Path, base: str = "tiny") -> list[tuple[int, Path]]:
+    """``(step, folder)`` of the training lesson's complete checkpoints in ``run_dir``.
+
+    For the tiny base, when there are none (a later lesson run on its own), the run is trained first with the CPU
+    defaults, so the lessons after 04 always have a LoRA. An LTX-2.3 run is never started here (that is lesson 04 on a
+    GPU): its absence raises :class:`CourseError` with the fix.
+    """
+    from ltxic.training.checkpoints import checkpoint_is_complete, list_checkpoints
+    from ltxic.training.trainer import train
+
+    def complete() -> list[tuple[int, Path]]:
+        return [(step, folder) for step, folder in list_checkpoints(run_dir) if checkpoint_is_complete(folder)]
+
+    if not complete():
+        if base != "tiny":
+            raise CourseError(f"{run_dir}: no complete checkpoint of a {base} LoRA. Run lesson 04 with "
+                              f"config_name='ltx23_h100' and the same comfyui_root and out_dir, or set lora_path "
+                              f"to an IC-LoRA trained on {base}")
+        train(lesson_training_config(run_dir, **TRAINING_LESSON_DEFAULTS), resume=True, progress=False)
+    return complete()
+
+
+def lesson_generate(models: Any, prompts: Sequence[str], *, lora: str | Path | None, reference_image: str | Path,
+                    reference_audio: str | Path, dataset: str | Path | None, identity: str | None, config: Any,
+                    out_dir: str | Path, two_stage: bool = False) -> list[Any]:
+    """Lesson 06's clips, one mp4 with audio per prompt in ``out_dir`` (seed ``config.seed + i``), as
+    :class:`ltxic.sampling.generate.Generation` objects, so the lesson's previews work on either path.
+
+    ``two_stage=False``: :func:`ltxic.generate` at ``config``'s size. ``two_stage=True`` (LTX-2.3 on a GPU):
+    :class:`ltxic.sampling.pipeline.TwoStagePipeline` with the kit's spatial upscaler and distilled LoRA: stage 1 at half width
+    and height with the IC-LoRA and the references (``config.steps`` steps), x2 latent upscale, stage 2 refines at
+    full size; the time (and GPU peak) per stage goes to ``out_dir/stages.json``.
+    """
+    from ltxic.sampling.generate import generate
+    from ltxic.sampling.pipeline import generate_two_stage
+
+    run = generate_two_stage if two_stage else generate
+    return run(models, list(prompts), lora=lora, reference_image=reference_image, reference_audio=reference_audio,
+               dataset=dataset, identity=identity, config=config, out_dir=out_dir, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------- Colab, players
+#: Where Colab fetches the course from (the badge of every lesson opens its notebook there).
+COURSE_REPOSITORY = "https://github.com/ltxic/ltxic"
+COLAB_CHECKOUT = Path("/content/ltxic")
+
+
+@dataclass(frozen=True)
+class NotebookSetup:
+    """What a lesson's first cell found and did: on Colab or not, the actions taken, the GPU and its config."""
+
+    colab: bool
+    actions: tuple[str, ...]
+    gpu: str | None
+    config_name: str
+
+    def __str__(self) -> str:
+        where = "Colab" if self.colab else "not Colab: nothing to install"
+        done = "; ".join(self.actions) if self.actions else "nothing changed"
+        gpu = self.gpu or "no GPU (the tiny model on the CPU)"
+        return f"{where} ({done}). {gpu}; config_name for lesson 04: {self.config_name!r}"
+
+
+def gpu_config(total_gib: float | None) -> str:
+    """The shipped config for a card of ``total_gib`` GiB: ``ltx23_h100`` from 70 GiB (80 GB cards),
+    ``ltx23_24gb`` from 22 GiB (24 and 48 GB cards), else ``tiny_cpu``."""
+    if total_gib is None or total_gib < 22:
+        return "tiny_cpu"
+    return "ltx23_h100" if total_gib >= 70 else "ltx23_24gb"
+
+
+def detect_gpu() -> tuple[str | None, str]:
+    """``("NAME, N GiB", config_name)`` of CUDA device 0, or ``(None, "tiny_cpu")`` without one."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None, gpu_config(None)
+    props = torch.cuda.get_device_properties(0)
+    gib = props.total_memory / 2**30
+    return f"{props.name}, {gib:.0f} GiB", gpu_config(gib)
+
+
+def notebook_setup(repository: str = COURSE_REPOSITORY, checkout: str | Path = COLAB_CHECKOUT) -> NotebookSetup:
+    """The first cell of every lesson, after it installed ``ltxic`` on Colab.
+
+    Outside Colab (no ``google.colab`` module) it changes nothing: it only reports the GPU. On Colab, when the
+    course's data is not beside the working folder (``../data_samples``), it clones ``repository`` into ``checkout``
+    (shallow, git with an argument list) and makes ``checkout/notebooks`` the working folder, so the lessons'
+    relative paths (``../data_samples/...``) resolve as in a checkout.
+    """
+    import subprocess
+
+    colab = "google.colab" in sys.modules
+    actions: list[str] = []
+    if colab and not (Path.cwd().parent / "data_samples" / "dataset.json").is_file():
+        checkout = Path(checkout)
+        if not (checkout / "data_samples" / "dataset.json").is_file():
+            if checkout.exists() and any(checkout.iterdir()):
+                raise CourseError(f"{checkout}: exists without data_samples/dataset.json; move it away so the course "
+                                  f"can be cloned there, or clone {repository} there yourself")
+            subprocess.run(["git", "clone", "--quiet", "--depth", "1", repository, str(checkout)], check=True)
+            actions.append(f"cloned {repository} into {checkout}")
+        os.chdir(checkout / "notebooks")
+        actions.append(f"working folder {checkout / 'notebooks'}")
+    gpu, config_name = detect_gpu()
+    return NotebookSetup(colab, tuple(actions), gpu, config_name)
+
+
+def video_player(path: str | Path, width: int | None = 520) -> Any:
+    """An mp4 (with its sound) as a playable ``<video>`` embedded in the notebook, and so in the book."""
+    from IPython.display import Video
+
+    path = Path(path)
+    if not path.is_file():
+        raise CourseError(f"{path}: no such clip to show")
+    return Video(str(path), embed=True, mimetype="video/mp4", width=width, html_attributes="controls")
+
+
+def audio_player(path: str | Path) -> Any:
+    """A sound file as a playable ``<audio>`` embedded in the notebook (and the book)."""
+    from IPython.display import Audio
+
+    path = Path(path)
+    if not path.is_file():
+        raise CourseError(f"{path}: no such sound file")
+    return Audio(filename=str(path))

@@ -1,0 +1,261 @@
+"""Pairing: a folder of a subject's clips and voice recordings becomes a ``dataset.json`` with consent records."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import ValidationError
+
+from ltxic.data.faces import FaceDetector, make_face_detector
+from ltxic.data.captions import PLACEHOLDER_CAPTION
+from ltxic.data.dataset import AUDIO_SUFFIXES, VIDEO_SUFFIXES, ConsentError, ConsentRecord, Dataset, DatasetError, ValidationRules, error_path
+from ltxic.io.files import write_json_atomic
+from ltxic.io.media import sample_frames
+
+
+
+_ID_SPLIT = re.compile(r"^(?P<identity>.+?)[_-][^_-]+$")
+
+
+def identity_from_filename(path: str | os.PathLike[str]) -> str:
+    """``ava_000.mp4`` -> ``ava``; ``john-smith_take3.mov`` -> ``john-smith``; a name with no ``_``/``-`` is its
+    own identity. The identity is the name before the last ``_`` or ``-``."""
+    stem = Path(path).stem
+    m = _ID_SPLIT.match(stem)
+    return m["identity"] if m else stem
+
+
+def group_by_identity(folder: str | os.PathLike[str], suffixes: Sequence[str],
+                      identity: str | None = None) -> dict[str, list[Path]]:
+    """Media files of ``folder`` grouped by identity: one sub-folder per identity, or file-name prefixes
+    (``ava_000.mp4``) for files directly in ``folder``; with ``identity`` every file belongs to it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: not a folder; give the folder that holds the media files")
+    out: dict[str, list[Path]] = {}
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in suffixes:
+            continue
+        rel = p.relative_to(folder)
+        key = identity or (rel.parts[0] if len(rel.parts) > 1 else identity_from_filename(p))
+        out.setdefault(key, []).append(p)
+    return out
+
+
+def load_consent_file(path: str | os.PathLike[str] | Mapping[str, Any],
+                      identity: str | None = None) -> dict[str, ConsentRecord]:
+    """Consent records by identity from YAML/JSON: ``{identity: record}``, ``{identities: {identity: record}}``
+    (a dataset.json's own form, ``{identity: {consent: record}}``, also works), or one bare record for
+    ``identity``. A record has ``subject``, ``granted_by``, ``media`` (face, voice), ``date``, ``scope``."""
+    import yaml
+
+    where = "the consent mapping"
+    if isinstance(path, Mapping):
+        raw: Any = dict(path)
+    else:
+        where = str(path)
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise DatasetError(f"{path}: consent file not found; write one record per identity (subject, "
+                               "granted_by, media, date, scope)") from err
+        except yaml.YAMLError as err:
+            raise DatasetError(f"{path}: not valid YAML/JSON ({err})") from err
+    if not isinstance(raw, Mapping):
+        raise DatasetError(f"{where}: expected a mapping of identity -> consent record")
+    if "subject" in raw:
+        if not identity:
+            raise DatasetError(f"{where}: holds a single consent record; name its identity (--identity) or write "
+                               "'IDENTITY: {subject: ..., granted_by: ..., media: [face, voice], date: ..., scope: ...}'")
+        raw = {identity: raw}
+    raw = raw.get("identities", raw)
+    out: dict[str, ConsentRecord] = {}
+    for name, rec in raw.items():
+        rec = rec.get("consent", rec) if isinstance(rec, Mapping) else rec
+        try:
+            out[str(name)] = ConsentRecord.model_validate(rec)
+        except ValidationError as err:
+            fields = "; ".join(f"{error_path([name, *e['loc']])}: {e['msg']}" for e in err.errors())
+            raise DatasetError(f"{where}: consent record of {name!r} is invalid: {fields}") from err
+    return out
+
+
+def _sample_indices(frames: int, n: int) -> list[int]:
+    return sorted(set(np.linspace(0, max(frames, 1) - 1, n).round().astype(int).tolist()))
+
+
+def pick_reference_frame(clips: Sequence[Path], detector: FaceDetector, *, frames_per_clip: int = 6,
+                         max_clips: int = 16) -> tuple[np.ndarray, dict[str, Any]]:
+    """The sharpest frame with a roughly centred, frontal face among frames sampled from ``clips``.
+
+    Candidates: frames where the detector finds exactly one face, centred in the middle half of the frame.
+    Frontal: the most left-right symmetric 30% of them (a turned head is asymmetric), then those whose box
+    aspect is within 8% of the most common aspect among these (a nod shortens the box). Sharpest: the highest
+    variance of the Laplacian over the face box. Falls back to the first frame of the first clip when no frame
+    has a centred face. (On the toy samples this picks frames with |yaw| and |pitch| under 0.3 rad.)
+    """
+    from ltxic.data.faces import centred_face, mirror_asymmetry, sharpness
+    from ltxic.io.media import probe_video
+
+    cands: list[tuple[float, float, float, Path, int, np.ndarray]] = []
+    for clip in list(clips)[:max_clips]:
+        info = probe_video(clip)
+        for k, frame in sample_frames(clip, _sample_indices(info.frames, frames_per_clip)).items():
+            box = centred_face(detector.detect(frame), info.width, info.height)
+            if box is not None:
+                aspect = (box[2] - box[0]) / max(1, box[3] - box[1])
+                cands.append((mirror_asymmetry(frame, box), aspect, sharpness(frame, box), clip, k, frame))
+    if not cands:
+        frame = sample_frames(clips[0], [0])[0]
+        return frame, {"source": clips[0].as_posix(), "frame": 0, "how": "first frame (no centred face found)"}
+    cands.sort(key=lambda c: c[0])
+    symmetric = cands[: max(1, int(round(0.3 * len(cands))))]
+    aspects = np.array([c[1] for c in symmetric])
+    mode = float(aspects[int(np.argmax([(np.abs(aspects / a - 1) < 0.05).sum() for a in aspects]))])
+    frontal = [c for c in symmetric if abs(c[1] / mode - 1) < 0.08]
+    _, _, sharp, clip, k, frame = max(frontal, key=lambda c: c[2])
+    return frame, {"source": clip.as_posix(), "frame": k, "how": "sharpest centred frontal face",
+                   "sharpness": round(sharp, 1), "candidates": len(frontal), "sampled": len(cands)}
+
+
+def pair_folder(
+    clips_dir: str | os.PathLike[str],
+    out_json: str | os.PathLike[str],
+    *,
+    consent: str | os.PathLike[str] | Mapping[str, Any] | ConsentRecord,
+    voice_dir: str | os.PathLike[str] | None = None,
+    identity: str | None = None,
+    reference: Literal["sharpest", "first"] = "sharpest",
+    reference_image: str | os.PathLike[str] | None = None,
+    eval_identities: Sequence[str] = (),
+    eval_fraction: float = 0.0,
+    voice_seconds: tuple[float, float] = (5.0, 15.0),
+    rules: ValidationRules | Mapping[str, Any] | None = None,
+    face_detector: str | FaceDetector = "auto",
+    progress: bool = True,
+) -> Path:
+    """Make (or extend) dataset.json from a folder of clips and a folder of voice recordings.
+
+    Identities come from one sub-folder per identity or from file-name prefixes (``ava_000.mp4``), or all clips
+    are ``identity``. ``consent`` (a YAML/JSON file or a mapping, see :func:`load_consent_file`) must hold a record
+    for every identity covering ``face`` (and ``voice`` when recordings are paired): otherwise nothing is written.
+    Per identity: the reference image is ``reference_image``, the first frame of the first clip, or the sharpest
+    centred frontal frame (:func:`pick_reference_frame`), written to ``refs/<identity>.jpg``; the recordings are
+    trimmed, cut or joined into ``voice_seconds`` of speech (:func:`ltxic.data.speech.choose_voice_segments`) and
+    written to ``refs/<identity>_voice_<k>.wav`` (assigned to clips round-robin). Captions come from ``NAME.txt``
+    beside each clip, else :data:`PLACEHOLDER_CAPTION` (validation flags it). ``eval_identities`` are split
+    ``eval``; otherwise the last ``eval_fraction`` of each identity's clips. An existing dataset.json at
+    ``out_json`` keeps its other identities; ``rules`` (if given) becomes its ``rules`` block. Where each
+    reference came from is recorded under the top-level ``pairing`` key.
+    """
+    from ltxic.io.media import read_audio, read_image, write_audio, write_image
+    from ltxic.data.speech import choose_voice_segments
+
+    clips_dir, out_json = Path(clips_dir), Path(out_json)
+    clips = group_by_identity(clips_dir, VIDEO_SUFFIXES, identity)
+    if not clips:
+        raise DatasetError(f"{clips_dir}: no video clips ({', '.join(VIDEO_SUFFIXES)}) found")
+    voices = group_by_identity(voice_dir, AUDIO_SUFFIXES, identity) if voice_dir else {}
+    if voice_dir and not voices:
+        raise DatasetError(f"{voice_dir}: no voice recordings ({', '.join(AUDIO_SUFFIXES)}) found")
+    if reference_image is not None and len(clips) != 1:
+        raise DatasetError(f"reference_image={reference_image}: a held portrait needs a single identity; found "
+                           f"{sorted(clips)} (pass identity=..., or leave reference_image out)")
+    if isinstance(consent, ConsentRecord):
+        if not identity:
+            raise DatasetError("consent: a single ConsentRecord needs identity=...")
+        records, consent_where = {identity: consent}, "the consent record"
+    else:
+        records = load_consent_file(consent, identity)
+        consent_where = str(consent) if not isinstance(consent, Mapping) else "the consent mapping"
+    no_voice = sorted(set(clips) - set(voices)) if voice_dir else []
+    if no_voice:
+        raise DatasetError(f"{voice_dir}: no voice recordings for {no_voice}; add e.g. {no_voice[0]}_0.wav "
+                           f"(or a sub-folder {no_voice[0]}/), or pair without voices")
+    refused = []
+    for name in sorted(clips):
+        needed = {"face"} | ({"voice"} if name in voices else set())
+        have = set(records[name].media) if name in records else set()
+        if not needed <= have:
+            what = "has no consent record" if name not in records else f"consent covers {sorted(have)} only"
+            refused.append(f"{name!r} ({what}; needs {sorted(needed)})")
+    if refused:
+        raise ConsentError(
+            f"refusing to write reference media: {'; '.join(refused)}. Add each to {consent_where} as "
+            "'IDENTITY: {subject: ..., granted_by: ..., media: [face, voice], date: YYYY-MM-DD, scope: ...}'")
+    if reference not in ("sharpest", "first"):
+        raise ValueError(f"reference={reference!r}: use 'sharpest' or 'first'")
+    if isinstance(face_detector, str) and face_detector == "auto":
+        face_detector = "toy" if all(records[n].synthetic for n in clips) else "haar"
+    detector = make_face_detector(face_detector)
+
+    root = out_json.parent
+    sources = {p.resolve() for ps in voices.values() for p in ps}
+
+    def rel(p: Path) -> str:
+        return Path(os.path.relpath(p.resolve(), root.resolve())).as_posix()
+
+    from tqdm.auto import tqdm
+
+    entries, provenance = [], {}
+    for name in tqdm(sorted(clips), desc="pairing", unit="identity", disable=not progress):
+        ref = root / "refs" / f"{name}.jpg"
+        if reference_image is not None:
+            img, how = read_image(reference_image), {"source": rel(Path(reference_image)), "how": "held portrait"}
+        elif reference == "first":
+            img, how = sample_frames(clips[name][0], [0])[0], {"source": rel(clips[name][0]), "frame": 0, "how": "first frame"}
+        else:
+            img, how = pick_reference_frame(clips[name], detector)
+            how["source"] = rel(Path(how["source"]))
+        write_image(ref, img)
+        voice_rel: list[str] = []
+        if name in voices:
+            recs = []
+            for p in voices[name]:
+                wave, sr = read_audio(p)
+                recs.append((rel(p), wave.numpy(), sr))
+            segments = choose_voice_segments(recs, voice_seconds)
+            if not segments:
+                raise DatasetError(f"{voice_dir}: the recordings of {name!r} ({', '.join(r[0] for r in recs)}) hold "
+                                   f"less than {voice_seconds[0]:g} s of speech; record more")
+            for k, seg in enumerate(segments):
+                dest = root / "refs" / f"{name}_voice_{k}.wav"
+                if dest.resolve() in sources:
+                    raise DatasetError(f"{dest}: would overwrite a source recording; write dataset.json elsewhere")
+                write_audio(dest, seg.wave[None], seg.sample_rate)
+                voice_rel.append(rel(dest))
+            how = {"reference_image": how, "reference_audio": [
+                {"path": v, "seconds": round(s.seconds, 2), "from": s.sources} for v, s in zip(voice_rel, segments)]}
+        else:
+            how = {"reference_image": how}
+        provenance[name] = how
+        n = len(clips[name])
+        n_eval = n if name in eval_identities else int(round(n * eval_fraction))
+        for k, clip in enumerate(clips[name]):
+            txt = clip.with_suffix(".txt")
+            caption = txt.read_text(encoding="utf-8").strip() if txt.is_file() else ""
+            entries.append({
+                "identity": name, "video_path": rel(clip), "reference_image": rel(ref),
+                "reference_audio": voice_rel[k % len(voice_rel)] if voice_rel else None,
+                "caption": caption or PLACEHOLDER_CAPTION,
+                "split": "eval" if k >= n - n_eval else "train",
+            })
+    data: dict[str, Any] = {"version": 1, "identities": {}, "entries": []}
+    if out_json.is_file():
+        data = json.loads(out_json.read_text(encoding="utf-8"))
+        data["entries"] = [e for e in data.get("entries", []) if e.get("identity") not in clips]
+    if rules is not None:
+        rules = rules if isinstance(rules, ValidationRules) else ValidationRules.model_validate(rules)
+        data["rules"] = rules.model_dump(mode="json", exclude_unset=True)
+    for name in sorted(clips):
+        data["identities"][name] = {"consent": records[name].model_dump(mode="json", exclude_none=True)}
+    data["entries"].extend(entries)
+    data.setdefault("pairing", {}).update(provenance)
+    Dataset.model_validate(data)  # never write a document load_dataset would reject
+    return write_json_atomic(out_json, data)

@@ -1,0 +1,67 @@
+"""A validation report as one picture: clip durations, luminance per clip, voice levels, face visibility."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ltxic.data.validate import ValidationReport
+from ltxic.io.files import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def plot_report(report: ValidationReport) -> Figure:
+    """Four panels: clip durations against the allowed range, luminance per clip, voice levels, face visibility."""
+    from ltxic.io.figures import new_figure
+
+    fig = new_figure(figsize=(12, 7), layout="constrained")
+    axes = fig.subplots(2, 2)
+    outliers = {p.detail.split(":")[0] for p in report.problems if p.problem == "lighting_outlier"}
+    ax = axes[0, 0]
+    lo, hi = report.rules.clip_seconds
+    d = [c.duration for c in report.clips]
+    if d:
+        ax.hist(d, bins=min(20, max(5, len(d) // 2)), color="tab:blue")
+    ax.axvspan(lo, hi, color="tab:green", alpha=0.15, label=f"allowed {lo:g}-{hi:g} s")
+    ax.set(title="clip durations", xlabel="seconds", ylabel="clips")
+    ax.legend(loc="upper right")
+
+    ax = axes[0, 1]
+    lum = [c.luminance for c in report.clips]
+    colours = ["tab:red" if c.path in outliers else "tab:blue" for c in report.clips]
+    ax.bar(range(len(lum)), lum, color=colours)
+    if lum:
+        med = float(np.median(lum))
+        ax.axhline(med, color="black", lw=1, label=f"median {med:.0f}")
+        ax.legend(loc="upper right")
+    ax.set(title="mean luminance per clip (red: outlier)", xlabel="clip", ylabel="luma 0-255")
+
+    ax = axes[1, 0]
+    floor = -80.0
+    lv = [max(v.rms_dbfs, floor) for v in report.voices]
+    ax.barh(range(len(lv)), [x - floor for x in lv], left=floor, color="tab:purple")
+    ax.set_yticks(range(len(lv)), [Path(v.path).name for v in report.voices], fontsize=7)
+    ax.axvline(report.rules.quiet_dbfs, color="tab:red", ls="--", lw=1, label=f"quiet < {report.rules.quiet_dbfs:g} dBFS")
+    ax.set(title="voice reference level (RMS)", xlabel="dBFS")
+    ax.legend(loc="lower left")
+
+    ax = axes[1, 1]
+    ff = [c.face_fraction for c in report.clips]
+    ax.bar(range(len(ff)), ff, color=["tab:red" if f < report.rules.min_face_fraction else "tab:green" for f in ff])
+    ax.axhline(report.rules.min_face_fraction, color="black", ls="--", lw=1)
+    ax.set(title=f"face visible ({report.face_detector} detector)", xlabel="clip", ylabel="share of sampled frames",
+           ylim=(0, 1.05))
+    fig.suptitle(report.summary().splitlines()[0])
+    return fig
+
+
+def save_report_plots(report: ValidationReport, out_png: str | os.PathLike[str]) -> Path:
+    fig = plot_report(report)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return Path(out_png)

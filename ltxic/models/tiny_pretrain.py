@@ -1,0 +1,542 @@
+"""Pretrain the tiny LTX-2 base on the toy identity world (the embedded stand-in for the official checkpoint).
+
+Stage 1 trains the video and audio codecs as autoencoders on toy clips, then fixes their latent statistics.
+Stage 2 trains the tiny ``LTXModel`` and the toy text encoder jointly with rectified flow
+(``x_s = (1 - s) x0 + s noise``, target velocity ``noise - x0``, MSE on video and audio tokens) on
+caption -> video + audio, where every clip has a random identity the caption does not determine.
+
+    python -m ltxic.models.tiny_pretrain --out data_samples/tiny --device cuda
+    python -m ltxic.models.tiny_pretrain --out /tmp/tiny --smoke        # every stage, a few steps, CPU, < 60 s
+    # stage 2 only, on the shipped codecs (how the shipped transformer was trained; see pretrain_record.json)
+    python -m ltxic.models.tiny_pretrain --out OUT --device cuda --from-codecs data_samples/tiny --latent-pool 6144 \
+        --batch 512 --steps 2000 --lr 5e-4 --max-train-seconds 370
+
+Token positions come from the codecs' own geometry (:class:`TokenLayout`), exactly as the sampler and the trainer
+build them: a base pretrained on other positions (say the real VAE's 32x grid) denoises well in training and draws
+no faces when sampled. On a GPU a step of the 2 M-parameter model is bound by Python dispatch (about 5 steps/s on
+an H100 at batch 64 and at batch 512 alike), so large batches come almost free.
+
+Checkpoints are written atomically every ``--ckpt-every`` steps; rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import multiprocessing as mp
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ltx_core.guidance.perturbations import BatchedPerturbationConfig
+from ltx_core.components.patchifiers import AudioPatchifier, VideoLatentPatchifier
+from ltx_core.model.transformer.modality import Modality
+from tqdm.auto import tqdm
+
+from ltxic.models.codecs import AudioCodec, VideoCodec
+from ltxic.io.files import atomic_path, sha256_file, write_json_atomic
+from ltxic.models.latents import audio_tokens, video_tokens
+from ltxic.models.transformer import build_transformer, count_parameters, save_transformer
+from ltxic.models.text_encoder import TextEncoder, build_vocab
+from ltxic.models.tiny import AUDIO_CODEC_FILE, RECORD_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
+from ltxic.toy.identity import make_identity
+from ltxic.toy.render import render_clip
+from ltxic.toy.scene import ACTIONS, BACKGROUNDS, FRAMINGS, LIGHTS, Scene, random_scene
+
+CKPT_FILE = "pretrain_checkpoint.pt"
+# identity seeds for pretraining start here; held-out evaluation clips use a disjoint range
+TRAIN_SEED_BASE, EVAL_SEED_BASE = 1_000_000, 9_000_000
+
+
+@dataclass
+class PretrainConfig:
+    out: str = "data_samples/tiny"
+    device: str = "cpu"
+    seed: int = 0
+    width: int = 128
+    height: int = 128
+    frames: int = 49
+    fps: float = 24.0
+    codec_steps: int = 1500
+    codec_batch: int = 16
+    codec_lr: float = 1e-3
+    codec_pool: int = 2048
+    steps: int = 6000
+    batch: int = 64
+    lr: float = 4e-4
+    latent_pool: int = 8192
+    eval_clips: int = 64
+    sigma_shift: float = 1.5  # shifts logit-normal sigmas toward noise, as LTX-2's schedule does
+    caption_dropout: float = 0.1  # empty captions teach the unconditional branch used by CFG
+    latent_noise: float = 0.1  # noise added to codec latents in training: decoders tolerate diffusion errors
+    workers: int = 0  # 0: all CPU cores
+    bf16: bool = True
+    max_train_seconds: float | None = None  # stop stage 2 early (recorded) so a time-limited session still saves
+    compile: bool = False  # torch.compile the training forward: the tiny model's steps are bound by Python dispatch
+    ckpt_every: int = 500
+    smoke: bool = False
+    from_codecs: str | None = None  # skip stage 1: copy these trained codecs (a folder) into ``out`` and use them
+
+    @classmethod
+    def smoke_config(cls, out: str) -> PretrainConfig:
+        return cls(out=out, device="cpu", width=64, height=64, frames=9, codec_steps=8, codec_batch=2, codec_pool=4,
+                   steps=20, batch=4, latent_pool=8, eval_clips=2, lr=1e-3, workers=1, bf16=False, ckpt_every=10, smoke=True)
+
+
+def toy_vocabulary() -> list[str]:
+    """Every word of every toy caption, plus the alternative phrasings the caption parser accepts."""
+    captions = [
+        Scene(bg, light, framing, action, speaking).caption
+        for bg, light, framing, action, speaking in itertools.product(BACKGROUNDS, LIGHTS, FRAMINGS, ACTIONS, (True, False))
+        if speaking or action != "speaks"
+    ]
+    return build_vocab([*captions, "his her their head to the an"])
+
+
+def _render(args: tuple[int, int, int, int, float]) -> tuple[np.ndarray, np.ndarray, str]:
+    seed, width, height, frames, fps = args
+    rng = np.random.default_rng([0x9E7, seed])
+    clip = render_clip(make_identity(seed), random_scene(rng), seed=seed, width=width, height=height, frames=frames, fps=fps)
+    return clip.frames, clip.audio, clip.caption
+
+
+def render_clips(cfg: PretrainConfig, seeds: list[int], desc: str):
+    """Yield ``(frames uint8 (F,H,W,3), audio (1,N), caption)`` for each seed, rendered by worker processes."""
+    jobs = [(s, cfg.width, cfg.height, cfg.frames, cfg.fps) for s in seeds]
+    workers = cfg.workers or mp.cpu_count()
+    if workers <= 1:
+        yield from tqdm(map(_render, jobs), total=len(jobs), desc=desc, leave=False)
+        return
+    with mp.get_context("fork").Pool(workers) as pool:
+        yield from tqdm(pool.imap(_render, jobs, chunksize=8), total=len(jobs), desc=desc, leave=False)
+
+
+def to_video_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 ``(B, F, H, W, 3)`` -> float ``(B, 3, F, H, W)`` in [-1, 1]."""
+    x = torch.as_tensor(frames)
+    return x.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of frames in [-1, 1] (peak-to-peak 2)."""
+    mse = F.mse_loss(a.float().clamp(-1, 1), b.float()).item()
+    return 10 * math.log10(4.0 / max(mse, 1e-12))
+
+
+def sample_sigmas(n: int, shift: float, gen: torch.Generator) -> torch.Tensor:
+    """Logit-normal sigmas in (0, 1), shifted toward 1 (noise) by ``shift``."""
+    s = torch.sigmoid(torch.randn(n, generator=gen))
+    return shift * s / (1 + (shift - 1) * s)
+
+
+def _lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+class Checkpoint:
+    """Atomic training-state file in the output folder (loaded with ``weights_only=True``)."""
+
+    def __init__(self, out: Path, cfg: PretrainConfig) -> None:
+        self.path = out / CKPT_FILE
+        self.key = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "ckpt_every", "out", "device")}
+        self.t0, self.before = time.time(), 0.0
+
+    def elapsed(self) -> float:
+        """Wall seconds of this run plus those of the interrupted runs it resumes."""
+        return self.before + time.time() - self.t0
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state.get("key") != self.key:
+            print(f"{self.path}: saved with other settings; starting afresh", file=sys.stderr)
+            return None
+        self.before = float(state.get("elapsed_s", 0.0))
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        state = {**state, "key": self.key, "elapsed_s": self.elapsed()}
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
+
+# ---------------------------------------------------------------- stage 1: codecs
+
+def _same_length(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop mels to common frames: the causal audio decoder returns 4T-3 frames for T latents."""
+    n = min(a.shape[2], b.shape[2])
+    return a[:, :, :n], b[:, :, :n]
+
+
+def _codec_losses(video: VideoCodec, audio: AudioCodec, x: torch.Tensor, mel: torch.Tensor, noise: float, gen_dev: torch.Generator | None):
+    zv = video.encoder(x)
+    zv_n = zv + noise * torch.randn(zv.shape, device=zv.device, generator=gen_dev)
+    rec = video.decoder(zv_n)
+    za = audio.encode_mel(mel)
+    za_n = za + noise * torch.randn(za.shape, device=za.device, generator=gen_dev)
+    mel_rec = audio.decode_mel(za_n)
+    v_loss = F.l1_loss(rec.float(), x) + F.mse_loss(rec.float(), x)
+    a_loss = F.l1_loss(*_same_length(mel_rec.float(), mel))
+    reg = 1e-3 * (zv.float().pow(2).mean() + za.float().pow(2).mean())  # keeps latent scale bounded against the noise
+    return v_loss, a_loss, reg
+
+
+@torch.no_grad()
+def codec_metrics(video: VideoCodec, audio: AudioCodec, frames: torch.Tensor, waves: torch.Tensor, device: str) -> dict[str, float]:
+    """Reconstruction PSNR (dB) and log-mel L1 on clips (no latent noise), in batches of 8."""
+    video.eval(), audio.eval()
+    se, l1, n = 0.0, 0.0, 0
+    for i in range(0, len(frames), 8):
+        x = to_video_tensor(frames[i : i + 8]).to(device)
+        rec = video.decode(video.encode(x))
+        se += F.mse_loss(rec, x, reduction="sum").item()
+        mel = audio.mel(waves[i : i + 8].to(device))
+        rec_mel, mel = _same_length(audio.decode_mel(audio.encode_mel(mel)), mel)
+        l1 += F.l1_loss(rec_mel, mel, reduction="sum").item()
+        n += len(x)
+    mse = se / (n * frames[0].numel())
+    mel_l1 = l1 / (n * mel[0].numel())
+    return {"video_psnr_db": round(10 * math.log10(4.0 / mse), 3), "mel_l1": round(mel_l1, 4)}
+
+
+def train_codecs(cfg: PretrainConfig, pool_frames: torch.Tensor, pool_waves: torch.Tensor, eval_frames, eval_waves, ckpt: Checkpoint, state, record):
+    device = cfg.device
+    torch.manual_seed(cfg.seed)
+    video, audio = VideoCodec().to(device), AudioCodec().to(device)
+    params = [*video.parameters(), *audio.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.codec_lr, weight_decay=0.0)
+    start = 0
+    if state and state.get("stage") == 1:
+        video.load_state_dict(state["video"]), audio.load_state_dict(state["audio"]), opt.load_state_dict(state["opt"])
+        start = state["step"]
+    record["codec_eval_before"] = record.get("codec_eval_before") or codec_metrics(video, audio, eval_frames, eval_waves, device)
+    video.train(), audio.train()
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    losses: list[list[float]] = record.setdefault("codec_losses", [])
+    bar = tqdm(range(start, cfg.codec_steps), desc="stage 1: codecs", initial=start, total=cfg.codec_steps)
+    for step in bar:
+        gen.manual_seed(cfg.seed * 1_000_003 + step)  # batch of a step is fixed: resuming replays the same data
+        idx = torch.randint(len(pool_frames), (cfg.codec_batch,), generator=gen)
+        x = to_video_tensor(pool_frames[idx]).to(device, non_blocking=True)
+        with torch.no_grad():
+            mel = audio.mel(pool_waves[idx].to(device))
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, cfg.codec_steps, cfg.codec_lr, max(1, cfg.codec_steps // 20))
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
+            v_loss, a_loss, reg = _codec_losses(video, audio, x, mel, cfg.latent_noise, None)
+        loss = v_loss + a_loss + reg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append([round(v_loss.item(), 5), round(a_loss.item(), 5)])
+        bar.set_postfix(video=f"{v_loss.item():.4f}", mel=f"{a_loss.item():.4f}")
+        if (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.codec_steps:
+            ckpt.save({"stage": 1, "step": step + 1, "video": video.state_dict(), "audio": audio.state_dict(),
+                       "opt": opt.state_dict(), "record": _json_safe(record)})
+
+    # latent statistics of the raw encoder means over the pool: afterwards latents are ~unit variance
+    video.eval(), audio.eval()
+    with torch.no_grad():
+        zs, zas = [], []
+        for i in range(0, min(len(pool_frames), 512), 16):
+            zs.append(video.encode(to_video_tensor(pool_frames[i : i + 16]).to(device)).float())
+            zas.append(audio.encode(pool_waves[i : i + 16].to(device)).float())
+        zv = torch.cat(zs).transpose(0, 1).flatten(1)  # (C, everything)
+        za = torch.cat(zas)
+        za = za.permute(0, 2, 1, 3).flatten(2).flatten(0, 1)  # (B*T, C*M), ltx-core's audio token layout
+        video.set_latent_stats(zv.mean(1), zv.std(1))
+        audio.set_latent_stats(za.mean(0), za.std(0))
+    record["codec_eval_after"] = codec_metrics(video, audio, eval_frames, eval_waves, device)
+    return video, audio
+
+
+# ---------------------------------------------------------------- stage 2: transformer + text encoder
+
+@torch.no_grad()
+def encode_pool(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, seeds: list[int], desc: str):
+    """Render clips for ``seeds`` and encode them: ``(video latents, audio latents, captions)`` on the CPU."""
+    zv, za, caps = [], [], []
+    batch_f, batch_w = [], []
+
+    def flush() -> None:
+        x = to_video_tensor(np.stack(batch_f)).to(cfg.device)
+        zv.append(video.encode(x).float().cpu())
+        za.append(audio.encode(torch.as_tensor(np.stack(batch_w)).to(cfg.device)).float().cpu())
+        batch_f.clear(), batch_w.clear()
+
+    for frames, wave, caption in render_clips(cfg, seeds, desc):
+        batch_f.append(frames), batch_w.append(wave), caps.append(caption)
+        if len(batch_f) == 32:
+            flush()
+    if batch_f:
+        flush()
+    return torch.cat(zv), torch.cat(za), caps
+
+
+_VIDEO_PATCHIFIER, _AUDIO_PATCHIFIER = VideoLatentPatchifier(patch_size=1), AudioPatchifier(patch_size=1)
+
+
+@dataclass
+class TokenLayout:
+    """Token positions of one clip shape, built with the codecs' own geometry (the same positions the trainer's
+    strategies and the sampler give the model), and the pool's captions tokenized once."""
+
+    video_positions: torch.Tensor  # (1, 3, Nv, 2)
+    audio_positions: torch.Tensor  # (1, 1, Na, 2)
+    tokens: torch.Tensor  # (N, L) caption token ids of the pool
+    mask: torch.Tensor  # (N, L)
+
+    @classmethod
+    def build(cls, video: VideoCodec, audio: AudioCodec, text: TextEncoder, zv: torch.Tensor, za: torch.Tensor,
+              captions: list[str], fps: float, device: str) -> TokenLayout:
+        _, v_pos = video_tokens(zv[:1], fps=fps, geometry=video.geometry)
+        _, a_pos = audio_tokens(za[:1], geometry=audio.geometry)
+        tokens, mask = text.tokenize(captions)
+        return cls(v_pos.to(device), a_pos.to(device), tokens.to(device), mask.to(device))
+
+
+def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.Tensor, za: torch.Tensor, tokens: torch.Tensor,
+                       mask: torch.Tensor, sigma: torch.Tensor, noise_v: torch.Tensor, noise_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rectified-flow MSE of the velocity on video and audio tokens (``x_s = (1-s) x0 + s n``, ``v = n - x0``).
+
+    Latents ``zv (B, C, F, H, W)`` / ``za (B, C, T, M)``, noise of the same shapes; ``tokens``/``mask`` from
+    ``TextEncoder.tokenize``.
+    """
+    b = zv.shape[0]
+    v0, na_v = _VIDEO_PATCHIFIER.patchify(zv), _VIDEO_PATCHIFIER.patchify(noise_v)
+    a0, na_a = _AUDIO_PATCHIFIER.patchify(za), _AUDIO_PATCHIFIER.patchify(noise_a)
+    s = sigma.view(b, 1, 1)
+    vctx, actx, mask = text.encode_tokens(tokens, mask)
+    video_in = Modality(latent=(1 - s) * v0 + s * na_v, sigma=sigma, timesteps=sigma[:, None].expand(b, v0.shape[1]),
+                        positions=layout.video_positions.expand(b, -1, -1, -1), context=vctx, context_mask=mask)
+    audio_in = Modality(latent=(1 - s) * a0 + s * na_a, sigma=sigma, timesteps=sigma[:, None].expand(b, a0.shape[1]),
+                        positions=layout.audio_positions.expand(b, -1, -1, -1), context=actx, context_mask=mask)
+    pv, pa = model(video_in, audio_in, BatchedPerturbationConfig.empty(b))
+    return F.mse_loss(pv.float(), na_v - v0), F.mse_loss(pa.float(), na_a - a0)
+
+
+@torch.no_grad()
+def fm_eval(model, text, layout: TokenLayout, zv, za, caps, cfg: PretrainConfig) -> dict[str, float]:
+    """Flow-matching loss at fixed sigmas (0.1 .. 0.9) and fixed noise: comparable across runs and steps."""
+    model.eval(), text.eval()
+    gen = torch.Generator().manual_seed(12345)
+    tokens, mask = (t.to(cfg.device) for t in text.tokenize(caps))
+    out_v, out_a = [], []
+    for sig in (0.1, 0.3, 0.5, 0.7, 0.9):
+        n = len(zv)
+        nv = torch.randn(zv.shape, generator=gen).to(cfg.device)
+        na = torch.randn(za.shape, generator=gen).to(cfg.device)
+        lv, la = flow_matching_loss(model, text, layout, zv.to(cfg.device), za.to(cfg.device), tokens, mask,
+                                    torch.full((n,), sig, device=cfg.device), nv, na)
+        out_v.append(lv.item()), out_a.append(la.item())
+    model.train(), text.train()
+    return {"video_fm_loss": round(float(np.mean(out_v)), 5), "audio_fm_loss": round(float(np.mean(out_a)), 5)}
+
+
+def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, zv_pool, za_pool, caps, eval_set, ckpt: Checkpoint, state, record):
+    device = cfg.device
+    model = build_transformer("tiny", seed=cfg.seed).to(device)
+    text = TextEncoder(vocab=toy_vocabulary()).to(device)
+    torch.manual_seed(cfg.seed)
+    params = [*model.parameters(), *text.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    start = 0
+    if state and state.get("stage") == 2 and "model" in state:
+        model.load_state_dict(state["model"]), text.load_state_dict(state["text"]), opt.load_state_dict(state["opt"])
+        start = state["step"]
+    layout = TokenLayout.build(video, audio, text, zv_pool, za_pool, caps, cfg.fps, device)
+    record["fm_eval_before"] = record.get("fm_eval_before") or fm_eval(model, text, layout, *eval_set, cfg)
+    model.train(), text.train()
+    forward = torch.compile(model) if cfg.compile else model  # shares the parameters; checkpoints save `model`
+    zv_pool, za_pool = zv_pool.to(device), za_pool.to(device)  # the whole pool fits: no loader needed
+    pad = text.index["<pad>"]
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    noise_gen = torch.Generator(device=device)
+    losses: list[list[float]] = record.setdefault("fm_losses", [])
+    pending: list[torch.Tensor] = []
+    bar = tqdm(range(start, cfg.steps), desc="stage 2: transformer", initial=start, total=cfg.steps)
+    t_start = time.time()
+    for step in bar:
+        if cfg.max_train_seconds is not None and time.time() - t_start > cfg.max_train_seconds:
+            record["stopped_early"] = {"step": step, "of": cfg.steps, "reason": f"--max-train-seconds {cfg.max_train_seconds:g}"}
+            break
+        gen.manual_seed(cfg.seed * 7_000_003 + step)  # batch of a step is fixed: resuming replays the same data
+        noise_gen.manual_seed(cfg.seed * 7_000_003 + step)
+        idx = torch.randint(len(zv_pool), (cfg.batch,), generator=gen).to(device)
+        sigma = sample_sigmas(cfg.batch, cfg.sigma_shift, gen).to(device)
+        drop = (torch.rand(cfg.batch, generator=gen) < cfg.caption_dropout).to(device)
+        nv = torch.randn((cfg.batch, *zv_pool.shape[1:]), generator=noise_gen, device=device)
+        na = torch.randn((cfg.batch, *za_pool.shape[1:]), generator=noise_gen, device=device)
+        tokens, mask = layout.tokens[idx], layout.mask[idx]
+        # a dropped caption is the empty prompt: <bos> alone, as TextEncoder.encode([""]) gives
+        blank = drop[:, None] & (torch.arange(tokens.shape[1], device=device) > 0)
+        tokens, mask = torch.where(blank, pad, tokens), torch.where(blank, 0, mask)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)))
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
+            lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na)
+        loss = lv + la
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        pending.append(torch.stack([lv.detach(), la.detach()]))
+        if len(pending) == 25 or step + 1 == cfg.steps or (step + 1) % cfg.ckpt_every == 0:  # few device syncs
+            values = torch.stack(pending).float().cpu().tolist()
+            losses.extend([[round(v, 5), round(a, 5)] for v, a in values])
+            pending.clear()
+            bar.set_postfix(video=f"{values[-1][0]:.4f}", audio=f"{values[-1][1]:.4f}")
+        if (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.steps:
+            ckpt.save({"stage": 2, "step": step + 1, "model": model.state_dict(), "text": text.state_dict(),
+                       "opt": opt.state_dict(), "record": _json_safe(record)})
+    if pending:  # stopped early between flushes
+        losses.extend([[round(v, 5), round(a, 5)] for v, a in torch.stack(pending).float().cpu().tolist()])
+    record["fm_eval_after"] = fm_eval(model, text, layout, *eval_set, cfg)
+    return model.eval(), text.eval()
+
+
+def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(record))
+
+
+def _summ(losses: list[list[float]], n: int) -> dict[str, list[float]]:
+    first = np.mean(losses[:n], axis=0).round(5).tolist()
+    last = np.mean(losses[-n:], axis=0).round(5).tolist()
+    return {"first": first, "last": last}
+
+
+def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str, Any]:
+    """Run both stages into ``cfg.out``; returns the record also written to ``pretrain_record.json``."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    ckpt = Checkpoint(out, cfg)
+    state = ckpt.load()
+    record: dict[str, Any] = dict(state["record"]) if state else {}
+    record.update({"command": command or sys.argv, "config": asdict(cfg), "torch": torch.__version__})
+
+    eval_seeds = [EVAL_SEED_BASE + cfg.seed * 10_000 + i for i in range(cfg.eval_clips)]
+    ev = list(render_clips(cfg, eval_seeds, "render eval clips"))
+    eval_frames = torch.from_numpy(np.stack([e[0] for e in ev]))
+    eval_waves = torch.from_numpy(np.stack([e[1] for e in ev]))
+
+    codec_files = [out / VIDEO_CODEC_FILE, out / AUDIO_CODEC_FILE]
+    if cfg.from_codecs and not (state and state.get("stage") == 2):
+        src = Path(cfg.from_codecs)
+        for f in codec_files:
+            if (src / f.name).resolve() != f.resolve():
+                with atomic_path(f) as tmp:
+                    shutil.copyfile(src / f.name, tmp)
+        record["codecs_from"] = {"folder": str(src), "sha256": {f.name: sha256_file(f) for f in codec_files}}
+        if (src / RECORD_FILE).is_file():  # the stage-1 facts of the run that trained them
+            before = json.loads((src / RECORD_FILE).read_text())
+            record["codecs_from"]["record"] = {k: v for k, v in before.items() if k.startswith(("codec", "stage1")) and k != "codecs_from"}
+        video, audio = VideoCodec.load(codec_files[0], cfg.device), AudioCodec.load(codec_files[1], cfg.device)
+        record["codec_eval_after"] = codec_metrics(video, audio, eval_frames, eval_waves, cfg.device)
+        state = None
+    elif state and state.get("stage") == 2:
+        video, audio = VideoCodec.load(codec_files[0], cfg.device), AudioCodec.load(codec_files[1], cfg.device)
+    else:
+        seeds = [TRAIN_SEED_BASE + cfg.seed * 1_000_000 + i for i in range(cfg.codec_pool)]
+        pool = list(render_clips(cfg, seeds, "render codec pool"))
+        pool_frames = torch.from_numpy(np.stack([p[0] for p in pool]))
+        pool_waves = torch.from_numpy(np.stack([p[1] for p in pool]))
+        del pool
+        t1 = time.time()
+        video, audio = train_codecs(cfg, pool_frames, pool_waves, eval_frames, eval_waves, ckpt, state, record)
+        record["codec_wall_s"] = round(time.time() - t1, 1)
+        record["codec_loss_summary"] = _summ(record["codec_losses"], min(10, len(record["codec_losses"])))
+        del pool_frames, pool_waves
+        # shipped files are float16; continue from exactly what ships
+        video.save(codec_files[0]), audio.save(codec_files[1])
+        video, audio = VideoCodec.load(codec_files[0], cfg.device), AudioCodec.load(codec_files[1], cfg.device)
+        state = None
+        ckpt.save({"stage": 2, "step": 0, "record": _json_safe(record)})
+
+    seeds = [TRAIN_SEED_BASE + cfg.seed * 1_000_000 + i for i in range(cfg.latent_pool)]
+    zv, za, caps = encode_pool(cfg, video, audio, seeds, "render+encode latent pool")
+    record["latent_std"] = {"video": round(zv.std().item(), 4), "audio": round(za.std().item(), 4)}
+    eval_set = encode_pool(cfg, video, audio, eval_seeds[: min(32, len(eval_seeds))], "encode eval clips")
+    t2 = time.time()
+    model, text = train_transformer(cfg, video, audio, zv, za, caps, eval_set, ckpt, state, record)
+    record["transformer_wall_s"] = round(time.time() - t2, 1)
+    record["fm_loss_summary"] = _summ(record["fm_losses"], min(20, len(record["fm_losses"])))
+
+    save_transformer(_half_copy(model), out / "transformer.safetensors")
+    text.save(out / TEXT_ENCODER_FILE)
+    record["parameters"] = {"video_codec": count_parameters(video), "audio_codec": count_parameters(audio),
+                            "text_encoder": count_parameters(text), "transformer": count_parameters(model)}
+    names = ["transformer.safetensors", VIDEO_CODEC_FILE, AUDIO_CODEC_FILE, TEXT_ENCODER_FILE, "vocab.json"]
+    record["file_mb"] = {n: round((out / n).stat().st_size / 1e6, 3) for n in names}
+    record["total_mb"] = round(sum(record["file_mb"].values()), 3)
+    record["wall_s"] = round(ckpt.elapsed(), 1)
+    record["device_name"] = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else "cpu"
+    # per-step losses stay in the record only in summarized form, plus a thinned curve
+    for key in ("codec_losses", "fm_losses"):
+        full = record.pop(key, None)
+        if full is None:  # stage 1 skipped (--from-codecs)
+            continue
+        stride = max(1, len(full) // 200)
+        record[key.replace("losses", "curve")] = {"stride": stride, "values": full[::stride]}
+    write_json_atomic(out / RECORD_FILE, record)
+    ckpt.path.unlink(missing_ok=True)
+    return record
+
+
+def _half_copy(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(model).to(torch.float16).cpu()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(prog="ltxic toy pretrain", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="data_samples/tiny", help="folder for the weights and pretrain_record.json")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--smoke", action="store_true", help="every stage for a few steps on tiny clips (CPU, < 60 s)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int, help="stage 2 (transformer) steps")
+    p.add_argument("--codec-steps", type=int, help="stage 1 (codec) steps")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--codec-batch", type=int)
+    p.add_argument("--latent-pool", type=int, help="clips rendered and encoded for stage 2")
+    p.add_argument("--codec-pool", type=int, help="clips rendered for stage 1")
+    p.add_argument("--workers", type=int, help="render processes (0: all cores)")
+    p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--max-train-seconds", type=float, help="end stage 2 after this long and save (the record says where it stopped)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the transformer for stage 2 (GPU: fewer, fused kernels)")
+    p.add_argument("--from-codecs", metavar="DIR", help="skip stage 1 and train the transformer on these codecs (a folder with "
+                   f"{VIDEO_CODEC_FILE} and {AUDIO_CODEC_FILE})")
+    p.add_argument("--lr", type=float, help="stage 2 peak learning rate")
+    args = p.parse_args(argv)
+    cfg = PretrainConfig.smoke_config(args.out) if args.smoke else PretrainConfig(out=args.out, device=args.device)
+    if not args.smoke and not cfg.device.startswith("cuda"):
+        cfg.workers = 0
+    for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    if args.no_bf16:
+        cfg.bf16 = False
+    cfg.compile = args.compile
+    cfg.max_train_seconds = args.max_train_seconds
+    record = pretrain(cfg, command=["python", "-m", "ltxic.models.tiny_pretrain", *(argv if argv is not None else sys.argv[1:])])
+    print({k: record[k] for k in ("codec_eval_after", "fm_eval_before", "fm_eval_after", "total_mb", "wall_s")})
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Flow-matching sampling of video and audio latents together, with IC references appended as in training.
+
+``sample_latents`` returns latents; decoding, mp4 writing and the two-stage upscale live elsewhere.
+
+Facts followed, with sources:
+
+* Sigma schedule: ltx-core ``LTX2Scheduler.execute`` (``components/schedulers.py``): ``linspace(1, 0)``
+  shifted by the token-count line through (1024, 0.95) and (4096, 2.05), then stretched so the last
+  non-zero sigma is 0.1. ltx-pipelines call it without a latent (``ti2vid_one_stage.py`` and the others),
+  which fixes the count at 4096; ltxic passes the target's video token count by default, the same count
+  training used for its sigma shift (``SamplingConfig.schedule_tokens = 4096`` reproduces the pipelines).
+  Distilled path: ``DISTILLED_SIGMA_VALUES`` from ``ltx_pipelines.utils.constants`` (8 steps).
+* Steps: ltx-core ``EulerDiffusionStep`` on the denoised estimate ``x0 = x - v * sigma`` (``to_denoised``),
+  as ``ltx_pipelines.utils.samplers.euler_denoising_loop`` does; the transformer predicts velocity.
+* Reference tokens: ltx-pipelines keep them clean every step (denoise mask 0, ``post_process_latent``)
+  and strip them before decoding (``clear_conditioning``). Here they are rebuilt clean at timestep 0 for
+  every forward pass by the same ``Strategy.model_inputs`` the trainer uses, and never enter the state:
+  the same inputs, with nothing to strip.
+* Text guidance: ltx-core ``CFGGuider`` (``components/guiders.py``), ``(scale - 1) * (cond - uncond)`` on
+  the denoised estimate, with separate video and audio scales (ltx-pipelines' defaults are 3 for video
+  and 7 for audio, ``utils/constants.py``; ComfyUI's ``LTXVDualCFGGuider`` the same). The unconditional
+  pass uses the negative (e.g. empty-prompt) context and keeps the references.
+* Reference (identity) guidance: ComfyUI's ``LTXVReferenceAudio`` (``comfy_extras/nodes_lt.py``) adds
+  ``scale * (cond - no_reference)`` after CFG, default scale 3; ID-LoRA's inference scripts do the same on
+  the audio stream. ltxic uses that convention (``0`` = off; ltx-core's ``STGGuider`` computes exactly this
+  delta) and applies it to both streams, dropping all references in the extra pass.
+* Noise: drawn from a CPU ``torch.Generator`` seeded with ``config.seed``, then moved to the model's
+  device, so a seed gives the same starting noise everywhere and bitwise-equal results on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from ltx_core.components.diffusion_steps import EulerDiffusionStep
+from ltx_core.components.guiders import CFGGuider, STGGuider
+from ltx_core.components.schedulers import LTX2Scheduler
+from ltx_core.guidance.perturbations import BatchedPerturbationConfig
+from ltx_core.utils import to_denoised
+from tqdm.auto import tqdm
+
+from ltxic.models.latents import AudioGeometry, VideoGeometry, audio_from_tokens, audio_tokens, video_from_tokens, video_tokens
+from ltxic.models.strategies import Conditioning, Strategy, get_strategy
+
+
+@dataclass
+class SamplingConfig:
+    """What to generate and how.
+
+    Attributes:
+        width, height, frames: output size in pixels and frames (``frames = 8k + 1``, sizes multiples of 32
+            for the real VAE; see ``video_geometry``).
+        fps: frame rate (video positions are in seconds).
+        audio_seconds: audio length; ``None`` = ``frames / fps`` (as ltx-pipelines).
+        steps: Euler steps of the LTX2Scheduler schedule (ignored when ``distilled``).
+        distilled: use the distilled model's fixed 8-step sigma list.
+        sigmas: an explicit descending schedule ending at 0 (e.g. ltx-pipelines' stage-2 list
+            ``STAGE_2_DISTILLED_SIGMA_VALUES`` with an initial latent); overrides ``steps``/``distilled``.
+        video_cfg_scale, audio_cfg_scale: text CFG per stream; 1 = off (no extra pass).
+        reference_guidance_scale: ``scale * (cond - without references)``; 0 = off.
+        audio_reference_guidance_scale: the same for the audio stream; ``None`` = ``reference_guidance_scale``
+            (one pass without references serves both streams).
+        seed: noise seed.
+        schedule_tokens: token count for the schedule's shift; ``None`` = the target's video tokens.
+        audio_mel_bins: M of the audio latent ``(C, T, M)``; ``None`` = 16 for 128-wide audio (LTX-2's
+            8 x 16 audio VAE), else 4 (the tiny 4 x 4 codec).
+        generate_audio: sample the audio stream too (needs an audio-video model and an audio context).
+    """
+
+    width: int = 96
+    height: int = 64
+    frames: int = 17
+    fps: float = 24.0
+    audio_seconds: float | None = None
+    steps: int = 30
+    distilled: bool = False
+    sigmas: tuple[float, ...] | None = None
+    video_cfg_scale: float = 1.0
+    audio_cfg_scale: float = 1.0
+    reference_guidance_scale: float = 0.0
+    audio_reference_guidance_scale: float | None = None
+    seed: int = 0
+    schedule_tokens: int | None = None
+    audio_mel_bins: int | None = None
+    generate_audio: bool = True
+    video_geometry: VideoGeometry = field(default_factory=VideoGeometry)
+    audio_geometry: AudioGeometry = field(default_factory=AudioGeometry)
+
+    def video_latent_shape(self, batch: int, channels: int) -> tuple[int, int, int, int, int]:
+        f, h, w = self.video_geometry.latent_size(self.frames, self.height, self.width)
+        return (batch, channels, f, h, w)
+
+    def audio_latent_shape(self, batch: int, width: int) -> tuple[int, int, int, int]:
+        mel = self.audio_mel_bins if self.audio_mel_bins is not None else (16 if width == 128 else 4)
+        if width % mel:
+            raise ValueError(f"SamplingConfig.audio_mel_bins={mel} does not divide the model's audio width {width}")
+        seconds = self.audio_seconds if self.audio_seconds is not None else self.frames / self.fps
+        steps = round(seconds * self.audio_geometry.latents_per_second)
+        if steps < 1:
+            raise ValueError(f"SamplingConfig.audio_seconds={seconds} gives no audio latents; use a longer duration")
+        return (batch, width // mel, steps, mel)
+
+
+def sigma_schedule(config: SamplingConfig, video_tokens_count: int) -> torch.Tensor:
+    """The sigmas (descending, ending at 0) for ``config``."""
+    if config.sigmas is not None:
+        sigmas = torch.tensor(config.sigmas, dtype=torch.float32)
+        if sigmas.ndim != 1 or len(sigmas) < 2 or sigmas[-1] != 0 or not torch.all(sigmas[1:] < sigmas[:-1]) or sigmas[0] > 1:
+            raise ValueError(
+                f"SamplingConfig.sigmas={config.sigmas} must descend strictly from <= 1 and end at 0, e.g. (1.0, 0.5, 0.0)"
+            )
+        return sigmas
+    if config.distilled:
+        from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES
+
+        return torch.tensor(DISTILLED_SIGMA_VALUES, dtype=torch.float32)
+    if config.steps < 2:
+        # LTX2Scheduler stretches the last non-zero sigma to 0.1: with one step that sigma is 1 and it divides by 0
+        raise ValueError(f"SamplingConfig.steps must be >= 2 for the LTX2Scheduler schedule, got {config.steps}; "
+                         "for a single step pass sigmas=(1.0, 0.0)")
+    tokens = config.schedule_tokens if config.schedule_tokens is not None else video_tokens_count
+    # LTX2Scheduler reads only the shape of `latent`: prod(shape[2:]) tokens
+    return LTX2Scheduler().execute(steps=config.steps, latent=torch.empty(1, 1, tokens, device="meta"))
+
+
+def _model_widths(model: torch.nn.Module) -> tuple[int, int | None]:
+    config = getattr(model, "ltxic_config", None)
+    if config is not None:
+        t = config["transformer"]
+        return int(t["in_channels"]), int(t.get("audio_in_channels") or 0) or None
+    audio = getattr(model, "audio_patchify_proj", None)
+    return int(model.patchify_proj.in_features), (int(audio.in_features) if audio is not None else None)
+
+
+@torch.no_grad()
+def sample_latents(
+    model: torch.nn.Module,
+    video_context: torch.Tensor,
+    audio_context: torch.Tensor | None = None,
+    *,
+    context_mask: torch.Tensor | None = None,
+    negative_video_context: torch.Tensor | None = None,
+    negative_audio_context: torch.Tensor | None = None,
+    negative_context_mask: torch.Tensor | None = None,
+    ref_video_latent: torch.Tensor | None = None,
+    ref_audio_latent: torch.Tensor | None = None,
+    initial_video_latent: torch.Tensor | None = None,
+    initial_audio_latent: torch.Tensor | None = None,
+    strategy: Strategy | str = "text_to_video",
+    config: SamplingConfig | None = None,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Generate ``(video_latent (B, C, F, H, W), audio_latent (B, C, T, M) or None)``.
+
+    Contexts are batched ``(B, L, D)``; references are batched latents, placed by ``strategy`` exactly
+    as in training. LoRA strength is whatever the model carries (``ltxic.models.lora.set_lora_strength``).
+    ``initial_*_latent`` start from a latent noised to the first sigma (``(1 - s0) x + s0 eps``, as
+    ltx-core's ``GaussianNoiser`` with ``noise_scale = s0``): the refine stage of a two-stage pipeline.
+    """
+    config = config or SamplingConfig()
+    strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
+    if ref_video_latent is not None and not strategy.uses_video_reference:
+        raise ValueError(f"ref_video_latent was given but strategy '{strategy.name}' does not use it; pass strategy='ic' or 'audio_ref_only_ic'")
+    if ref_audio_latent is not None and not strategy.uses_audio_reference:
+        raise ValueError(f"ref_audio_latent was given but strategy '{strategy.name}' does not use it; pass strategy='audio_ref_only_ic'")
+    text_v, text_a = CFGGuider(config.video_cfg_scale), CFGGuider(config.audio_cfg_scale)
+    wants_audio = generate_audio_ok(config, audio_context)
+    if (text_v.enabled() and negative_video_context is None) or (
+        text_a.enabled() and wants_audio and negative_audio_context is None
+    ):
+        raise ValueError(
+            "CFG scale != 1 needs negative_video_context / negative_audio_context (encode an empty or negative "
+            "prompt), or set video_cfg_scale = audio_cfg_scale = 1"
+        )
+    ref_guider = STGGuider(config.reference_guidance_scale)
+    audio_ref_scale = config.audio_reference_guidance_scale
+    audio_ref_guider = ref_guider if audio_ref_scale is None else STGGuider(audio_ref_scale)
+    uses_refs = strategy.uses_video_reference or strategy.uses_audio_reference
+
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype if param.is_floating_point() else torch.float32
+    batch = video_context.shape[0]
+    video_width, audio_width = _model_widths(model)
+    with_audio = wants_audio and audio_width is not None
+
+    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    v_shape = config.video_latent_shape(batch, video_width)
+    sigmas = sigma_schedule(config, math.prod(v_shape[2:]))
+    s0 = float(sigmas[0])
+    sigmas = sigmas.to(device)
+
+    def start(shape: tuple[int, ...], initial: torch.Tensor | None, name: str) -> torch.Tensor:
+        noise = torch.randn(shape, generator=gen)
+        if initial is None:
+            return noise.to(device=device, dtype=dtype)
+        if tuple(initial.shape) != tuple(shape):
+            raise ValueError(f"{name} has shape {tuple(initial.shape)} but the config asks for {tuple(shape)}; match SamplingConfig's size")
+        # the noise is drawn on the CPU (same draws on every device); the mix happens where the sampler runs
+        return ((1 - s0) * initial.to(device).float() + s0 * noise.to(device)).to(dtype=dtype)
+
+    x_v, pos_v = video_tokens(start(v_shape, initial_video_latent, "initial_video_latent"), config.fps, config.video_geometry)
+    x_a = pos_a = a_shape = None
+    if with_audio:
+        a_shape = config.audio_latent_shape(batch, audio_width)
+        x_a, pos_a = audio_tokens(start(a_shape, initial_audio_latent, "initial_audio_latent"), config.audio_geometry)
+
+    def to_dev(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+
+    cond = Conditioning(
+        video_context=to_dev(video_context),
+        audio_context=to_dev(audio_context) if with_audio else None,
+        context_mask=to_dev(context_mask),
+        ref_video_latent=to_dev(ref_video_latent),
+        ref_audio_latent=to_dev(ref_audio_latent),
+        fps=config.fps,
+    )
+    negative = None
+    if text_v.enabled() or (with_audio and text_a.enabled()):
+        negative = Conditioning(
+            video_context=to_dev(negative_video_context if negative_video_context is not None else video_context),
+            audio_context=to_dev(negative_audio_context if negative_audio_context is not None else audio_context) if with_audio else None,
+            context_mask=to_dev(negative_context_mask),
+            ref_video_latent=cond.ref_video_latent,
+            ref_audio_latent=cond.ref_audio_latent,
+            fps=config.fps,
+        )
+    perturb = BatchedPerturbationConfig.empty(batch)
+    stepper = EulerDiffusionStep()
+
+    def denoise(c: Conditioning, sigma: torch.Tensor, with_references: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        inputs = strategy.model_inputs(
+            x_v, x_a, sigma.expand(batch), pos_v, pos_a, c,
+            with_references=with_references, target_video_shape=v_shape,
+        )
+        vel_v, vel_a = model(inputs.video, inputs.audio, perturb)
+        den_v = to_denoised(x_v, vel_v[:, : inputs.n_video], sigma)
+        den_a = None if x_a is None else to_denoised(x_a, vel_a[:, : inputs.n_audio], sigma)
+        return den_v, den_a
+
+    for i in tqdm(range(len(sigmas) - 1), desc="sampling", disable=not progress):
+        sigma = sigmas[i]
+        den_v, den_a = denoise(cond, sigma)
+        out_v, out_a = den_v, den_a
+        if negative is not None:
+            neg_v, neg_a = denoise(negative, sigma)
+            if text_v.enabled():
+                out_v = out_v + text_v.delta(den_v, neg_v)
+            if den_a is not None and text_a.enabled():
+                out_a = out_a + text_a.delta(den_a, neg_a)
+        if (ref_guider.enabled() or audio_ref_guider.enabled()) and uses_refs:
+            bare_v, bare_a = denoise(cond, sigma, with_references=False)
+            if ref_guider.enabled():
+                out_v = out_v + ref_guider.delta(den_v, bare_v)
+            if den_a is not None and audio_ref_guider.enabled():
+                out_a = out_a + audio_ref_guider.delta(den_a, bare_a)
+        x_v = stepper.step(x_v, out_v, sigmas, i)
+        if x_a is not None:
+            x_a = stepper.step(x_a, out_a, sigmas, i)
+
+    video = video_from_tokens(x_v, v_shape)
+    audio = audio_from_tokens(x_a, a_shape) if x_a is not None else None
+    return video, audio
+
+
+def generate_audio_ok(config: SamplingConfig, audio_context: torch.Tensor | None) -> bool:
+    """Audio is sampled when asked for and an audio context is given."""
+    return config.generate_audio and audio_context is not None
+
+
+__all__ = ["SamplingConfig", "sample_latents", "sigma_schedule"]
