@@ -9,16 +9,13 @@ that is not the subject's, or audio that drifted off the picture becomes a warni
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ltxic.data.buckets import ResolutionBucket
-from ltxic.data.dataset import ValidationRules, load_dataset
-from ltxic.data.faces import FaceDetector
+from ltxic.data.dataset import load_dataset
 from ltxic.data.validate import Problem, ValidationReport, check_dataset, sort_problems
 
 __all__ = ["ClipIdentity", "check_identity", "validate_dataset"]
@@ -142,15 +139,13 @@ def _problems(row: ClipIdentity, models: Any, fps: float, add: Any, problem: Any
 def validate_dataset(
     path: str | os.PathLike[str],
     *,
-    check_media: bool = True,
-    rules: ValidationRules | Mapping[str, Any] | None = None,
-    buckets: Sequence[str | ResolutionBucket] | None = None,
-    face_detector: str | FaceDetector = "auto",
-    progress: bool = False,
     identity: bool | None = None,
     embedders: Any = "auto",
     face_weights: str | os.PathLike[str] | None = None,
     voice_weights: str | os.PathLike[str] | None = None,
+    check_media: bool = True,
+    progress: bool = False,
+    **data_checks: Any,
 ) -> ValidationReport:
     """Check a dataset's files, media, consent and captions (:func:`ltxic.data.validate.check_dataset`), then its
     identities: one :class:`~ltxic.data.validate.Problem` per finding and entry.
@@ -159,9 +154,9 @@ def validate_dataset(
     construction) scores each clip against its references with the identity embedders (``embedders``, chosen by the
     dataset's synthetic marker when ``"auto"``): face and voice similarity and lip sync per clip and per window
     (:func:`check_identity`), warning about clips below the same-person thresholds or out of sync.
+    ``data_checks`` (``rules``, ``buckets``, ``face_detector``) go to :func:`~ltxic.data.validate.check_dataset`.
     """
-    report = check_dataset(path, check_media=check_media, rules=rules, buckets=buckets, face_detector=face_detector,
-                           progress=progress)
+    report = check_dataset(path, check_media=check_media, progress=progress, **data_checks)
     ds = load_dataset(path)
     if check_media and (identity if identity is not None else not ds.synthetic):
         check_identity(ds, Path(path).parent, report, embedders=embedders, face_weights=face_weights,
