@@ -7,12 +7,13 @@ Sections (``--sections``, all by default):
 * ``build``: the 22B-shaped transformer allocated directly on the GPU in bf16; parameters, weight memory.
 * ``inference``: forward time (median of ``--repeats``) and peak memory under ``torch.inference_mode``,
   with IC reference tokens appended (reference image latent at ``--ref-downscale``).
-* ``training``: LoRA training step (rank ``--lora-rank`` on attention + FFN, gradient checkpointing,
-  AdamW on the LoRA parameters only).
 * ``fp8``: the inference settings again with fp8 block weights (``ltxic.models.transformer.quantize_fp8``).
-* ``pipeline``: two-stage inference: stage 1 at half resolution, spatial upsampler x2, stage 2 refine,
-  video VAE decode (tiled when untiled runs out of memory) and audio decode; models move on and off
-  the GPU between stages.
+
+Two earlier sections were retired: ``training`` (LoRA step) is measured by ``benchmarks/train_speed.py``, which
+times the trainer's own step (``ltxic.training.loop.run_training``) against a plain ltx-core loop in one run;
+``pipeline`` (hand-written two-stage inference) by ``benchmarks/ltx23_real_path.py``, which times ``ltxic train``
+and ``ltxic sample --two-stage`` on the full-size official-format tree. Their H100 numbers stay in
+``benchmarks/results/h100/results.json``.
 
 An out-of-memory in any setting is recorded as ``"status": "oom"`` with the setting, and the run goes on.
 Results go to ``<out>/results.json`` after every setting (atomically), so a run cut short keeps its numbers.
@@ -24,7 +25,6 @@ Results go to ``<out>/results.json`` after every setting (atomically), so a run 
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import importlib.machinery
 import importlib.util
@@ -41,8 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from ltx_core.components.diffusion_steps import EulerDiffusionStep
 from ltx_core.components.patchifiers import AudioPatchifier, VideoLatentPatchifier
 from ltx_core.conditioning.types.reference_video_cond import VideoConditionByReferenceLatent
 from ltx_core.guidance.perturbations import BatchedPerturbationConfig
@@ -57,7 +55,7 @@ def _register_ltxic_without_init() -> None:
     """Make ``ltxic.<module>`` importable without running ``ltxic/__init__.py``.
 
     The package's ``__init__`` imports the whole course (pydantic, PyYAML, scipy, ...); this script needs only
-    ``ltxic.models.transformer``, ``ltxic.models.latents``, ``ltxic.models.lora`` and ``ltxic.io.files``, so the GPU machine needs only
+    ``ltxic.models.transformer``, ``ltxic.models.latents`` and ``ltxic.io.files``, so the GPU machine needs only
     the wheels in REQUIREMENTS-gpu.txt. If ``ltxic`` is already imported (tests), that module is used.
     """
     if "ltxic" in sys.modules:
@@ -136,29 +134,6 @@ LTX23_UPSAMPLER_X2: dict[str, Any] = {
     "in_channels": 128, "mid_channels": 1024, "num_blocks_per_stage": 4, "dims": 3,
     "spatial_upsample": True, "temporal_upsample": False, "spatial_scale": 2.0, "rational_resampler": False,
 }
-# Distilled schedules of ltx_pipelines.utils.constants (DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES).
-STAGE1_SIGMAS = [1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0]
-STAGE2_SIGMAS = [0.909375, 0.725, 0.421875, 0.0]
-
-# Same structure at toy widths, for the CPU test of every code path.
-TINY_VAE: dict[str, Any] = {
-    **LTX23_VAE, "latent_channels": 16, "encoder_base_channels": 16, "decoder_base_channels": 16,
-    "encoder_blocks": [["res_x", {"num_layers": 1}], ["compress_space_res", {"multiplier": 2}],
-                       ["compress_time_res", {"multiplier": 2}], ["compress_all_res", {"multiplier": 2}],
-                       ["compress_all_res", {"multiplier": 1}]],
-    "decoder_blocks": [["res_x", {"num_layers": 1}], ["compress_space", {"multiplier": 2}],
-                       ["compress_time", {"multiplier": 2}], ["compress_all", {"multiplier": 1}],
-                       ["compress_all", {"multiplier": 2}], ["res_x", {"num_layers": 1}]],
-}
-TINY_AUDIO_VAE: dict[str, Any] = copy.deepcopy(LTX23_AUDIO_VAE)
-TINY_AUDIO_VAE["model"]["params"]["ddconfig"].update({"z_channels": 1, "ch": 16, "num_res_blocks": 1})
-TINY_VOCODER: dict[str, Any] = copy.deepcopy(LTX23_VOCODER)
-TINY_VOCODER["vocoder"].update({"upsample_initial_channel": 128, "resblock_kernel_sizes": [3],
-                                "resblock_dilation_sizes": [[1, 3, 5]]})
-TINY_VOCODER["bwe"].update({"upsample_initial_channel": 64, "resblock_kernel_sizes": [3],
-                            "resblock_dilation_sizes": [[1, 3, 5]]})
-TINY_UPSAMPLER: dict[str, Any] = {**LTX23_UPSAMPLER_X2, "in_channels": 16, "mid_channels": 32,
-                                  "num_blocks_per_stage": 1}
 
 
 @dataclass(frozen=True)
@@ -183,13 +158,6 @@ class Scale:
     audio_mel_bins: int  # latent mel bins M; audio channels C = audio_in_channels / M
     context_len: int
     inference: list[Setting]
-    training: list[Setting]
-    pipeline: Setting
-    vae: dict[str, Any]
-    audio_vae: dict[str, Any]
-    vocoder: dict[str, Any]
-    upsampler: dict[str, Any]
-    tiling_pixels: tuple[int, int, int, int] = (512, 64, 64, 24)  # spatial tile, overlap, temporal tile, overlap
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -204,14 +172,6 @@ def real_scale(ref_downscale: int, ref_audio_seconds: float) -> Scale:
             Setting("stage1_480x288x121", 480, 288, 121, ref_downscale=r, ref_audio_seconds=a,
                     note="half of 960x544 is 480x272, not a multiple of 32; 480x288 is the nearest valid size"),
         ],
-        training=[
-            Setting("train_768x448x49", 768, 448, 49, ref_downscale=r, ref_audio_seconds=a),
-            Setting("train_960x544x121", 960, 544, 121, ref_downscale=r, ref_audio_seconds=a),
-        ],
-        pipeline=Setting("two_stage_960x576x121", 960, 576, 121, ref_downscale=r, ref_audio_seconds=a,
-                         note="two-stage pipelines need multiples of 64 (ltx_pipelines assert_resolution): "
-                              "960x544 is invalid there, 960x576 (stage 1 480x288) is the nearest"),
-        vae=LTX23_VAE, audio_vae=LTX23_AUDIO_VAE, vocoder=LTX23_VOCODER, upsampler=LTX23_UPSAMPLER_X2,
     )
 
 
@@ -223,10 +183,6 @@ def tiny_scale(ref_downscale: int, ref_audio_seconds: float) -> Scale:
         context_len=8,
         inference=[Setting("tiny_128x96x17", 128, 96, 17, ref_downscale=r, ref_audio_seconds=a),
                    Setting("tiny_64x64x9", 64, 64, 9, ref_downscale=r, ref_audio_seconds=a)],
-        training=[Setting("tiny_train_128x96x17", 128, 96, 17, ref_downscale=r, ref_audio_seconds=a)],
-        pipeline=Setting("tiny_two_stage_256x128x17", 256, 128, 17, ref_downscale=r, ref_audio_seconds=a),
-        vae=TINY_VAE, audio_vae=TINY_AUDIO_VAE, vocoder=TINY_VOCODER, upsampler=TINY_UPSAMPLER,
-        tiling_pixels=(128, 32, 16, 8),
     )
 
 
@@ -323,15 +279,10 @@ def summarize(r: dict[str, Any]) -> str:
     if r["status"] != "ok":
         return f"{r['status'].upper()} {r.get('reason', '')[:200]}"
     parts = []
-    for key in ("params_b", "weights_gib", "median_s", "step_median_s", "total_s", "peak_allocated_gib",
-                "video_tokens", "audio_tokens", "lora_params_m"):
+    for key in ("params_b", "weights_gib", "median_s", "peak_allocated_gib", "video_tokens", "audio_tokens"):
         if r.get(key) is not None:
             val = r[key]
             parts.append(f"{key}={val:.3f}" if isinstance(val, float) else f"{key}={val}")
-    if "stages" in r:
-        parts.append(" | ".join(
-            f"{s['stage']} {s['seconds']:.2f}s peak {s.get('peak_allocated_gib') or 0:.1f}GiB" if "seconds" in s
-            else f"{s['stage']} skipped ({s.get('skipped', '')})" for s in r["stages"]))
     return " ".join(parts)
 
 
@@ -416,39 +367,13 @@ def forward(model: torch.nn.Module, inputs: Inputs) -> tuple[torch.Tensor, torch
     return model(inputs.video, inputs.audio, BatchedPerturbationConfig.empty(1))
 
 
-# --- LoRA -----------------------------------------------------------------------------------------
-
-
-class LoraUnavailable(Exception):
-    pass
-
-
-LORA_TARGETS = ("attn+ffn", "attn")
-
-
-def attach_lora(model: torch.nn.Module, rank: int, alpha: float, targets: str = "attn+ffn",
-                lora_dtype: str = "float32") -> str:
-    """Freeze the base model and add ``ltxic.models.lora`` adapters; returns a description of what was attached."""
-    try:
-        from ltxic.models.lora import DEFAULT_TARGET_MODULES, LoRAConfig, inject_lora, lora_parameters
-    except ImportError as err:
-        raise LoraUnavailable(f"lora not available: ltxic.models.lora cannot be imported ({err})") from err
-    patterns = DEFAULT_TARGET_MODULES  # q, k, v, out of all six attentions + video and audio FFN, every block
-    if targets == "attn":
-        patterns = tuple(p for p in patterns if ".ff.net." not in p and ".audio_ff.net." not in p)
-    inject_lora(model, LoRAConfig(rank=rank, alpha=alpha, target_modules=patterns))
-    if lora_dtype == "float32":  # fp32 adapters over bf16 base weights, the usual mixed-precision setup
-        for param in lora_parameters(model):
-            param.data = param.data.float()
-    return f"ltxic.models.lora.inject_lora ({targets}, adapters {lora_dtype})"
-
-
 # --- Sections -------------------------------------------------------------------------------------
 
 
-def full_config(scale: Scale) -> dict[str, Any]:
-    cfg = preset_config(scale.preset)
-    return {**cfg, "vae": scale.vae, "audio_vae": scale.audio_vae, "vocoder": scale.vocoder}
+def full_config() -> dict[str, Any]:
+    """The checkpoint's config: the LTX-2.3 transformer preset with its video VAE, audio VAE and vocoder sections."""
+    cfg = preset_config("ltx-2.3-22b")
+    return {**cfg, "vae": LTX23_VAE, "audio_vae": LTX23_AUDIO_VAE, "vocoder": LTX23_VOCODER}
 
 
 def section_components(rec: Recorder, args: argparse.Namespace) -> None:
@@ -461,7 +386,7 @@ def section_components(rec: Recorder, args: argparse.Namespace) -> None:
             return {"params": n, "params_b": n / 1e9, "bf16_gib": n * 2 / GIB}
         return run
 
-    cfg = full_config(real_scale(2, 0.0))
+    cfg = full_config()
     cfg["transformer"] = {**cfg["transformer"], **LTX23_CONNECTOR_KEYS}
 
     def connectors() -> torch.nn.Module:
@@ -550,210 +475,9 @@ def section_inference(rec: Recorder, scale: Scale, device: torch.device, dtype: 
     holder.clear()
 
 
-def section_training(rec: Recorder, scale: Scale, device: torch.device, dtype: torch.dtype,
-                     args: argparse.Namespace) -> None:
-    for setting in scale.training:
-        def run(setting: Setting = setting) -> dict[str, Any]:
-            model = build_model(scale, device, dtype, args.seed)
-            try:
-                impl = attach_lora(model, args.lora_rank, args.lora_alpha, args.lora_targets, args.lora_dtype)
-            except LoraUnavailable as err:
-                print(str(err), flush=True)
-                raise Skip(str(err)) from err
-            model.to(device)
-            model.train()
-            model.set_gradient_checkpointing(True)
-            params = [p for p in model.parameters() if p.requires_grad]
-            if not params:
-                raise RuntimeError("LoRA injection left no trainable parameter")
-            n_lora = sum(p.numel() for p in params)
-            optimizer = torch.optim.AdamW(params, lr=1e-4)
-            inputs = make_inputs(model.ltxic_config, scale, setting, device, dtype, seed=args.seed)
-            gen = torch.Generator(device="cpu").manual_seed(args.seed + 1)
-            v_target = torch.randn(inputs.video.latent[:, : inputs.video_target].shape, generator=gen).to(device, dtype)
-            a_target = torch.randn(inputs.audio.latent[:, : inputs.audio_target].shape, generator=gen).to(device, dtype)
-            losses: list[float] = []
-
-            def step() -> None:
-                vx, ax = forward(model, inputs)
-                loss = F.mse_loss(vx[:, : inputs.video_target].float(), v_target.float()) + F.mse_loss(
-                    ax[:, : inputs.audio_target].float(), a_target.float())
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-
-            weights = allocated_gib(device)
-            reset_peak(device)
-            times = timed(step, device, args.repeats, args.warmup)
-            return {**inputs.counts(), "lora_impl": impl, "lora_rank": args.lora_rank,
-                    "lora_params_m": n_lora / 1e6, "gradient_checkpointing": True, "optimizer": "AdamW",
-                    "step_times_s": times, "step_median_s": statistics.median(times), "losses": losses,
-                    "allocated_before_steps_gib": weights, **peak_gib(device)}
-
-        rec.run("training", setting.name, run, shape=asdict(setting), dtype=str(dtype))
-
-
-def _build_aux(builder: Callable[[], torch.nn.Module], device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-    """Small models (VAE, upsampler, vocoder): PyTorch's default init on the CPU, unit latent statistics."""
-    module = builder()
-    for name, buf in module.named_buffers():
-        if name.endswith("std-of-means"):
-            buf.fill_(1.0)
-        elif name.endswith("mean-of-means"):
-            buf.zero_()
-    return module.to(device=device, dtype=dtype).eval()
-
-
-def _stage_timer(device: torch.device, stages: list[dict[str, Any]]):
-    class Stage:
-        def __init__(self, name: str, **info: Any) -> None:
-            self.record = {"stage": name, **info}
-
-        def __enter__(self) -> dict[str, Any]:
-            sync(device)
-            reset_peak(device)
-            self.start = time.perf_counter()
-            return self.record
-
-        def __exit__(self, *exc: Any) -> None:
-            sync(device)
-            self.record["seconds"] = time.perf_counter() - self.start
-            self.record.update(peak_gib(device))
-            self.record["allocated_after_gib"] = allocated_gib(device)
-            self.record["ok"] = exc[0] is None
-            stages.append(self.record)
-
-    return Stage
-
-
-def _denoise(model: torch.nn.Module, inputs: Inputs, sigmas: list[float], seed: int) -> torch.Tensor:
-    """Distilled Euler loop on the target video and audio tokens; reference tokens stay clean (timestep 0)."""
-    stepper = EulerDiffusionStep()
-    device = inputs.video.latent.device
-    sig = torch.tensor(sigmas, device=device, dtype=torch.float32)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    video, audio = inputs.video, inputs.audio
-    nv, na = inputs.video_target, inputs.audio_target
-
-    def noised(tokens: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(tokens.shape, generator=gen).to(tokens)
-        return (1 - sigmas[0]) * tokens + sigmas[0] * noise
-
-    v_lat = torch.cat([noised(video.latent[:, :nv]), video.latent[:, nv:]], dim=1)
-    a_lat = torch.cat([noised(audio.latent[:, :na]), audio.latent[:, na:]], dim=1)
-    v_mask = (video.timesteps > 0).to(torch.float32)
-    a_mask = (audio.timesteps > 0).to(torch.float32)
-    for i in range(len(sigmas) - 1):
-        s = sig[i : i + 1]
-        video_i = Modality(latent=v_lat, sigma=s, timesteps=s * v_mask, positions=video.positions,
-                           context=video.context, attention_mask=video.attention_mask)
-        audio_i = Modality(latent=a_lat, sigma=s, timesteps=s * a_mask, positions=audio.positions,
-                           context=audio.context)
-        vx, ax = model(video_i, audio_i, BatchedPerturbationConfig.empty(1))
-        v_new = stepper.step(v_lat[:, :nv], v_lat[:, :nv] - sig[i] * vx[:, :nv], sig, i)
-        a_new = stepper.step(a_lat[:, :na], a_lat[:, :na] - sig[i] * ax[:, :na], sig, i)
-        v_lat = torch.cat([v_new, v_lat[:, nv:]], dim=1)
-        a_lat = torch.cat([a_new, a_lat[:, na:]], dim=1)
-    return v_lat[:, :nv], a_lat[:, :na]
-
-
-def section_pipeline(rec: Recorder, scale: Scale, device: torch.device, dtype: torch.dtype,
-                     args: argparse.Namespace) -> None:
-    from ltx_core.model.upsampler.model import upsample_video
-    from ltx_core.model.upsampler.model_configurator import LatentUpsamplerConfigurator
-    from ltx_core.model.video_vae.model_configurator import VideoDecoderConfigurator, VideoEncoderConfigurator
-    from ltx_core.model.video_vae.tiling import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
-
-    full = scale.pipeline
-    half = Setting(f"stage1_{full.width // 2}x{full.height // 2}x{full.frames}", full.width // 2, full.height // 2,
-                   full.frames, full.fps, full.ref_downscale, full.ref_audio_seconds)
-    cfg = full_config(scale)
-    offload = torch.device("cpu") if device.type == "cuda" and args.offload else None
-
-    def run() -> dict[str, Any]:
-        stages: list[dict[str, Any]] = []
-        Stage = _stage_timer(device, stages)
-        # no_grad rather than inference_mode: models are built (parameters created) inside this block
-        with torch.no_grad():
-            with Stage("build_transformer"):
-                model = build_model(scale, device, dtype, args.seed).eval()
-            with Stage("stage1_denoise", steps=len(STAGE1_SIGMAS) - 1, shape=asdict(half)) as r:
-                inputs = make_inputs(model.ltxic_config, scale, half, device, dtype, seed=args.seed)
-                r.update(inputs.counts())
-                v_tok, a_tok = _denoise(model, inputs, STAGE1_SIGMAS, args.seed)
-                v_lat = VideoLatentPatchifier(patch_size=1).unpatchify(
-                    v_tok, VideoLatentShape.from_torch_shape(inputs.video_latent_shape))
-                a_lat = AudioPatchifier(patch_size=1).unpatchify(
-                    a_tok, AudioLatentShape.from_torch_shape(inputs.audio_latent_shape))
-            if offload is not None:
-                with Stage("transformer_to_cpu"):
-                    model.to(offload)
-            with Stage("upsample_x2") as r:
-                encoder = _build_aux(lambda: VideoEncoderConfigurator.from_config(cfg), device, dtype)
-                upsampler = _build_aux(lambda: LatentUpsamplerConfigurator.from_config(scale.upsampler), device, dtype)
-                r["upsampler_params_m"] = count_parameters(upsampler) / 1e6
-                v_up = upsample_video(v_lat, encoder, upsampler)
-                r["latent_in"], r["latent_out"] = list(v_lat.shape), list(v_up.shape)
-                del encoder, upsampler
-                free_memory(device)
-            if offload is not None:
-                with Stage("transformer_to_gpu"):
-                    model.to(device)
-            with Stage("stage2_denoise", steps=len(STAGE2_SIGMAS) - 1, shape=asdict(full)) as r:
-                inputs = make_inputs(model.ltxic_config, scale, full, device, dtype, seed=args.seed,
-                                     sigma=STAGE2_SIGMAS[0], video_latent=v_up, audio_latent=a_lat)
-                r.update(inputs.counts())
-                v_tok, a_tok = _denoise(model, inputs, STAGE2_SIGMAS, args.seed + 1)
-                v_lat = VideoLatentPatchifier(patch_size=1).unpatchify(
-                    v_tok, VideoLatentShape.from_torch_shape(inputs.video_latent_shape))
-                a_lat = AudioPatchifier(patch_size=1).unpatchify(
-                    a_tok, AudioLatentShape.from_torch_shape(inputs.audio_latent_shape))
-            with Stage("free_transformer"):
-                del model
-                free_memory(device)
-            decoder = _build_aux(lambda: VideoDecoderConfigurator.from_config(cfg), device, dtype)
-            frames = None
-            if not args.tiled_decode_only:
-                try:
-                    with Stage("video_decode_untiled") as r:
-                        frames = decoder(v_lat)
-                        r["frames_shape"] = list(frames.shape)
-                except Exception as err:  # noqa: BLE001
-                    if not is_oom(err):
-                        raise
-                    stages[-1]["oom"] = str(err).splitlines()[0][:300]
-                    frames = None
-                    free_memory(device)
-            if frames is None:
-                sp, spo, tp, tpo = scale.tiling_pixels
-                tiling = TilingConfig(SpatialTilingConfig(sp, spo), TemporalTilingConfig(tp, tpo))
-                with Stage("video_decode_tiled", tiling=[sp, spo, tp, tpo]) as r:
-                    chunks = [c.to("cpu") for c in decoder.tiled_decode(v_lat, tiling)]
-                    r["frames"] = sum(c.shape[2] for c in chunks)
-            del decoder, frames
-            free_memory(device)
-            try:
-                from ltx_core.model.audio_vae.audio_vae import decode_audio
-                from ltx_core.model.audio_vae.model_configurator import AudioDecoderConfigurator, VocoderConfigurator
-            except ImportError as err:
-                stages.append({"stage": "audio_decode", "skipped": f"needs {err.name}"})
-            else:
-                with Stage("audio_decode", dtype="float32") as r:
-                    audio_decoder = _build_aux(lambda: AudioDecoderConfigurator.from_config(cfg), device, torch.float32)
-                    vocoder = _build_aux(lambda: VocoderConfigurator.from_config(cfg), device, torch.float32)
-                    audio = decode_audio(a_lat.float(), audio_decoder, vocoder)
-                    r["waveform_shape"] = list(audio.waveform.shape)
-                    r["sampling_rate"] = audio.sampling_rate
-        total = sum(s.get("seconds", 0.0) for s in stages)
-        return {"stages": stages, "total_s": total, "offload": offload is not None}
-
-    rec.run("pipeline", full.name, run, shape=asdict(full), stage1=asdict(half), dtype=str(dtype))
-
-
 # --- Main -----------------------------------------------------------------------------------------
 
-SECTIONS = ("components", "build", "inference", "training", "fp8", "pipeline")
+SECTIONS = ("components", "build", "inference", "fp8")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -770,15 +494,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ref-downscale", type=int, default=2, help="IC reference downscale factor; 0: no reference")
     p.add_argument("--ref-audio-seconds", type=float, default=5.0, help="reference voice appended to the audio stream")
-    p.add_argument("--lora-rank", type=int, default=128)
-    p.add_argument("--lora-alpha", type=float, default=128.0)
-    p.add_argument("--lora-targets", choices=LORA_TARGETS, default="attn+ffn",
-                   help="attn+ffn: q/k/v/out of every attention (video, audio, both AV directions) and both FFNs")
-    p.add_argument("--lora-dtype", choices=["float32", "base"], default="float32",
-                   help="adapter parameters in float32 (mixed precision) or in the base weights' dtype")
-    p.add_argument("--no-offload", dest="offload", action="store_false",
-                   help="pipeline: keep the transformer on the GPU between stages")
-    p.add_argument("--tiled-decode-only", action="store_true", help="pipeline: skip the untiled VAE decode attempt")
     args = p.parse_args(argv)
     unknown = set(args.sections.split(",")) - set(SECTIONS)
     if unknown:
@@ -816,12 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         section_build(rec, scale, device, dtype, args.seed)
     if "inference" in wanted:
         section_inference(rec, scale, device, dtype, args)
-    if "training" in wanted:
-        section_training(rec, scale, device, dtype, args)
     if "fp8" in wanted:
         section_inference(rec, scale, device, dtype, args, fp8=True)
-    if "pipeline" in wanted:
-        section_pipeline(rec, scale, device, dtype, args)
 
     print("\n=== summary ===")
     for r in rec.data["results"]:

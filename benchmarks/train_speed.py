@@ -13,7 +13,7 @@ Each variant runs in its own process, so its peak memory is its own:
   matmul and attention call of the forward and backward, no recompute): the MFU numerator.
 * ``plain``: the baseline. ltx-core's ``LTXModel`` with bf16 LoRA adapters written in ten lines, ``torch.autocast``,
   ltx-core's gradient checkpointing switch and AdamW, on the same inputs (``plain_full``: without checkpointing).
-* the trainer's variants: ``ltxic.training.trainer.run_training``, the loop ``ltxic train`` runs, with the shipped config
+* the trainer's variants: ``ltxic.training.loop.run_training``, the loop ``ltxic train`` runs, with the shipped config
   (``ltxic/configs/ltx23_h100.yaml``) changed only as the variant says (``VARIANTS``), its LoRA from
   ``ltxic.training.trainer.prepare_lora``. Step times and peaks come from its own metrics.jsonl and stages.json.
 
