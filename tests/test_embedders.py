@@ -44,7 +44,7 @@ def test_eer_rejects_empty_and_nan():
 
 
 def test_missing_weights_name_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"python -m ltxic\.toy\.embedders") as err:
+    with pytest.raises(FileNotFoundError, match=r"python -m ltxic\.identity\.toy_embedders") as err:
         load_embedders(tmp_path)
     assert FACE_FILE in str(err.value)
 
