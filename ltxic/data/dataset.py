@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ltxic.data.buckets import ResolutionBucket
+from ltxic.io.errors import InputError
 
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
@@ -26,11 +27,11 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """dataset.json is malformed; the message names the file, the field and the fix."""
 
 
-class ConsentError(PermissionError):
+class ConsentError(InputError, PermissionError):
     """Reference media of an identity are used without a consent record that covers them."""
 
 
