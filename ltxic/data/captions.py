@@ -430,6 +430,8 @@ def clean_dataset(
                 value = entry.get(key)
                 if isinstance(value, str) and value and not Path(value).is_absolute():
                     entry[key] = os.path.relpath(src.parent.resolve() / value, out.parent.resolve())
+                    if entry[key].startswith(".."):
+                        cleaned["allow_outside_paths"] = True  # the media stay beside the original dataset.json
     after = check_captions(cleaned["entries"], identities, **kwargs)
     write_json_atomic(out, cleaned)
     report = CleanReport(src, out, out.with_name(out.stem + ".captions.md"), before, after, changes)

@@ -22,7 +22,7 @@ from ltxic.io.files import sha256_file
 
 
 from ltxic.data.captions import is_placeholder_caption
-from ltxic.data.dataset import Dataset, ValidationRules, consented_media, load_dataset
+from ltxic.data.dataset import Dataset, ValidationRules, consented_media, is_outside, load_dataset, locate_media
 from ltxic.io.media import sample_frames
 
 @dataclass
@@ -258,8 +258,12 @@ def check_dataset(
                 if fld != "reference_audio":
                     add(Problem(i, fld, "missing_field", f"{fld} is empty; set it (paths relative to {root})"))
                 continue
+            if is_outside(rel) and not ds.allow_outside_paths:
+                add(Problem(i, fld, "outside_dataset", locate_media(root, rel)[1] or rel))
+                continue
             if not (root / rel).is_file():
-                add(Problem(i, fld, "missing_file", f"{rel} does not exist (looked in {root})"))
+                what = "is a symbolic link loop or points nowhere" if (root / rel).is_symlink() else "does not exist"
+                add(Problem(i, fld, "missing_file", f"{rel} {what} (looked in {root})"))
                 continue
             users.setdefault((fld, rel), []).append(i)
     if check_media:

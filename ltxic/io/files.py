@@ -28,7 +28,7 @@ def new_temp_file(path: Path) -> Path:
     (``tempfile.mkstemp`` creates mode 0600 whatever the umask; the renamed file would keep it.)
     """
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")  # the suffix picks the format
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:

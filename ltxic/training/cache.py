@@ -127,13 +127,9 @@ def read_dataset(dataset_file: str | os.PathLike[str], splits: Iterable[str] = S
     def media(raw: str | None, where: str) -> Path | None:
         if not raw:
             return None
-        p = (root / raw).resolve()
-        if not p.is_file():
-            problems.append(f"{where}: {raw!r} does not exist (looked for {p}); fix the path or remove the entry")
-            return None
-        if p.stat().st_size == 0:
-            problems.append(f"{where}: {raw!r} is empty (0 bytes); re-export or re-copy it")
-            return None
+        p, problem = dataset_schema.locate_media(root, raw, data.allow_outside_paths)
+        if problem:
+            problems.append(f"{where}: {problem}")
         return p
 
     for i, entry in enumerate(data.entries):
