@@ -220,6 +220,11 @@ def pair_folder(
         face_detector = "toy" if all(records[n].synthetic for n in clips) else "haar"
     detector = make_face_detector(face_detector)
 
+    from ltxic.io.media import probe_video
+
+    for paths in clips.values():  # a clip that cannot be read (truncated, a header that lies) is named before any work
+        for clip in paths:
+            probe_video(clip)
     root = out_json.parent
     sources = {p.resolve() for ps in voices.values() for p in ps}
 

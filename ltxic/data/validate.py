@@ -52,6 +52,7 @@ class ClipStats:
     audio_clipped_fraction: float | None
     sha256: str = ""
     thumbnails: np.ndarray | None = field(default=None, repr=False)  # first and middle frame, 16x16 grey
+    rotation: int = 0  # the file's rotation metadata (degrees counter-clockwise), applied on every read
 
 
 @dataclass
@@ -335,6 +336,7 @@ def measure_clip(file: Path, rel: str, rules: ValidationRules, detector: FaceDet
         duration=info.duration, luminance=float(np.mean([_luma(f).mean() for f in frames.values()])),
         face_fraction=sum(faces) / len(faces), sampled_frames=len(faces), has_audio=info.has_audio,
         audio_clipped_fraction=clipped, sha256=sha256_file(file), thumbnails=np.stack([_thumb(first), _thumb(mid)]),
+        rotation=info.rotation,
     )
 
 
@@ -347,8 +349,17 @@ def measure_voice(file: Path, rel: str) -> VoiceStats:
     return VoiceStats(rel, [], lv.seconds, lv.speech_seconds, lv.rms_dbfs, lv.peak, lv.clipped_fraction)
 
 
+def _rotation_problems(c: ClipStats) -> list[Problem]:
+    if not c.rotation:
+        return []
+    return [Problem(None, "video_path", "rotated",
+                    f"{c.path}: its metadata rotates it {c.rotation} degrees; ltxic applies that (it trains on the "
+                    f"upright {c.width}x{c.height} frames). To store it upright, re-encode it: ffmpeg -i IN -c:a copy OUT",
+                    "warning")]
+
+
 def _clip_problems(c: ClipStats, rules: ValidationRules) -> list[Problem]:
-    out = []
+    out = _rotation_problems(c)
     lo, hi = rules.clip_seconds
     if c.duration < lo:
         out.append(Problem(None, "video_path", "clip_too_short",

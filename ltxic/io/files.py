@@ -96,9 +96,10 @@ def staged_files() -> Iterator[StagedFiles]:
     except BaseException as err:
         for tmp, _ in stage.pending:
             tmp.unlink(missing_ok=True)
-        if isinstance(err, Exception) and not isinstance(err, DiskFullError) and is_write_failure(err):
-            first = stage.pending[-1][1] if stage.pending else Path(".")
-            raise DiskFullError(errno.ENOSPC, disk_full_message(first)) from err
+        if isinstance(err, Exception) and is_write_failure(err) and stage.pending:
+            # name the file being written, not its temp name
+            final = next((f for tmp, f in stage.pending if tmp.name in str(err)), stage.pending[-1][1])
+            raise DiskFullError(errno.ENOSPC, disk_full_message(final)) from err
         raise
     for tmp, final in stage.pending:
         os.replace(tmp, final)

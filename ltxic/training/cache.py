@@ -48,7 +48,10 @@ class DatasetError(dataset_schema.DatasetError):
         self.dataset_file = dataset_file
         self.problems = problems
         n = len(problems)
-        super().__init__(f"{dataset_file}: {n} problem{'s' if n != 1 else ''}:\n" + "\n".join(f"  - {p}" for p in problems))
+        if n == 1:
+            super().__init__(f"{dataset_file}: {problems[0]}")
+        else:
+            super().__init__(f"{dataset_file}: {n} problems:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 @dataclass(frozen=True)
