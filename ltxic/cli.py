@@ -83,7 +83,6 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_pair(args: argparse.Namespace) -> int:
-    from ltxic.data.dataset import ConsentError, DatasetError
     from ltxic.data.pairing import pair_folder
 
     rules = None
@@ -91,13 +90,9 @@ def _cmd_pair(args: argparse.Namespace) -> int:
         import yaml
 
         rules = yaml.safe_load(open(args.rules, encoding="utf-8"))
-    try:
-        out = pair_folder(args.clips, args.out, consent=args.consent, voice_dir=args.voice, identity=args.identity,
-                          reference=args.reference, reference_image=args.reference_image,
-                          eval_identities=args.eval_identity or (), eval_fraction=args.eval_fraction, rules=rules)
-    except (ConsentError, DatasetError) as err:
-        print(err, file=sys.stderr)
-        return 1
+    out = pair_folder(args.clips, args.out, consent=args.consent, voice_dir=args.voice, identity=args.identity,
+                      reference=args.reference, reference_image=args.reference_image,
+                      eval_identities=args.eval_identity or (), eval_fraction=args.eval_fraction, rules=rules)
     print(f"wrote {out}; check it with `ltxic validate {out}`")
     return 0
 

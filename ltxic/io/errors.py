@@ -81,13 +81,13 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def disk_full_message(path: str | os.PathLike[str], needed: int | None = None) -> str:
+def disk_full_message(path: str | os.PathLike[str], needed: int | None = None,
+                      intact: str = "The previous file, if any, is intact.") -> str:
     """One line for a full disk while writing ``path``: free space, the space needed when known, the fix."""
     free = free_bytes(Path(path).parent)
     have = f"{human_bytes(free)} free" if free is not None else "free space unknown"
     need = f", about {human_bytes(needed)} needed" if needed else ""
-    return (f"{path}: disk full while writing ({have}{need}); free some space or write somewhere else. "
-            "The previous file, if any, is intact.")
+    return f"{path}: disk full while writing ({have}{need}); free some space or write somewhere else. {intact}"
 
 
 def _filename(err: OSError) -> str:

@@ -18,8 +18,19 @@ from ltxic.io.errors import InputError, disk_full_message, is_write_failure
 class DiskFullError(InputError, OSError):
     """Raised instead of a bare ENOSPC (or a library's "write failed"): names the file, the space and what to do."""
 
+    needed_bytes: int | None = None
+
     def __str__(self) -> str:
         return self.strerror or super().__str__()
+
+
+def disk_full(path: Path, err: BaseException, needed_bytes: int | None = None, intact: str | None = None) -> DiskFullError:
+    """The :class:`DiskFullError` for a failed write of ``path`` (``needed_bytes``: an inner one's if not given)."""
+    if needed_bytes is None:
+        needed_bytes = next((e.needed_bytes for e in (err, err.__cause__) if isinstance(e, DiskFullError)), None)
+    full = DiskFullError(errno.ENOSPC, disk_full_message(path, needed_bytes, *(() if intact is None else (intact,))))
+    full.needed_bytes = needed_bytes
+    return full
 
 
 def new_temp_file(path: Path) -> Path:
@@ -61,7 +72,7 @@ def atomic_path(path: str | os.PathLike[str], needed_bytes: int | None = None) -
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         if isinstance(err, Exception) and not isinstance(err, DiskFullError) and is_write_failure(err):
-            raise DiskFullError(errno.ENOSPC, disk_full_message(path, needed_bytes)) from err
+            raise disk_full(path, err, needed_bytes) from err
         raise
 
 
@@ -99,7 +110,7 @@ def staged_files() -> Iterator[StagedFiles]:
         if isinstance(err, Exception) and is_write_failure(err) and stage.pending:
             # name the file being written, not its temp name
             final = next((f for tmp, f in stage.pending if tmp.name in str(err)), stage.pending[-1][1])
-            raise DiskFullError(errno.ENOSPC, disk_full_message(final)) from err
+            raise disk_full(final, err, intact="No file of this change was written; the previous ones are intact.") from err
         raise
     for tmp, final in stage.pending:
         os.replace(tmp, final)

@@ -364,7 +364,7 @@ def write_audio(path: PathLike, waveform: np.ndarray | torch.Tensor, sample_rate
     path = Path(path)
     arr = _as_audio_array(waveform, "waveform")
     fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
-    with atomic_path(path) as tmp:
+    with atomic_path(path, needed_bytes=arr.size * 2 + 44) as tmp:  # 16-bit samples and the header (wav: exact)
         sf.write(str(tmp), arr.T, int(sample_rate), subtype="PCM_16", format=fmt)
     return path
 
