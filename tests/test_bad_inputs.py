@@ -141,6 +141,37 @@ def _full_disk_torch(m: pytest.MonkeyPatch) -> None:
     m.setattr(torch, "save", save)
 
 
+def _full_disk_pyav(m: pytest.MonkeyPatch) -> None:
+    import av
+
+    real_open = av.open
+
+    class FullDisk:  # an output container whose muxer runs out of space after a few packets
+        def __init__(self, container, path):
+            self.container, self.path, self.packets = container, path, 0
+
+        def __getattr__(self, name):
+            return getattr(self.container, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.container.__exit__(*exc)
+
+        def mux(self, packet):
+            self.container.mux(packet)
+            self.packets += 1
+            if self.packets > 2:
+                av.error.err_check(-28, self.path)  # PyAV's own error for AVERROR(ENOSPC)
+
+    def open_(file, mode="r", *args, **kwargs):
+        container = real_open(file, mode, *args, **kwargs)
+        return FullDisk(container, str(file)) if mode == "w" else container
+
+    m.setattr(av, "open", open_)
+
+
 def make_cases(work: Path, toy: Path) -> list[Case]:
     data = json.loads(toy.read_text())
     clip0 = toy.parent / data["entries"][0]["video_path"]
@@ -234,6 +265,13 @@ def make_cases(work: Path, toy: Path) -> list[Case]:
                       "refs/", ["disk full", "needed", "free some space", "no file of this change was written"],
                       patch=_full_disk_soundfile))
 
+    # full disk during sample: the second run into a folder that holds the first run's clips
+    sample = ["sample", "--prompt", "A person speaks in a bright room.", "--out", str(work / "samples_full"),
+              "--width", "64", "--height", "64", "--frames", "9", "--steps", "1"]
+    assert main(sample) == 0
+    cases.append(Case("sample: full disk", sample, ".mp4", ["disk full", "free some space", "previous file"],
+                      patch=_full_disk_pyav))
+
     # full disk during train --resume: the checkpoint of step 4 does not fit
     first = _train_config(work, toy, "resume", steps=2)
     assert main(["train", str(first)]) == 0
@@ -248,7 +286,7 @@ def test_every_bad_input_gets_one_line_and_changes_nothing(tmp_path, tiny_kit, c
     work = tmp_path / "work"
     work.mkdir()
     cases = make_cases(work, tiny_kit)
-    assert len(cases) == 13
+    assert len(cases) == 14
     capsys.readouterr()
     for case in cases:
         before = tree(tmp_path, case.skip)
@@ -419,3 +457,18 @@ def test_a_large_portraits_face_is_found_and_sizes_are_in_its_own_pixels(tmp_pat
     blank = write_image(tmp_path / "blank.jpg", canvas)
     with pytest.raises(NoFaceError, match=r"blank\.jpg.*in this 8000x8000 image; .* at least 250 pixels tall"):
         reference_face_embedding(blank, "real")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_is_named(tmp_path, capsys) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        listed = tmp_path / "dataset.json"
+        listed.write_text(json.dumps({"entries": [{"caption": "A person speaks."}]}))
+        assert main(["captions", str(listed), "--write-clean", str(folder / "clean.json")]) == 1
+    finally:
+        folder.chmod(0o700)
+    err = capsys.readouterr().err
+    assert f"ltxic captions: {folder}: permission denied" in err and "Traceback" not in err

@@ -44,6 +44,8 @@ def new_temp_file(path: Path) -> Path:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
+        except OSError as err:  # name the folder the user can fix, not the temp name
+            raise type(err)(err.errno, f"{err.strerror} (writing {path.name} there)", str(path.parent)) from err
         os.close(fd)
         return tmp
     raise FileExistsError(errno.EEXIST, f"no free temp name beside {path}", str(path))
