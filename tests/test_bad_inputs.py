@@ -220,7 +220,7 @@ def make_cases(work: Path, toy: Path) -> list[Case]:
                       "portrait.png", ["more pixels than pillow opens safely", "resize it"]))
     cases.append(Case("sample: PNG claiming 30000x30000", ["sample", "--reference-image", str(bomb), "--consent",
                       str(consent_json), "--prompt", "A person speaks in a bright room.", "--out", str(work / "samples"),
-                      "--width", "64", "--height", "64", "--frames", "9", "--steps", "1"],
+                      "--width", "64", "--height", "64", "--frames", "9", "--steps", "2"],
                       "portrait.png", ["more pixels than pillow opens safely", "resize it"]))
 
     # a path leaving the dataset's folder
@@ -267,7 +267,7 @@ def make_cases(work: Path, toy: Path) -> list[Case]:
 
     # full disk during sample: the second run into a folder that holds the first run's clips
     sample = ["sample", "--prompt", "A person speaks in a bright room.", "--out", str(work / "samples_full"),
-              "--width", "64", "--height", "64", "--frames", "9", "--steps", "1"]
+              "--width", "64", "--height", "64", "--frames", "9", "--steps", "2"]
     assert main(sample) == 0
     cases.append(Case("sample: full disk", sample, ".mp4", ["disk full", "free some space", "previous file"],
                       patch=_full_disk_pyav))
@@ -372,23 +372,30 @@ def test_library_write_failures_are_a_full_disk_and_leave_the_old_file(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["x.bin", "y.bin"]
 
 
-def test_rotation_metadata_is_applied_and_named(tmp_path) -> None:
+def write_rotated(path: Path, frames: np.ndarray, degrees: int) -> Path:
+    """An mp4 of ``frames`` (stored as given) whose display matrix rotates them ``degrees`` counter-clockwise."""
     import av
 
-    from ltxic.io.media import probe_video, read_video, sample_frames
-
-    frame = np.zeros((64, 96, 3), np.uint8)
-    frame[:16, :16] = 255  # a mark at the top left of the stored (landscape) frame
-    path = tmp_path / "phone.mp4"
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        stream.set_display_rotation(90)  # a phone held upright: shown turned 90 degrees counter-clockwise
-        for _ in range(3):
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.set_display_rotation(degrees)
+        for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def test_rotation_metadata_is_applied(tmp_path) -> None:
+    from ltxic.io.media import probe_video, read_video, sample_frames
+
+    frame = np.zeros((64, 96, 3), np.uint8)
+    frame[:16, :16] = 255  # a mark at the top left of the stored (landscape) frame
+    # a phone held upright: shown turned 90 degrees counter-clockwise
+    path = write_rotated(tmp_path / "phone.mp4", np.stack([frame] * 3), 90)
     info = probe_video(path)
     assert (info.rotation, info.width, info.height) == (90, 64, 96)
     frames = read_video(path)
@@ -400,11 +407,19 @@ def test_rotation_metadata_is_applied_and_named(tmp_path) -> None:
 def test_validate_names_rotation_and_outside_paths(tmp_path, tiny_kit) -> None:
     from ltxic.data.validate import check_dataset
 
+    from ltxic.io.media import read_video
+
     data = json.loads(tiny_kit.read_text())
+    clip = tiny_kit.parent / data["entries"][1]["video_path"]
+    write_rotated(clip.with_name("rotated.mp4"), read_video(clip), -90)
+    data["entries"][1]["video_path"] = "clips/rotated.mp4"
     data["entries"][0]["reference_image"] = "../outside.jpg"
     path = tiny_kit.parent / "outside.json"
     path.write_text(json.dumps(data))
-    report = check_dataset(path, check_media=False)
+    report = check_dataset(path)
+    rotated = [p for p in report.problems if p.problem == "rotated"]
+    assert len(rotated) == 1 and rotated[0].severity == "warning", report.to_markdown()
+    assert "rotated.mp4: its metadata rotates it -90 degrees; ltxic applies that" in rotated[0].detail
     outside = [p for p in report.problems if p.problem == "outside_dataset"]
     assert len(outside) == 1 and outside[0].severity == "error" and "allow_outside_paths" in outside[0].detail
     data["allow_outside_paths"] = True
