@@ -487,3 +487,21 @@ def test_a_read_only_folder_is_named(tmp_path, capsys) -> None:
         folder.chmod(0o700)
     err = capsys.readouterr().err
     assert f"ltxic captions: {folder}: permission denied" in err and "Traceback" not in err
+
+
+def test_error_types_that_are_about_inputs_and_those_that_are_bugs(tmp_path) -> None:
+    from ltxic.io.errors import input_error_message
+
+    loop = tmp_path / "loop.yaml"
+    os.symlink(loop.name, loop)
+    with pytest.raises(OSError) as info:
+        loop.read_text()
+    assert input_error_message(info.value) == f"{loop}: a symbolic link loop (the link points back to itself); " \
+                                              "replace the link by the real file."
+    message = input_error_message(PermissionError(13, "Permission denied", "/srv/clips/a.mp4"))
+    assert message.startswith("/srv/clips/a.mp4: permission denied; give your user read (or write) access")
+    message = input_error_message(RuntimeError(f"Symlink loop from '{loop}'"))  # pathlib's resolve before 3.13
+    assert message == f"'{loop}': a symbolic link loop; replace the link by the real file."
+    assert "disk full" in input_error_message(OSError(28, "No space left on device", "/out/x.mp4"))
+    for bug in (KeyError("x"), TypeError("unsupported operand"), RuntimeError("CUDA error: an illegal memory access")):
+        assert input_error_message(bug) is None  # a bug keeps its traceback

@@ -377,7 +377,8 @@ def build_cache(
                 raise DatasetError(dataset_file, [f"{where}: {err}"]) from err
             meta = {"identity": entry.identity, "split": entry.split, "caption": entry.caption,
                     "video_path": str(entry.video_path), "bucket": list(bucket), "fps": info.fps, "index": entry.index}
-            with atomic_path(path) as tmp:
+            size = sum(v.numel() * v.element_size() for v in tensors.values())
+            with atomic_path(path, needed_bytes=size) as tmp:
                 save_file(tensors, str(tmp), metadata={"ltxic_cache": json.dumps(meta), "format": str(CACHE_FORMAT)})
             report.encoded += 1
         report.entries.append(CachedEntry(key, path, entry.index, entry.identity, entry.split, entry.caption,
