@@ -300,8 +300,6 @@ def test_every_bad_input_gets_one_line_and_changes_nothing(tmp_path, tiny_kit, c
         assert "Traceback" not in err, (case.name, err[-2000:])
         assert len(lines) == 1, (case.name, err[-2000:])
         line = lines[0]
-        with capsys.disabled():  # the table in the README, shown with -s
-            print(f"{case.name}: exit {code}: {line}")
         assert case.names in line, (case.name, line)
         for words in case.says:
             assert words in line.lower(), (case.name, words, line)

@@ -172,7 +172,7 @@ def pair_folder(
     first and are renamed into place together (a full disk leaves the previous dataset as it was). ``stage``: a
     caller's :class:`~ltxic.io.files.StagedFiles` to add them to instead (renamed when the caller's change ends).
     """
-    from ltxic.io.media import read_audio, read_image, write_audio, write_image
+    from ltxic.io.media import probe_video, read_audio, read_image, write_audio, write_image
     from ltxic.data.speech import choose_voice_segments
 
     if stage is None:  # every file of this pairing is written as one change (``stage``: the caller's change)
@@ -220,9 +220,9 @@ def pair_folder(
         face_detector = "toy" if all(records[n].synthetic for n in clips) else "haar"
     detector = make_face_detector(face_detector)
 
-    from ltxic.io.media import probe_video
-
-    for paths in clips.values():  # a clip that cannot be read (truncated, a header that lies) is named before any work
+    if out_json.is_file():  # a dataset.json that cannot be extended is named before any work
+        read_dataset_json(out_json)
+    for paths in clips.values():  # so is a clip that cannot be read (truncated, a header that lies)
         for clip in paths:
             probe_video(clip)
     root = out_json.parent
