@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,7 +83,6 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_pair(args: argparse.Namespace) -> int:
-    from ltxic.data.dataset import ConsentError, DatasetError
     from ltxic.data.pairing import pair_folder
 
     rules = None
@@ -90,13 +90,9 @@ def _cmd_pair(args: argparse.Namespace) -> int:
         import yaml
 
         rules = yaml.safe_load(open(args.rules, encoding="utf-8"))
-    try:
-        out = pair_folder(args.clips, args.out, consent=args.consent, voice_dir=args.voice, identity=args.identity,
-                          reference=args.reference, reference_image=args.reference_image,
-                          eval_identities=args.eval_identity or (), eval_fraction=args.eval_fraction, rules=rules)
-    except (ConsentError, DatasetError) as err:
-        print(err, file=sys.stderr)
-        return 1
+    out = pair_folder(args.clips, args.out, consent=args.consent, voice_dir=args.voice, identity=args.identity,
+                      reference=args.reference, reference_image=args.reference_image,
+                      eval_identities=args.eval_identity or (), eval_fraction=args.eval_fraction, rules=rules)
     print(f"wrote {out}; check it with `ltxic validate {out}`")
     return 0
 
@@ -291,6 +287,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxic", description="Identity IC-LoRAs for LTX-2.3: the course's tools.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback above an error about an input (default: the one-line message)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("env", help="print versions, devices and what the course can run here")
@@ -448,18 +446,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(name: str, func: Any, args: Any, debug: bool = False) -> int:
+    """Run one subcommand; an error about an input becomes one line on stderr and exit status 1.
+
+    The line names the file, what is wrong and the fix (:func:`ltxic.io.errors.input_error_message`); ``debug``
+    prints the traceback above it. Errors that are not about an input (bugs) keep their traceback.
+    """
+    from ltxic.io.errors import input_error_message
+
+    try:
+        return int(func(args) or 0)
+    except Exception as err:
+        message = input_error_message(err)
+        if message is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"ltxic {name}: {message}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv[:1]
+    if debug:
+        argv = argv[1:]
     # the toy training scripts own their options (argparse would take their --help for ours)
     passthrough = {("toy", "pretrain"): _cmd_toy_pretrain, ("toy", "embedders"): _cmd_toy_embedders,
                    ("toy", "locator"): _cmd_toy_locator}
     if tuple(argv[:2]) in passthrough:
-        return int(passthrough[tuple(argv[:2])](argparse.Namespace(args=argv[2:])) or 0)
+        return run_command(" ".join(argv[:2]), passthrough[tuple(argv[:2])], argparse.Namespace(args=argv[2:]), debug)
     args = build_parser().parse_args(argv)
     # large activations come and go every step: growable segments keep the CUDA allocator from fragmenting (read at
     # the first CUDA allocation, so setting it here is in time); a value the user set wins
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    return int(args.func(args) or 0)
+    name = args.command if args.command != "toy" else f"toy {args.toy_command}"
+    return run_command(name, args.func, args, debug or args.debug)
 
 
 if __name__ == "__main__":

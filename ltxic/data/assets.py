@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from ltxic.io.errors import InputError
 from ltxic.io.files import sha256_file, write_json_atomic
 
 MANIFEST_PATH = Path(__file__).with_name("assets_manifest.yaml")
@@ -32,11 +33,11 @@ STATE_DIR = ".ltxic"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class AssetError(RuntimeError):
+class AssetError(InputError, RuntimeError):
     """A download or verification failed; the message names the file and what to do."""
 
 
-class InsufficientDiskSpaceError(OSError):
+class InsufficientDiskSpaceError(InputError, OSError):
     """Not enough free space for the planned downloads; names needed and free bytes and the folder."""
 
 

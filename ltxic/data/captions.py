@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ltxic.data.dataset import DatasetError, read_dataset_json
 from ltxic.io.files import atomic_path, write_json_atomic
 
 PLACEHOLDER_CAPTION = "TODO: caption"  # written by pairing when a clip has no NAME.txt; flagged until replaced
@@ -380,17 +381,12 @@ class CleanReport:
 
 
 def _load_dataset(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{path}: dataset file not found") from err
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise ValueError(f"{path}: expected an object with an 'entries' list (see dataset.json in the course)")
+    data = read_dataset_json(path)
+    if not isinstance(data.get("entries"), list):
+        raise DatasetError(f"{path}: expected an object with an 'entries' list (see dataset.json in the course)")
     for i, e in enumerate(data["entries"]):
         if not isinstance(e, dict) or not isinstance(e.get("caption"), str):
-            raise ValueError(f"{path}: entries[{i}].caption is missing or not a string")
+            raise DatasetError(f"{path}: entries[{i}].caption is missing or not a string; write the caption as text")
     return data
 
 
@@ -430,6 +426,8 @@ def clean_dataset(
                 value = entry.get(key)
                 if isinstance(value, str) and value and not Path(value).is_absolute():
                     entry[key] = os.path.relpath(src.parent.resolve() / value, out.parent.resolve())
+                    if entry[key].startswith(".."):
+                        cleaned["allow_outside_paths"] = True  # the media stay beside the original dataset.json
     after = check_captions(cleaned["entries"], identities, **kwargs)
     write_json_atomic(out, cleaned)
     report = CleanReport(src, out, out.with_name(out.stem + ".captions.md"), before, after, changes)

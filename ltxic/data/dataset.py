@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ltxic.data.buckets import ResolutionBucket
+from ltxic.io.errors import InputError
 
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
@@ -26,11 +27,11 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """dataset.json is malformed; the message names the file, the field and the fix."""
 
 
-class ConsentError(PermissionError):
+class ConsentError(InputError, PermissionError):
     """Reference media of an identity are used without a consent record that covers them."""
 
 
@@ -133,6 +134,8 @@ class Dataset(BaseModel):
     identities: dict[str, IdentityRecord]
     entries: list[Entry]
     rules: ValidationRules | None = None
+    allow_outside_paths: bool = Field(
+        False, description="true lets entries name files outside the dataset's folder (absolute or '../' paths)")
 
     @property
     def synthetic(self) -> bool:
@@ -155,15 +158,28 @@ def error_path(loc: Sequence[Any]) -> str:
     return out
 
 
-def load_dataset(path: str | os.PathLike[str]) -> Dataset:
-    """Parse and validate dataset.json; every schema problem is listed with its field path."""
+def read_dataset_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw dataset.json document (a JSON object); :class:`DatasetError` names what is wrong and the fix."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise DatasetError(f"{path}: dataset file not found; make one with `ltxic pair`") from err
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} at offset "
+                           f"{err.start}); re-save it as UTF-8") from err
     except ValueError as err:
-        raise DatasetError(f"{path}: not valid JSON ({err})") from err
+        raise DatasetError(f"{path}: not valid JSON ({err}); fix the syntax or make it again with `ltxic pair`") from err
+    if not isinstance(raw, dict):
+        raise DatasetError(f"{path}: the top level is a JSON {type(raw).__name__}, not an object with 'identities' "
+                           "and 'entries'; make the file with `ltxic pair` (or see the dataset.json format in the course)")
+    return raw
+
+
+def load_dataset(path: str | os.PathLike[str]) -> Dataset:
+    """Parse and validate dataset.json; every schema problem is listed with its field path."""
+    path = Path(path)
+    raw = read_dataset_json(path)
     try:
         return Dataset.model_validate(raw)
     except ValidationError as err:
@@ -172,6 +188,35 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
             lines.append(f"  {error_path(e['loc']) or '(top level)'}: {e['msg']}")
         lines.append("  fix: see the dataset.json format in the course (identities with consent, entries, split train|eval)")
         raise DatasetError("\n".join(lines)) from err
+
+
+def is_outside(raw: str | os.PathLike[str]) -> bool:
+    """True for a path that leaves the dataset's folder: absolute, or climbing out with ``..``."""
+    norm = os.path.normpath(str(raw))
+    return Path(raw).is_absolute() or norm == ".." or norm.startswith(".." + os.sep)
+
+
+def locate_media(root: Path, raw: str, allow_outside: bool = False) -> tuple[Path | None, str | None]:
+    """``(file, None)`` for a dataset path (relative to the dataset's folder ``root``), or ``(None, problem)``.
+
+    Refused: paths outside ``root`` unless the dataset sets ``allow_outside_paths`` (a dataset.json from elsewhere
+    must not make ltxic open ``../../etc/passwd``), symbolic-link loops, missing and empty files."""
+    if is_outside(raw) and not allow_outside:
+        return None, (f"{raw!r} is outside the dataset's folder {root}; move the file into that folder and give its "
+                      "path relative to dataset.json, or set \"allow_outside_paths\": true in dataset.json if you "
+                      "trust every path it names")
+    p = root / raw
+    try:
+        p = p.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: pathlib's symlink loop (Python < 3.13)
+        return None, f"{raw!r} is a symbolic link loop; replace the link by the real file"
+    if p.is_symlink() or (not p.exists() and (root / raw).is_symlink()):
+        return None, f"{raw!r} is a symbolic link loop or points nowhere; replace the link by the real file"
+    if not p.is_file():
+        return None, f"{raw!r} does not exist (looked for {p}); fix the path or remove the entry"
+    if p.stat().st_size == 0:
+        return None, f"{raw!r} is empty (0 bytes); re-export or re-copy it"
+    return p, None
 
 
 def consented_media(dataset: Dataset, identity: str) -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -14,9 +13,10 @@ from pydantic import ValidationError
 
 from ltxic.data.faces import FaceDetector, make_face_detector
 from ltxic.data.captions import PLACEHOLDER_CAPTION
-from ltxic.data.dataset import AUDIO_SUFFIXES, VIDEO_SUFFIXES, ConsentError, ConsentRecord, Dataset, DatasetError, ValidationRules, error_path
-from ltxic.io.files import write_json_atomic
-from ltxic.io.media import sample_frames
+from ltxic.data.dataset import (AUDIO_SUFFIXES, VIDEO_SUFFIXES, ConsentError, ConsentRecord, Dataset, DatasetError,
+                                 ValidationRules, error_path, is_outside, read_dataset_json)
+from ltxic.io.files import StagedFiles, staged_files, write_json_atomic
+from ltxic.io.media import MAX_STORED_IMAGE_SIDE, fit_within, sample_frames
 
 
 
@@ -124,6 +124,17 @@ def pick_reference_frame(clips: Sequence[Path], detector: FaceDetector, *, frame
                    "sharpness": round(sharp, 1), "candidates": len(frontal), "sampled": len(cands)}
 
 
+def read_caption(txt: Path) -> str:
+    """The caption in ``NAME.txt`` beside a clip ('' when there is none); :class:`DatasetError` if it is not UTF-8."""
+    if not txt.is_file():
+        return ""
+    try:
+        return txt.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{txt}: caption is not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} at offset "
+                           f"{err.start}); re-save it as UTF-8") from err
+
+
 def pair_folder(
     clips_dir: str | os.PathLike[str],
     out_json: str | os.PathLike[str],
@@ -139,6 +150,7 @@ def pair_folder(
     rules: ValidationRules | Mapping[str, Any] | None = None,
     face_detector: str | FaceDetector = "auto",
     progress: bool = True,
+    stage: StagedFiles | None = None,
 ) -> Path:
     """Make (or extend) dataset.json from a folder of clips and a folder of voice recordings.
 
@@ -152,10 +164,23 @@ def pair_folder(
     beside each clip, else :data:`PLACEHOLDER_CAPTION` (validation flags it). ``eval_identities`` are split
     ``eval``; otherwise the last ``eval_fraction`` of each identity's clips. An existing dataset.json at
     ``out_json`` keeps its other identities; ``rules`` (if given) becomes its ``rules`` block. Where each
-    reference came from is recorded under the top-level ``pairing`` key.
+    reference came from is recorded under the top-level ``pairing`` key. A held portrait larger than
+    :data:`~ltxic.io.media.MAX_STORED_IMAGE_SIDE` is stored scaled down to it (recorded there too). When ``out_json``
+    sits outside the clips' folder its paths start with ``../`` and it is written with ``allow_outside_paths: true``.
+
+    Nothing is changed unless everything is written: the reference files and dataset.json go to temporary files
+    first and are renamed into place together (a full disk leaves the previous dataset as it was). ``stage``: a
+    caller's :class:`~ltxic.io.files.StagedFiles` to add them to instead (renamed when the caller's change ends).
     """
-    from ltxic.io.media import read_audio, read_image, write_audio, write_image
+    from ltxic.io.media import probe_video, read_audio, read_image, write_audio, write_image
     from ltxic.data.speech import choose_voice_segments
+
+    if stage is None:  # every file of this pairing is written as one change (``stage``: the caller's change)
+        with staged_files() as stage:
+            return pair_folder(clips_dir, out_json, consent=consent, voice_dir=voice_dir, identity=identity,
+                               reference=reference, reference_image=reference_image, eval_identities=eval_identities,
+                               eval_fraction=eval_fraction, voice_seconds=voice_seconds, rules=rules,
+                               face_detector=face_detector, progress=progress, stage=stage)
 
     clips_dir, out_json = Path(clips_dir), Path(out_json)
     clips = group_by_identity(clips_dir, VIDEO_SUFFIXES, identity)
@@ -195,6 +220,11 @@ def pair_folder(
         face_detector = "toy" if all(records[n].synthetic for n in clips) else "haar"
     detector = make_face_detector(face_detector)
 
+    if out_json.is_file():  # a dataset.json that cannot be extended is named before any work
+        read_dataset_json(out_json)
+    for paths in clips.values():  # so is a clip that cannot be read (truncated, a header that lies)
+        for clip in paths:
+            probe_video(clip)
     root = out_json.parent
     sources = {p.resolve() for ps in voices.values() for p in ps}
 
@@ -208,12 +238,17 @@ def pair_folder(
         ref = root / "refs" / f"{name}.jpg"
         if reference_image is not None:
             img, how = read_image(reference_image), {"source": rel(Path(reference_image)), "how": "held portrait"}
+            stored = fit_within(img, MAX_STORED_IMAGE_SIDE)
+            if stored.shape != img.shape:
+                how["stored"] = (f"scaled from {img.shape[1]}x{img.shape[0]} to {stored.shape[1]}x{stored.shape[0]} "
+                                 f"(at most {MAX_STORED_IMAGE_SIDE} px on the long side)")
+            img = stored
         elif reference == "first":
             img, how = sample_frames(clips[name][0], [0])[0], {"source": rel(clips[name][0]), "frame": 0, "how": "first frame"}
         else:
             img, how = pick_reference_frame(clips[name], detector)
             how["source"] = rel(Path(how["source"]))
-        write_image(ref, img)
+        write_image(stage.path(ref), img)
         voice_rel: list[str] = []
         if name in voices:
             recs = []
@@ -228,7 +263,7 @@ def pair_folder(
                 dest = root / "refs" / f"{name}_voice_{k}.wav"
                 if dest.resolve() in sources:
                     raise DatasetError(f"{dest}: would overwrite a source recording; write dataset.json elsewhere")
-                write_audio(dest, seg.wave[None], seg.sample_rate)
+                write_audio(stage.path(dest), seg.wave[None], seg.sample_rate)
                 voice_rel.append(rel(dest))
             how = {"reference_image": how, "reference_audio": [
                 {"path": v, "seconds": round(s.seconds, 2), "from": s.sources} for v, s in zip(voice_rel, segments)]}
@@ -238,8 +273,7 @@ def pair_folder(
         n = len(clips[name])
         n_eval = n if name in eval_identities else int(round(n * eval_fraction))
         for k, clip in enumerate(clips[name]):
-            txt = clip.with_suffix(".txt")
-            caption = txt.read_text(encoding="utf-8").strip() if txt.is_file() else ""
+            caption = read_caption(clip.with_suffix(".txt"))
             entries.append({
                 "identity": name, "video_path": rel(clip), "reference_image": rel(ref),
                 "reference_audio": voice_rel[k % len(voice_rel)] if voice_rel else None,
@@ -248,8 +282,11 @@ def pair_folder(
             })
     data: dict[str, Any] = {"version": 1, "identities": {}, "entries": []}
     if out_json.is_file():
-        data = json.loads(out_json.read_text(encoding="utf-8"))
-        data["entries"] = [e for e in data.get("entries", []) if e.get("identity") not in clips]
+        data = read_dataset_json(out_json)
+        if not isinstance(data.get("entries", []), list) or not isinstance(data.setdefault("identities", {}), dict):
+            raise DatasetError(f"{out_json}: 'entries' must be a list and 'identities' an object; fix the file or "
+                               "pair into a new --out")
+        data["entries"] = [e for e in data.get("entries", []) if not isinstance(e, dict) or e.get("identity") not in clips]
     if rules is not None:
         rules = rules if isinstance(rules, ValidationRules) else ValidationRules.model_validate(rules)
         data["rules"] = rules.model_dump(mode="json", exclude_unset=True)
@@ -257,5 +294,13 @@ def pair_folder(
         data["identities"][name] = {"consent": records[name].model_dump(mode="json", exclude_none=True)}
     data["entries"].extend(entries)
     data.setdefault("pairing", {}).update(provenance)
-    Dataset.model_validate(data)  # never write a document load_dataset would reject
-    return write_json_atomic(out_json, data)
+    if any(is_outside(e.get(k) or "") for e in entries for k in ("video_path", "reference_image", "reference_audio")):
+        data["allow_outside_paths"] = True  # the clips stay where the user keeps them, beside or above out_json
+    try:
+        Dataset.model_validate(data)  # never write a document load_dataset would reject
+    except ValidationError as err:
+        problems = "; ".join(f"{error_path(e['loc']) or '(top level)'}: {e['msg']}" for e in err.errors()[:5])
+        raise DatasetError(f"{out_json}: the existing file cannot be extended ({problems}); fix it or pair into a "
+                           "new --out") from err
+    write_json_atomic(stage.path(out_json), data)
+    return out_json

@@ -22,7 +22,7 @@ from ltxic.io.files import sha256_file
 
 
 from ltxic.data.captions import is_placeholder_caption
-from ltxic.data.dataset import Dataset, ValidationRules, consented_media, load_dataset
+from ltxic.data.dataset import Dataset, ValidationRules, consented_media, is_outside, load_dataset, locate_media
 from ltxic.io.media import sample_frames
 
 @dataclass
@@ -52,6 +52,7 @@ class ClipStats:
     audio_clipped_fraction: float | None
     sha256: str = ""
     thumbnails: np.ndarray | None = field(default=None, repr=False)  # first and middle frame, 16x16 grey
+    rotation: int = 0  # the file's rotation metadata (degrees counter-clockwise), applied on every read
 
 
 @dataclass
@@ -258,8 +259,12 @@ def check_dataset(
                 if fld != "reference_audio":
                     add(Problem(i, fld, "missing_field", f"{fld} is empty; set it (paths relative to {root})"))
                 continue
+            if is_outside(rel) and not ds.allow_outside_paths:
+                add(Problem(i, fld, "outside_dataset", locate_media(root, rel)[1] or rel))
+                continue
             if not (root / rel).is_file():
-                add(Problem(i, fld, "missing_file", f"{rel} does not exist (looked in {root})"))
+                what = "is a symbolic link loop or points nowhere" if (root / rel).is_symlink() else "does not exist"
+                add(Problem(i, fld, "missing_file", f"{rel} {what} (looked in {root})"))
                 continue
             users.setdefault((fld, rel), []).append(i)
     if check_media:
@@ -331,6 +336,7 @@ def measure_clip(file: Path, rel: str, rules: ValidationRules, detector: FaceDet
         duration=info.duration, luminance=float(np.mean([_luma(f).mean() for f in frames.values()])),
         face_fraction=sum(faces) / len(faces), sampled_frames=len(faces), has_audio=info.has_audio,
         audio_clipped_fraction=clipped, sha256=sha256_file(file), thumbnails=np.stack([_thumb(first), _thumb(mid)]),
+        rotation=info.rotation,
     )
 
 
@@ -343,8 +349,17 @@ def measure_voice(file: Path, rel: str) -> VoiceStats:
     return VoiceStats(rel, [], lv.seconds, lv.speech_seconds, lv.rms_dbfs, lv.peak, lv.clipped_fraction)
 
 
+def _rotation_problems(c: ClipStats) -> list[Problem]:
+    if not c.rotation:
+        return []
+    return [Problem(None, "video_path", "rotated",
+                    f"{c.path}: its metadata rotates it {c.rotation} degrees; ltxic applies that (it trains on the "
+                    f"upright {c.width}x{c.height} frames). To store it upright, re-encode it: ffmpeg -i IN -c:a copy OUT",
+                    "warning")]
+
+
 def _clip_problems(c: ClipStats, rules: ValidationRules) -> list[Problem]:
-    out = []
+    out = _rotation_problems(c)
     lo, hi = rules.clip_seconds
     if c.duration < lo:
         out.append(Problem(None, "video_path", "clip_too_short",

@@ -185,9 +185,12 @@ class IdentityModels:
         locator = self.reference_locator or self.locator
         boxes = locator.locate(img)
         if boxes[0] is None:
+            h, w = img.shape[1:3]
+            need = getattr(locator, "min_face_pixels", lambda h, w: 80)(h, w)
             raise NoFaceError(
                 f"reference_image ({source_label(source)}): no face was located (by the {locator.name}, {self.kind} "
-                "embedders); use a frontal, evenly lit portrait with the face at least 80 pixels tall"
+                f"embedders) in this {w}x{h} image; use a frontal, evenly lit portrait with the face at least {need} "
+                "pixels tall in it" + (" (or crop the image around the face)" if need > 80 else "")
                 + (" or, for toy renders, pass embedders='toy'" if self.kind != "toy" else ""))
         return self.face.embed(img, boxes)[0]
 

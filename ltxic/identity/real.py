@@ -25,6 +25,9 @@ from torch import nn
 
 from ltxic.identity.embedders import METRICS_EXTRA, Box, IdentityModels, MissingExtraError
 
+PORTRAIT_MAX_SIDE = 2560  # a single reference portrait is searched up to this size when the clip size finds no face
+MIN_FACE_SIDE = 80  # dlib's HOG window: the smallest face it finds, in the searched image's pixels
+
 # cosine thresholds measured in benchmarks/README.md ("Identity embedders")
 FACE_THRESHOLD = 0.93
 VOICE_THRESHOLD = 0.80
@@ -78,24 +81,38 @@ class DlibFaceLocator:
         return self._shape68
 
     def locate(self, frames: np.ndarray) -> list[Box | None]:
-        import cv2
-
+        """The strongest face per frame. A single image (a reference portrait) that shows none at the clip search
+        size is searched again at up to :data:`PORTRAIT_MAX_SIDE`: a large photo's face is not lost to shrinking."""
+        sides = (DETECT_MAX_SIDE, 2 * DETECT_MAX_SIDE, PORTRAIT_MAX_SIDE) if len(frames) == 1 else (DETECT_MAX_SIDE,)
         out: list[Box | None] = []
         for frame in frames:
-            h, w = frame.shape[:2]
-            scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-            img = frame if scale == 1.0 else cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-            # small images: search one octave up as well, so faces of ~40 px are found
-            rects, scores, _ = self.detector.run(np.ascontiguousarray(img), 1 if max(img.shape[:2]) <= 400 else 0, 0.0)
-            if len(rects) == 0:
-                out.append(None)
-                continue
-            # the most face-like detection: a photo's badge or print can be a weaker face of the same size
-            r = rects[int(np.argmax(scores))]
-            box = (r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
-            x0, y0, x1, y1 = (int(round(v)) for v in box)
-            out.append((max(0, x0), max(0, y0), min(w, x1 + 1), min(h, y1 + 1)))
+            box = None
+            for side in sides:
+                box = self._locate_at(frame, side)
+                if box is not None or max(frame.shape[:2]) <= side:
+                    break
+            out.append(box)
         return out
+
+    def min_face_pixels(self, height: int, width: int) -> int:
+        """The smallest face (in the image's own pixels) :meth:`locate` finds in a single image of this size."""
+        return int(np.ceil(MIN_FACE_SIDE / min(1.0, PORTRAIT_MAX_SIDE / max(height, width))))
+
+    def _locate_at(self, frame: np.ndarray, max_side: int) -> Box | None:
+        import cv2
+
+        h, w = frame.shape[:2]
+        scale = min(1.0, max_side / max(h, w))
+        img = frame if scale == 1.0 else cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        # small images: search one octave up as well, so faces of ~40 px are found
+        rects, scores, _ = self.detector.run(np.ascontiguousarray(img), 1 if max(img.shape[:2]) <= 400 else 0, 0.0)
+        if len(rects) == 0:
+            return None
+        # the most face-like detection: a photo's badge or print can be a weaker face of the same size
+        r = rects[int(np.argmax(scores))]
+        box = (r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        return (max(0, x0), max(0, y0), min(w, x1 + 1), min(h, y1 + 1))
 
     def rect(self, box: Box):  # noqa: ANN201
         x0, y0, x1, y1 = box

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ltxic.io.errors import InputError
 from ltxic.io.files import atomic_path
 
 PathLike = str | os.PathLike[str]
@@ -29,7 +30,11 @@ _X264_OPTIONS = {"crf": "20", "preset": "medium", "g": "48", "bf": "0", "threads
 _MUX_OPTIONS = {"fflags": "+bitexact", "flags": "+bitexact", "movflags": "+faststart"}
 
 
-class MediaError(ValueError):
+# Reference portraits are stored at most this large: the model sees them at its bucket size (at most 1024 px).
+MAX_STORED_IMAGE_SIDE = 2048
+
+
+class MediaError(InputError, ValueError):
     """A media file could not be read or written; the message names the file, what is wrong and the fix."""
 
 
@@ -43,16 +48,42 @@ class VideoInfo:
     duration: float
     has_audio: bool
     audio_sample_rate: int | None
+    rotation: int = 0  # degrees counter-clockwise the file's display matrix asks for; width/height are as displayed
+
+
+def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """A decoded frame turned as the file's rotation metadata asks (as players and ffmpeg show it)."""
+    k = int(round(rotation / 90)) % 4
+    return np.ascontiguousarray(np.rot90(frame, k)) if k else frame
+
+
+def video_rotation(path: PathLike) -> int:
+    """The rotation (degrees counter-clockwise, a multiple of 90) of a video's display matrix; 0 when none.
+
+    Phones store portrait clips as landscape frames plus this metadata; ltxic applies it on every read."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                return int(round((frame.rotation or 0) / 90)) * 90
+    except (av.error.FFmpegError, OSError, IndexError):
+        return 0
+    return 0
 
 
 def _existing(path: PathLike, what: str) -> Path:
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise MediaError(f"{path}: a symbolic link that loops or points to nothing; replace it by the {what} file itself.")
         raise MediaError(f"{path}: {what} file not found. Check the path (relative paths are resolved from {Path.cwd()}).")
     if path.is_dir():
         raise MediaError(f"{path}: is a folder, expected a {what} file.")
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: {what} file is empty (0 bytes); re-export or re-copy it.")
+    if not os.access(path, os.R_OK):
+        raise MediaError(f"{path}: permission denied reading the {what} file; give your user read access (chmod u+r).")
     return path
 
 
@@ -80,6 +111,7 @@ def probe_video(path: PathLike, check: bool = True) -> VideoInfo:
     import av
 
     path = _existing(path, "video")
+    rotation = video_rotation(path)
     with _open_container(path) as container:
         if not container.streams.video:
             raise MediaError(f"{path}: has no video stream.")
@@ -105,20 +137,24 @@ def probe_video(path: PathLike, check: bool = True) -> VideoInfo:
                     f"{path}: truncated video, the container declares {vs.frames} frames but holds {packets}. "
                     "Re-export or re-copy the file."
                 )
+        width, height = int(vs.codec_context.width), int(vs.codec_context.height)
+        if rotation % 180:
+            width, height = height, width
         return VideoInfo(
             path=path,
             frames=frames,
             fps=float(fps),
-            width=int(vs.codec_context.width),
-            height=int(vs.codec_context.height),
+            width=width,
+            height=height,
             duration=duration,
             has_audio=audio is not None,
             audio_sample_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
+            rotation=rotation,
         )
 
 
 def read_video(path: PathLike) -> np.ndarray:
-    """All frames as uint8 RGB, shape (F, H, W, 3)."""
+    """All frames as uint8 RGB, shape (F, H, W, 3), turned upright as the file's rotation metadata asks."""
     import av
 
     path = _existing(path, "video")
@@ -131,7 +167,7 @@ def read_video(path: PathLike) -> np.ndarray:
         frames = []
         try:
             for frame in container.decode(vs):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0))
         except av.error.FFmpegError as err:
             raise MediaError(f"{path}: decoding failed after {len(frames)} frames ({err}); the file is corrupt or truncated.") from err
     if not frames:
@@ -328,7 +364,7 @@ def write_audio(path: PathLike, waveform: np.ndarray | torch.Tensor, sample_rate
     path = Path(path)
     arr = _as_audio_array(waveform, "waveform")
     fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
-    with atomic_path(path) as tmp:
+    with atomic_path(path, needed_bytes=arr.size * 2 + 44) as tmp:  # 16-bit samples and the header (wav: exact)
         sf.write(str(tmp), arr.T, int(sample_rate), subtype="PCM_16", format=fmt)
     return path
 
@@ -342,8 +378,23 @@ def read_image(path: PathLike) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except Image.DecompressionBombError as err:
+        raise MediaError(f"{path}: the image claims more pixels than Pillow opens safely ({err}); resize it to at most "
+                         f"{MAX_STORED_IMAGE_SIDE} px on its long side (a portrait needs no more) and use that copy.") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise MediaError(f"{path}: not a readable image ({err}); the file is corrupt, truncated or not an image.") from err
+
+
+def fit_within(img: np.ndarray, max_side: int) -> np.ndarray:
+    """uint8 RGB (H, W, 3) scaled down (Lanczos, aspect kept) so its long side is at most ``max_side``."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    if max(h, w) <= max_side:
+        return img
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(img).resize(size, Image.LANCZOS), dtype=np.uint8)
 
 
 def write_image(path: PathLike, img: np.ndarray, quality: int = 95) -> Path:
@@ -394,7 +445,7 @@ def resize_cover_crop(frames: torch.Tensor, width: int, height: int) -> torch.Te
 
 
 def sample_frames(path: str | os.PathLike[str], indices: Sequence[int]) -> dict[int, np.ndarray]:
-    """Decode only the frames at ``indices`` (uint8 RGB); memory stays small for long, large clips."""
+    """Decode only the frames at ``indices`` (uint8 RGB, upright); memory stays small for long, large clips."""
     import av
 
     want = set(int(i) for i in indices)
@@ -405,7 +456,7 @@ def sample_frames(path: str | os.PathLike[str], indices: Sequence[int]) -> dict[
             stream.thread_type = "AUTO"
             for k, frame in enumerate(container.decode(stream)):
                 if k in want:
-                    out[k] = frame.to_ndarray(format="rgb24")
+                    out[k] = upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
                 if k >= max(want):
                     break
     except (av.error.FFmpegError, OSError, IndexError) as err:

@@ -62,6 +62,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ltxic.io.errors import InputError
 from ltxic.io.files import atomic_path
 from ltxic.models.transformer import FLOAT8, PRESETS, read_safetensors_header
 
@@ -86,7 +87,7 @@ _ARCH_KEYS = (
 )
 
 
-class LoRAError(ValueError):
+class LoRAError(InputError, ValueError):
     """A LoRA cannot be injected, saved or loaded; the message names the file or field and the fix."""
 
 

@@ -29,6 +29,7 @@ from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ltxic.io.errors import InputError
 from ltxic.io.files import atomic_path
 
 COMFY_PREFIX = "model.diffusion_model."
@@ -105,7 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError, ValueError):
     """A checkpoint file cannot be used; the message names the file and the fix."""
 
 

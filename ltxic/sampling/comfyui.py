@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ltxic.io.files import write_json_atomic
+from ltxic.io.files import staged_files, write_json_atomic
 
 PathLike = str | os.PathLike[str]
 
@@ -330,8 +330,9 @@ def export_workflow(
         kwargs["prompt"] = prompt
     workflow = build_workflow(name, reference_downscale_factor=float(settings["reference_downscale_factor"]), **kwargs)
     out = Path(out)
-    write_json_atomic(out, workflow)
-    write_json_atomic(api_path(out), to_api_prompt(workflow))
+    with staged_files() as stage:  # both forms or neither
+        write_json_atomic(stage.path(out), workflow)
+        write_json_atomic(stage.path(api_path(out)), to_api_prompt(workflow))
     return out
 
 

@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ltxic.data.dataset import ConsentRecord, Dataset
+from ltxic.io.errors import InputError
 from ltxic.models.kit import Models
 from ltxic.models.latents import VideoGeometry
 from ltxic.models.lora import LoRAError, load_lora, lora_modules, read_lora_metadata, set_lora_strength
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 
-class ResolutionError(ValueError):
+class ResolutionError(InputError, ValueError):
     """The requested size does not fit the model's VAE (and the LoRA's reference scale)."""
 
 

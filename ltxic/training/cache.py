@@ -48,7 +48,10 @@ class DatasetError(dataset_schema.DatasetError):
         self.dataset_file = dataset_file
         self.problems = problems
         n = len(problems)
-        super().__init__(f"{dataset_file}: {n} problem{'s' if n != 1 else ''}:\n" + "\n".join(f"  - {p}" for p in problems))
+        if n == 1:
+            super().__init__(f"{dataset_file}: {problems[0]}")
+        else:
+            super().__init__(f"{dataset_file}: {n} problems:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 @dataclass(frozen=True)
@@ -127,13 +130,9 @@ def read_dataset(dataset_file: str | os.PathLike[str], splits: Iterable[str] = S
     def media(raw: str | None, where: str) -> Path | None:
         if not raw:
             return None
-        p = (root / raw).resolve()
-        if not p.is_file():
-            problems.append(f"{where}: {raw!r} does not exist (looked for {p}); fix the path or remove the entry")
-            return None
-        if p.stat().st_size == 0:
-            problems.append(f"{where}: {raw!r} is empty (0 bytes); re-export or re-copy it")
-            return None
+        p, problem = dataset_schema.locate_media(root, raw, data.allow_outside_paths)
+        if problem:
+            problems.append(f"{where}: {problem}")
         return p
 
     for i, entry in enumerate(data.entries):
@@ -378,7 +377,8 @@ def build_cache(
                 raise DatasetError(dataset_file, [f"{where}: {err}"]) from err
             meta = {"identity": entry.identity, "split": entry.split, "caption": entry.caption,
                     "video_path": str(entry.video_path), "bucket": list(bucket), "fps": info.fps, "index": entry.index}
-            with atomic_path(path) as tmp:
+            size = sum(v.numel() * v.element_size() for v in tensors.values())
+            with atomic_path(path, needed_bytes=size) as tmp:
                 save_file(tensors, str(tmp), metadata={"ltxic_cache": json.dumps(meta), "format": str(CACHE_FORMAT)})
             report.encoded += 1
         report.entries.append(CachedEntry(key, path, entry.index, entry.identity, entry.split, entry.caption,

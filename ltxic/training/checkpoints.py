@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ltxic.io.errors import free_bytes, human_bytes, is_write_failure
 from ltxic.io.files import DiskFullError, atomic_path, sha256_file, write_json_atomic
 
 CHECKPOINTS = "checkpoints"
@@ -62,6 +63,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py["version"], tuple(int(x) for x in py["internal"].tolist()), py["gauss"]))
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_bytes(model: torch.nn.Module, state: Any) -> int:
+    """Roughly the bytes one checkpoint takes: the training state's tensors plus the trainable weights (the LoRA)."""
+    def size(obj: Any) -> int:
+        if isinstance(obj, torch.Tensor):
+            return obj.numel() * obj.element_size()
+        if isinstance(obj, dict):
+            return sum(size(v) for v in obj.values())
+        if isinstance(obj, (list, tuple)):
+            return sum(size(v) for v in obj)
+        return 0
+    lora = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return size(state) + lora
 
 
 def checkpoint_name(step: int) -> str:
@@ -148,14 +163,14 @@ def save_checkpoint(
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync_dir(root)
-    except OSError as err:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if err.errno == errno.ENOSPC or isinstance(err, DiskFullError):
+        if isinstance(err, Exception) and is_write_failure(err):
             previous = latest_checkpoint(output_dir)
-            free = shutil.disk_usage(root).free
             raise DiskFullError(
                 errno.ENOSPC,
-                f"disk full while writing checkpoint step {step} into {root} ({free / 1e6:.0f} MB free). "
+                f"{root}: disk full while writing checkpoint step {step} "
+                f"({human_bytes(free_bytes(root) or 0)} free, about {human_bytes(checkpoint_bytes(model, state))} needed). "
                 f"The previous checkpoint is intact: {previous if previous else 'none was written yet'}. "
                 "Free some space, lower output.keep_last_n, or set output.dir to a disk with room, "
                 "then run again with --resume.",

@@ -31,6 +31,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from ltxic.data.buckets import ResolutionBucket
+from ltxic.io.errors import InputError
 from ltxic.io.files import atomic_path
 
 MODEL_PRESETS = ("tiny", "ltx-2.3-22b")  # kept equal to ltxic.models.transformer.PRESETS (a test checks)
@@ -461,7 +462,7 @@ def _cross_section_problems(cfg: TrainingConfig) -> list[tuple[str, str]]:
 # Errors
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """Every problem of one config, each naming its field, the bad value and the fix.
 
     ``problems`` holds ``(dotted_field, message)`` pairs for programs; ``str()`` is for people.

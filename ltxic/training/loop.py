@@ -46,6 +46,7 @@ from ltxic.training.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
+from ltxic.io.errors import InputError
 from ltxic.io.files import atomic_path
 from ltxic.models.offload import stream_block_weights
 from ltxic.io.profiling import StepTimer
@@ -56,7 +57,7 @@ METRICS_FILE = "metrics.jsonl"
 ValidateFn = Callable[[torch.nn.Module, int, Path], Any]
 
 
-class TrainingError(RuntimeError):
+class TrainingError(InputError, RuntimeError):
     """Training cannot go on; the message says which setting to change."""
 
 

@@ -227,17 +227,24 @@ def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, 
                 "checkpoints afterwards with ltxic sample. The last checkpoint is saved: --resume continues."
             ) from err
 
+    failed = True
     try:
-        return run_training(
+        result = run_training(
             model, samples, strategy, options, save_lora=save, groups=[e.bucket for e in report.entries], collate=collate,
             validate=timed_validate if validate is not None else None, resume=resume, device=device, distributed=dist,
         )
+        failed = False
+        return result
     finally:  # also after a failure: what ran, how long, how much memory
         if main:
             summary = _step_summary(options.output_dir / METRICS_FILE) if (options.output_dir / METRICS_FILE).exists() else {}
             summary.update(recompute_blocks=getattr(model, "ltxic_recompute_blocks", None), compiled=getattr(model, "ltxic_compiled", False),
                            activation_memory_budget=options.activation_memory_budget)
-            write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **summary})
+            try:
+                write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **summary})
+            except Exception:
+                if not failed:  # after a failure (a full disk, say) its error is the one to report, not this one's
+                    raise
 
 
 def prepare_lora(model: torch.nn.Module, cfg: Any, device: torch.device) -> Any:
