@@ -1,0 +1,163 @@
+"""ltxic samples LTX-2.3 as ltx-pipelines' own pipelines do: same weights, seed, prompt features -> same latents.
+
+On the miniature of the official files (``ltxic.models.miniature``), in float32 on the CPU, ltxic's sampler is run
+beside ``TI2VidOneStagePipeline`` (text only, LTX-2.3 guidance), ``TI2VidTwoStagesPipeline`` (two stages) and
+``ICLoraPipeline`` (video IC reference, its stage 1). Final latents must agree to 1e-4, decoded frames and audio
+to 1e-3.
+
+What is patched in the pipelines' modules (``monkeypatch``, undone after each test), and why; nothing else:
+
+* ``encode_prompts``: returns the prompt features that ltxic's text encoder computes from the miniature's Gemma and
+  embeddings processor (ltx-core's ``ModelLedger`` builds Gemma at the 12B size, which the miniature is not).
+* the module's ``torch`` name: a view of ``torch`` whose ``bfloat16`` is ``float32`` (the pipelines hard-code
+  bf16 in ``__init__`` and ``__call__``) and whose ``cuda.synchronize`` does nothing (no GPU here); and
+  ``cleanup_memory`` -> ``gc.collect`` (it empties and synchronizes CUDA).
+* the latent widths the pipelines hard-code for the full-size model: ``PipelineComponents.video_latent_channels``
+  (128) and ``AudioLatentShape.from_video_pixel_shape``'s 8 channels, set to the miniature's 16 and 2.
+* ``vae_decode_video`` / ``vae_decode_audio``: wrapped to record the final latents they are given (then called).
+
+Where ltxic differs on purpose, it is set to the pipelines' choice here: ``schedule_tokens=4096`` (ltxic's default
+shifts the schedule by the clip's own token count, as its training does), and the STG block is one the 2-block
+miniature has (LTX-2.3's is block 28 of 48). The references are off in all three: with them off, ltxic is the
+pipelines.
+"""
+
+from __future__ import annotations
+
+import gc
+import types
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ltxic.models import ltx23
+from ltxic.models.kit import Models
+from ltxic.models.miniature import build_miniature
+from ltxic.sampling.guidance import LTX23_STEPS, Guidance, StreamGuidance
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CPU = torch.device("cpu")
+PROMPT, NEGATIVE = "A person speaks in a green room.", "blurry, distorted"
+MINI_VIDEO_CHANNELS, MINI_AUDIO_CHANNELS = 16, 2
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("parity")
+    build_miniature(root, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def models(tree) -> Models:
+    return Models.from_comfyui(tree, device="cpu", dtype=torch.float32)
+
+
+@pytest.fixture(scope="module")
+def features(models) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    return {p: models.text_encoder.encode([p]) for p in (PROMPT, NEGATIVE)}
+
+
+class _Float32Torch(types.ModuleType):
+    """``torch`` as the pipelines see it in these tests: bf16 means float32, CUDA syncs are no-ops."""
+
+    bfloat16 = torch.float32
+    cuda = types.SimpleNamespace(synchronize=lambda *a, **k: None, empty_cache=lambda: None, is_available=lambda: False)
+
+    def __getattr__(self, name: str):
+        return getattr(torch, name)
+
+
+def official(monkeypatch, module, features) -> dict[str, torch.Tensor]:
+    """Patch one ltx-pipelines module as the docstring says; returns the dict the decode spies fill."""
+    from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
+    from ltx_core.types import AudioLatentShape
+    from ltx_pipelines.utils import helpers
+
+    def encode_prompts(prompts, ledger, **kwargs):
+        return [EmbeddingsProcessorOutput(*features[p]) for p in prompts]
+
+    monkeypatch.setattr(module, "encode_prompts", encode_prompts)
+    monkeypatch.setattr(module, "torch", _Float32Torch("torch"))
+    monkeypatch.setattr(module, "cleanup_memory", gc.collect)
+    shape_of = AudioLatentShape.from_video_pixel_shape
+    monkeypatch.setattr(helpers, "AudioLatentShape", types.SimpleNamespace(
+        from_video_pixel_shape=lambda shape: shape_of(shape, channels=MINI_AUDIO_CHANNELS)))
+    seen: dict[str, torch.Tensor] = {}
+    decode_video, decode_audio = module.vae_decode_video, module.vae_decode_audio
+
+    def video(latent, *args, **kwargs):
+        seen["video"] = latent.clone()
+        return decode_video(latent, *args, **kwargs)
+
+    def audio(latent, *args, **kwargs):
+        seen["audio"] = latent.clone()
+        return decode_audio(latent, *args, **kwargs)
+
+    monkeypatch.setattr(module, "vae_decode_video", video)
+    monkeypatch.setattr(module, "vae_decode_audio", audio)
+    return seen
+
+
+def miniature_widths(pipe) -> None:
+    pipe.pipeline_components.video_latent_channels = MINI_VIDEO_CHANNELS
+
+
+def mini_guidance() -> Guidance:
+    """LTX-2.3's guidance with the STG block moved to one the miniature has."""
+    g = Guidance.ltx23()
+    return replace(g, video=replace(g.video, stg_blocks=(1,)), audio=replace(g.audio, stg_blocks=(1,)),
+                   reference_video=0.0, reference_audio=0.0)
+
+
+def close(a: torch.Tensor, b: torch.Tensor, tol: float) -> None:
+    a, b = a.float().cpu(), b.float().cpu()
+    assert a.shape == b.shape, (a.shape, b.shape)
+    diff = (a - b).abs().max().item()
+    assert diff <= tol, f"max abs difference {diff:.3g} > {tol}"
+
+
+def decoded_waveform(audio) -> torch.Tensor:
+    return audio.waveform if hasattr(audio, "waveform") else audio
+
+
+def test_real_kit_defaults_are_ltx_pipelines_ltx_2_3_params() -> None:
+    from ltx_pipelines.utils.constants import LTX_2_3_PARAMS
+
+    g = Guidance.ltx23()
+    assert LTX23_STEPS == LTX_2_3_PARAMS.num_inference_steps
+    assert g.video == StreamGuidance.from_params(LTX_2_3_PARAMS.video_guider_params)
+    assert g.audio == StreamGuidance.from_params(LTX_2_3_PARAMS.audio_guider_params)
+    assert g.video.params() == LTX_2_3_PARAMS.video_guider_params
+    assert Guidance.for_kit("ltx-2.3-22b") == g and Guidance.for_kit("tiny") == Guidance.tiny()
+    # ID-LoRA's voice guidance on the audio stream
+    assert g.reference_audio == 3.0
+
+
+def test_one_stage_equals_ti2vid_one_stage_pipeline(tree, models, features, monkeypatch) -> None:
+    import ltx_pipelines.ti2vid_one_stage as one
+
+    from ltxic.sampling.generate import GenerateConfig, generate
+
+    seen = official(monkeypatch, one, features)
+    guidance, steps, seed = mini_guidance(), 4, 7
+    pipe = one.TI2VidOneStagePipeline(str(tree / ltx23.CHECKPOINT_FILE), str(tree / ltx23.GEMMA_DIR), [], device=CPU)
+    miniature_widths(pipe)
+    frames, audio = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, seed=seed, height=64, width=64, num_frames=9,
+                         frame_rate=24.0, num_inference_steps=steps, video_guider_params=guidance.video.params(),
+                         audio_guider_params=guidance.audio.params(), images=[])
+    frames = torch.cat(list(frames))
+    gen = generate(models, PROMPT, config=GenerateConfig(width=64, height=64, frames=9, steps=steps, seed=seed,
+                                                         guidance=guidance, negative_prompt=NEGATIVE,
+                                                         schedule_tokens=4096), progress=False)[0]
+    close(gen.video_latent, seen["video"], 1e-4)
+    close(gen.audio_latent, seen["audio"], 1e-4)
+    ours = models.video_codec.decode(gen.video_latent, clamp=False)
+    theirs = pipe.model_ledger.video_decoder()(seen["video"])
+    close(ours, theirs, 1e-3)
+    ours_u8 = ((ours[0] + 1) / 2).clamp(0, 1).mul(255).to(torch.uint8).permute(1, 2, 3, 0)
+    assert (ours_u8.int() - frames.int()).abs().max() <= 1  # their uint8 frames: one level of rounding at most
+    close(models.audio_codec.decode(gen.audio_latent)[0], decoded_waveform(audio), 1e-3)
