@@ -14,6 +14,8 @@ What is patched in the pipelines' modules (``monkeypatch``, undone after each te
   ``cleanup_memory`` -> ``gc.collect`` (it empties and synchronizes CUDA).
 * the latent widths the pipelines hard-code for the full-size model: ``PipelineComponents.video_latent_channels``
   (128) and ``AudioLatentShape.from_video_pixel_shape``'s 8 channels, set to the miniature's 16 and 2.
+* the fused stage-2 model (two stages; the IC-LoRA model): cast to float32 after loading, since ltx-core's LoRA
+  fusion leaves the fused weights in the files' bf16 (ltxic's loader casts them the same way).
 * ``vae_decode_video`` / ``vae_decode_audio``: wrapped to record the final latents they are given (then called).
 
 Where ltxic differs on purpose, it is set to the pipelines' choice here: ``schedule_tokens=4096`` (ltxic's default
@@ -161,3 +163,92 @@ def test_one_stage_equals_ti2vid_one_stage_pipeline(tree, models, features, monk
     ours_u8 = ((ours[0] + 1) / 2).clamp(0, 1).mul(255).to(torch.uint8).permute(1, 2, 3, 0)
     assert (ours_u8.int() - frames.int()).abs().max() <= 1  # their uint8 frames: one level of rounding at most
     close(models.audio_codec.decode(gen.audio_latent)[0], decoded_waveform(audio), 1e-3)
+
+
+def test_two_stage_equals_ti2vid_two_stages_pipeline(tree, models, features, monkeypatch) -> None:
+    import ltx_pipelines.ti2vid_two_stages as two
+    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
+    from ltx_core.loader.primitives import LoraPathStrengthAndSDOps
+
+    from ltxic.sampling.pipeline import TwoStagePipeline
+
+    seen = official(monkeypatch, two, features)
+    guidance, steps, seed = mini_guidance(), 3, 11
+    distilled = [LoraPathStrengthAndSDOps(str(tree / ltx23.DISTILLED_LORA_FILE), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)]
+    pipe = two.TI2VidTwoStagesPipeline(str(tree / ltx23.CHECKPOINT_FILE), distilled, str(tree / ltx23.SPATIAL_UPSAMPLER_FILE),
+                                       str(tree / ltx23.GEMMA_DIR), [], device=CPU)
+    miniature_widths(pipe)
+    fused = pipe.stage_2_model_ledger.transformer
+    monkeypatch.setattr(pipe.stage_2_model_ledger, "transformer", lambda: fused().float())
+    frames, audio = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, seed=seed, height=128, width=128, num_frames=9,
+                         frame_rate=24.0, num_inference_steps=steps, video_guider_params=guidance.video.params(),
+                         audio_guider_params=guidance.audio.params(), images=[])
+    frames = torch.cat(list(frames))
+    ours = TwoStagePipeline(models, device="cpu", offload_device=None)(
+        PROMPT, width=128, height=128, frames=9, seed=seed, stage1_steps=steps, guidance=guidance,
+        negative_prompt=NEGATIVE, schedule_tokens=4096)
+    close(ours.video_latent, seen["video"], 1e-4)
+    close(ours.audio_latent, seen["audio"], 1e-4)
+    mine = models.video_codec.decode(ours.video_latent, clamp=False)
+    theirs = pipe.stage_2_model_ledger.video_decoder()(seen["video"])
+    close(mine, theirs, 1e-3)
+    mine_u8 = ((mine[0] + 1) / 2).clamp(0, 1).mul(255).to(torch.uint8).permute(1, 2, 3, 0)
+    assert (mine_u8.int() - frames.int()).abs().max() <= 1
+    close(models.audio_codec.decode(ours.audio_latent)[0], decoded_waveform(audio), 1e-3)
+
+
+def test_video_ic_reference_equals_ic_lora_pipeline(tree, models, features, monkeypatch, tmp_path) -> None:
+    """Stage 1 of ``ICLoraPipeline`` (``skip_stage_2``: distilled sigmas, no guidance, the reference video appended)
+    against ltxic's sampler with strategy ``ic`` and the same reference pixels (their ``load_video_conditioning``)."""
+    import ltx_pipelines.ic_lora as ic
+    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
+    from ltx_core.loader.primitives import LoraPathStrengthAndSDOps
+    from ltx_pipelines.utils.media_io import load_video_conditioning
+
+    from ltxic.io.media import write_video
+    from ltxic.models.lora import LoRAConfig, inject_lora, load_lora, save_lora
+    from ltxic.models.strategies import get_strategy
+    from ltxic.sampling.sampler import SamplingConfig, sample_latents
+
+    factor, seed = 2, 5
+    model = ltx23.load_transformer(tree / ltx23.CHECKPOINT_FILE, dtype=torch.float32)
+    inject_lora(model, LoRAConfig(rank=2, alpha=2))
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(3)
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+    lora = save_lora(model, tmp_path / "ic.safetensors", config=LoRAConfig(rank=2, alpha=2),
+                     metadata={"training_strategy": "ic", "reference_downscale_factor": factor})
+    clip = (np.random.default_rng(0).random((9, 32, 32, 3)) * 255).astype(np.uint8)
+    reference = write_video(tmp_path / "reference.mp4", clip, 24.0)
+
+    seen = official(monkeypatch, ic, features)
+    pipe = ic.ICLoraPipeline(str(tree / ltx23.CHECKPOINT_FILE), str(tree / ltx23.SPATIAL_UPSAMPLER_FILE), str(tree / ltx23.GEMMA_DIR),
+                             [LoraPathStrengthAndSDOps(str(lora), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)], device=CPU)
+    miniature_widths(pipe)
+    fused = pipe.stage_1_model_ledger.transformer
+    monkeypatch.setattr(pipe.stage_1_model_ledger, "transformer", lambda: fused().float())
+    frames, audio = pipe(prompt=PROMPT, seed=seed, height=128, width=128, num_frames=9, frame_rate=24.0, images=[],
+                         video_conditioning=[(str(reference), 1.0)], skip_stage_2=True)
+    frames = torch.cat(list(frames))
+
+    pixels = load_video_conditioning(video_path=str(reference), height=64 // factor, width=64 // factor, frame_cap=9,
+                                     dtype=torch.float32, device=CPU)
+    ref_latent = models.video_codec.encode(pixels)
+    transformer = models.transformer
+    load_lora(transformer, lora, strength=1.0)
+    v_ctx, a_ctx, mask = features[PROMPT]
+    strategy = get_strategy("ic", factor, video_geometry=models.video_codec.geometry, audio_geometry=models.audio_codec.geometry)
+    config = SamplingConfig(width=64, height=64, frames=9, fps=24.0, distilled=True, seed=seed, guidance=Guidance.off(),
+                            audio_mel_bins=models.audio_codec.latent_mel_bins, video_geometry=models.video_codec.geometry,
+                            audio_geometry=models.audio_codec.geometry)
+    video, audio_latent = sample_latents(transformer, v_ctx, a_ctx, context_mask=mask, ref_video_latent=ref_latent,
+                                         strategy=strategy, config=config)
+    close(video, seen["video"], 1e-4)
+    close(audio_latent, seen["audio"], 1e-4)
+    mine = models.video_codec.decode(video, clamp=False)
+    close(mine, pipe.stage_1_model_ledger.video_decoder()(seen["video"]), 1e-3)
+    mine_u8 = ((mine[0] + 1) / 2).clamp(0, 1).mul(255).to(torch.uint8).permute(1, 2, 3, 0)
+    assert (mine_u8.int() - frames.int()).abs().max() <= 1
+    close(models.audio_codec.decode(audio_latent)[0], decoded_waveform(audio), 1e-3)
