@@ -252,3 +252,70 @@ def test_video_ic_reference_equals_ic_lora_pipeline(tree, models, features, monk
     mine_u8 = ((mine[0] + 1) / 2).clamp(0, 1).mul(255).to(torch.uint8).permute(1, 2, 3, 0)
     assert (mine_u8.int() - frames.int()).abs().max() <= 1
     close(models.audio_codec.decode(audio_latent)[0], decoded_waveform(audio), 1e-3)
+
+
+class Recorder(torch.nn.Module):
+    """The transformer, with every forward's inputs and outputs kept (the calls of one sampling run)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.calls = model, []
+        self.ltxic_config = model.ltxic_config
+
+    def forward(self, video, audio, perturbations):
+        out = self.model(video, audio, perturbations)
+        self.calls.append((video, audio, perturbations, out))
+        return out
+
+
+def test_reference_voice_follows_id_lora_inference(models, features) -> None:
+    """With the voice reference on, ltxic samples as ID-LoRA's inference does (facts in ``ltxic.models.strategies`` and
+    ``ltxic.sampling.guidance``): the reference voice tokens are appended clean at timestep 0, at negative time
+    ending one latent (1/25 s) before the target starts at 0; one extra pass drops the references; and the audio
+    stream gets ``3 * (pred_with_ref - pred_without_ref)`` on top of LTX-2.3's guidance, the video stream nothing."""
+    from ltx_core.components.guiders import MultiModalGuider
+    from ltx_core.utils import to_denoised
+
+    from ltxic.models.latents import audio_tokens, video_tokens
+    from ltxic.models.strategies import get_strategy
+    from ltxic.sampling.sampler import SamplingConfig, sample_latents
+
+    guidance = replace(mini_guidance(), reference_audio=Guidance.ltx23().reference_audio)
+    assert guidance.reference_audio == 3.0 and guidance.reference_video == 0.0
+    model = Recorder(models.transformer)
+    geo_v, geo_a = models.video_codec.geometry, models.audio_codec.geometry
+    strategy = get_strategy("audio_ref_only_ic", video_geometry=geo_v, audio_geometry=geo_a)
+    g = torch.Generator().manual_seed(1)
+    ref_v = torch.randn(1, MINI_VIDEO_CHANNELS, 1, 2, 2, generator=g)
+    ref_a = torch.randn(1, MINI_AUDIO_CHANNELS, 10, models.audio_codec.latent_mel_bins, generator=g)
+    (v_ctx, a_ctx, mask), (n_v, n_a, n_mask) = features[PROMPT], features[NEGATIVE]
+    config = SamplingConfig(width=64, height=64, frames=9, sigmas=(1.0, 0.0), guidance=guidance,
+                            audio_mel_bins=models.audio_codec.latent_mel_bins, video_geometry=geo_v, audio_geometry=geo_a)
+    video, audio = sample_latents(model, v_ctx, a_ctx, context_mask=mask, negative_video_context=n_v,
+                                  negative_audio_context=n_a, negative_context_mask=n_mask, ref_video_latent=ref_v,
+                                  ref_audio_latent=ref_a, strategy=strategy, config=config)
+    # one step: conditional, negative prompt, STG, isolated modality, and one pass without references
+    assert len(model.calls) == 5
+    n_target = audio.shape[2]
+    with_refs, bare = model.calls[0], model.calls[4]
+    a_in = with_refs[1]
+    assert a_in.latent.shape[1] == n_target + ref_a.shape[2] and bare[1].latent.shape[1] == n_target
+    assert torch.all(a_in.timesteps[:, n_target:] == 0) and torch.all(a_in.timesteps[:, :n_target] == 1.0)
+    ref_pos = a_in.positions[:, :, n_target:]
+    assert ref_pos.max() < 0
+    latent_s = 1 / geo_a.latents_per_second
+    assert torch.isclose(ref_pos[0, 0, -1, 1], torch.tensor(-latent_s), atol=1e-6)  # ends one latent before 0
+    own_grid = audio_tokens(ref_a, geo_a)[1]  # the voice's own time grid (ltx-core's AudioPatchifier), shifted whole
+    close(ref_pos, own_grid - (own_grid[:, :, -1, 1].amax() + latent_s), 1e-6)
+    assert all(c[1].latent.shape[1] == n_target + ref_a.shape[2] for c in model.calls[:4])  # every guidance pass keeps them
+
+    # the sample (one step from sigma 1 lands on the guided estimate) = LTX-2.3's guidance + 3 (with - without refs)
+    x_a = model.calls[0][1].latent[:, :n_target]
+    den = [to_denoised(x_a, c[3][1][:, :n_target], torch.tensor(1.0)) for c in model.calls]
+    guided = MultiModalGuider(guidance.audio.params()).calculate(den[0], den[1], den[2], den[3])
+    expected = guided + 3.0 * (den[0] - den[4])
+    close(audio_tokens(audio, geo_a)[0], expected, 1e-5)
+    x_v = model.calls[0][0].latent[:, : video[0, 0].numel()]
+    den_v = [to_denoised(x_v, c[3][0][:, : x_v.shape[1]], torch.tensor(1.0)) for c in model.calls]
+    video_expected = MultiModalGuider(guidance.video.params()).calculate(den_v[0], den_v[1], den_v[2], den_v[3])
+    close(video_tokens(video, 24.0, geo_v)[0], video_expected, 1e-5)  # reference_video = 0: no identity term
