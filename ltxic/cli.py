@@ -430,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     # guidance: every flag defaults to the kit's value (ltxic.sampling.guidance.Guidance.for_kit)
     p.add_argument("--video-cfg", type=float, default=None, help="text guidance, video stream (LTX-2.3: 3; tiny: 1 = off)")
     p.add_argument("--audio-cfg", type=float, default=None, help="text guidance, audio stream (LTX-2.3: 7; tiny: 1 = off)")
-    p.add_argument("--negative-prompt", default="", help="the prompt text guidance steers away from (default empty)")
+    p.add_argument("--negative-prompt", default=None,
+                   help="the prompt text guidance steers away from (LTX-2.3: ltx-pipelines' default list of artifacts)")
     p.add_argument("--stg", type=float, default=None, help="spatio-temporal guidance, both streams (LTX-2.3: 1; 0 = off)")
     p.add_argument("--stg-blocks", type=int, nargs="+", default=None, help="blocks STG perturbs (LTX-2.3: 28)")
     p.add_argument("--modality", type=float, default=None,

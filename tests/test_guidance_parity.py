@@ -135,8 +135,13 @@ def test_real_kit_defaults_are_ltx_pipelines_ltx_2_3_params() -> None:
     assert g.audio == StreamGuidance.from_params(LTX_2_3_PARAMS.audio_guider_params)
     assert g.video.params() == LTX_2_3_PARAMS.video_guider_params
     assert Guidance.for_kit("ltx-2.3-22b") == g and Guidance.for_kit("tiny") == Guidance.tiny()
-    # ID-LoRA's voice guidance on the audio stream
+    # ID-LoRA's voice guidance on the audio stream; the pipelines' command-line negative prompt
     assert g.reference_audio == 3.0
+    from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT
+
+    from ltxic.sampling.guidance import kit_negative_prompt
+
+    assert kit_negative_prompt("ltx-2.3-22b") == DEFAULT_NEGATIVE_PROMPT and kit_negative_prompt("tiny") == ""
 
 
 def test_one_stage_equals_ti2vid_one_stage_pipeline(tree, models, features, monkeypatch) -> None:

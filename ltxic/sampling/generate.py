@@ -46,7 +46,7 @@ from ltxic.sampling.references import (
     prepare_reference_audio,
     prepare_reference_image,
 )
-from ltxic.sampling.guidance import Guidance, kit_steps
+from ltxic.sampling.guidance import Guidance, kit_negative_prompt, kit_steps
 from ltxic.sampling.sampler import SamplingConfig, sample_latents
 from ltxic.models.strategies import STRATEGIES, get_strategy
 
@@ -75,16 +75,17 @@ class GenerateConfig:
     guidance: Guidance | None = None
     # the schedule's token count: None = the target's (as training shifts its sigmas); 4096 = ltx-pipelines'
     schedule_tokens: int | None = None
-    negative_prompt: str = ""
+    negative_prompt: str | None = None  # None: the kit's (LTX-2.3: ltx-pipelines' DEFAULT_NEGATIVE_PROMPT; tiny: "")
     strategy: str | None = None
     reference_downscale_factor: int | None = None
 
     def for_kit(self, kit_name: str) -> GenerateConfig:
-        """A copy with ``steps`` and ``guidance`` filled in with the kit's defaults where they are ``None``."""
+        """A copy with ``steps``, ``guidance`` and ``negative_prompt`` filled in with the kit's defaults where they are ``None``."""
         from dataclasses import replace
 
         return replace(self, steps=self.steps if self.steps is not None else kit_steps(kit_name),
-                       guidance=self.guidance if self.guidance is not None else Guidance.for_kit(kit_name))
+                       guidance=self.guidance if self.guidance is not None else Guidance.for_kit(kit_name),
+                       negative_prompt=self.negative_prompt if self.negative_prompt is not None else kit_negative_prompt(kit_name))
 
 
 @dataclass

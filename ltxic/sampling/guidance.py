@@ -157,6 +157,16 @@ class Guidance:
                        **{k: float(data[k]) for k in ("reference_video", "reference_audio") if data.get(k) is not None})
 
 
+def kit_negative_prompt(name: str) -> str:
+    """The default negative prompt for a kit: ltx-pipelines' ``DEFAULT_NEGATIVE_PROMPT`` (their command line's default)
+    for LTX-2.3; empty for the tiny kit, whose text encoder knows only the toy captions' words."""
+    if name.startswith("ltx-2.3"):
+        from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT
+
+        return DEFAULT_NEGATIVE_PROMPT
+    return ""
+
+
 def kit_steps(name: str) -> int:
     """The default step count for a kit: LTX-2.3's 30 (``LTX_2_3_PARAMS``), the tiny kit's 20."""
     return LTX23_STEPS if name.startswith("ltx-2.3") else TINY_STEPS
@@ -173,4 +183,4 @@ SETTINGS_HELP: dict[str, str] = {
     "reference_audio": "identity guidance on the audio stream: toward the prediction with the voice reference (0 = off)",
 }
 
-__all__ = ["LTX23_STEPS", "SETTINGS_HELP", "TINY_STEPS", "Guidance", "StreamGuidance", "kit_steps"]
+__all__ = ["LTX23_STEPS", "SETTINGS_HELP", "TINY_STEPS", "Guidance", "StreamGuidance", "kit_negative_prompt", "kit_steps"]

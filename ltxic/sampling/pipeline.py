@@ -47,7 +47,7 @@ from ltxic.models.kit import Models
 from ltxic.models.lora import load_lora, lora_modules, set_lora_strength
 from ltxic.io.profiling import StageClock
 from ltxic.sampling.references import prepare_reference_audio, prepare_reference_image
-from ltxic.sampling.guidance import Guidance, kit_steps
+from ltxic.sampling.guidance import Guidance, kit_negative_prompt, kit_steps
 from ltxic.sampling.sampler import SamplingConfig, sample_latents
 from ltxic.models.strategies import get_strategy
 
@@ -190,15 +190,17 @@ class TwoStagePipeline:
         stage1_steps: int | None = None,
         stage1_distilled: bool = False,
         guidance: Guidance | None = None,
-        negative_prompt: str = "",
+        negative_prompt: str | None = None,
         schedule_tokens: int | None = None,
     ) -> TwoStageResult:
         """One clip. ``stage1_steps`` and ``guidance`` (stage 1; stage 2 is unguided, as in ltx-pipelines) default to
-        the kit's (:func:`ltxic.sampling.guidance.kit_steps`, :meth:`Guidance.for_kit`); ``schedule_tokens`` as in
+        the kit's (:func:`ltxic.sampling.guidance.kit_steps`, :meth:`Guidance.for_kit`), ``negative_prompt`` too
+        (:func:`ltxic.sampling.guidance.kit_negative_prompt`); ``schedule_tokens`` as in
         :class:`ltxic.sampling.sampler.SamplingConfig` (4096 = ltx-pipelines' schedule)."""
         m = self.models
         guidance = guidance if guidance is not None else Guidance.for_kit(m.name)
         stage1_steps = stage1_steps if stage1_steps is not None else kit_steps(m.name)
+        negative_prompt = negative_prompt if negative_prompt is not None else kit_negative_prompt(m.name)
         upsampler = self.upsampler if self.upsampler is not None else m.upsampler
         distilled_lora = self.distilled_lora if self.distilled_lora is not None else m.distilled_lora
         if upsampler is None:

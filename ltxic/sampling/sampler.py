@@ -29,6 +29,12 @@ Facts followed, with sources:
   reference tokens, so as many extra draws are made), then the audio tokens. The generator is a CPU
   ``torch.Generator`` seeded with ``config.seed`` (or the one passed, which the two-stage pipeline carries from
   stage 1 into stage 2 as the pipelines do), moved to the model's device: a seed gives the same noise everywhere.
+  (ltx-pipelines draw on the model's device, so on a GPU their noise for a seed differs from ltxic's; on the CPU
+  it is the same, and ``tests/test_guidance_parity.py`` compares there.)
+
+Where ltxic differs from ltx-pipelines on purpose: the schedule's token count (above); ``skip_step`` (off in
+LTX-2.3's parameters) reuses the last guided prediction as they do, but the passes of a partly skipped step still
+compute both streams, where the pipelines switch the skipped stream's input off.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> Va
     from ltxic.io import media
     from ltxic.training.cache import mono_waveform, video_pixels
     from ltxic.identity.metrics import validation_scorer
-    from ltxic.sampling.guidance import Guidance
+    from ltxic.sampling.guidance import Guidance, kit_negative_prompt
     from ltxic.sampling.sampler import SamplingConfig, sample_latents
 
     scorer = validation_scorer(cfg)
@@ -104,8 +104,9 @@ def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> Va
             wave, _ = media.read_audio(val.reference_audio, audio_codec.geometry.sample_rate)
             ref_audio = audio_codec.encode(mono_waveform(wave).to(device))
         contexts = [text_encoder.encode([p]) for p in val.prompts]
-        guidance = Guidance.from_dict(val.guidance or {}, base=Guidance.for_kit(getattr(models, "name", "tiny")))
-        negative = text_encoder.encode([""]) if guidance.uses_text else (None, None, None)
+        kit = getattr(models, "name", "tiny")
+        guidance = Guidance.from_dict(val.guidance or {}, base=Guidance.for_kit(kit))
+        negative = text_encoder.encode([kit_negative_prompt(kit)]) if guidance.uses_text else (None, None, None)
 
     def validate(model: torch.nn.Module, step: int, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
