@@ -138,6 +138,21 @@ def test_stg_modality_and_rescale_each_guide(model, inputs) -> None:
         with_guidance(CFG, video_stg=1.0)
 
 
+def test_skip_step_reuses_the_last_guided_prediction(model, inputs) -> None:
+    """``skip_step = 1``: steps 0 and 2 of 4 run their passes (conditional + negative), 1 and 3 reuse them."""
+    calls = []
+    hook = model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        guided = run(model, inputs, with_guidance(CFG, video_cfg=3.0, audio_cfg=3.0))
+        n_every = len(calls)
+        calls.clear()
+        skipping = run(model, inputs, with_guidance(CFG, video_cfg=3.0, audio_cfg=3.0, video_skip_step=1, audio_skip_step=1))
+    finally:
+        hook.remove()
+    assert (n_every, len(calls)) == (8, 4)
+    assert not torch.allclose(skipping[0], guided[0])
+
+
 def test_reference_guidance(model, inputs) -> None:
     plain = run(model, inputs)
     off = run(model, inputs, with_guidance(CFG, reference_video=0.0, reference_audio=0.0))

@@ -270,8 +270,9 @@ def sample_latents(
     last_v = last_a = None
     for i in tqdm(range(len(sigmas) - 1), desc="sampling", disable=not progress):
         sigma = sigmas[i]
-        skip_v, skip_a = guide_v.should_skip_step(i), guide_a.should_skip_step(i) or x_a is None
-        if skip_v and skip_a and last_v is not None:
+        # should_skip_step(0) is False: every stream has a last prediction before it is first skipped
+        skip_v, skip_a = guide_v.should_skip_step(i), guide_a.should_skip_step(i)
+        if skip_v and (skip_a or x_a is None):
             out_v, out_a = last_v, last_a
         else:
             den_v, den_a = denoise(cond, sigma)
@@ -282,14 +283,17 @@ def sample_latents(
                 ptb = denoise(cond, sigma, perturbed)
             if isolated is not None:
                 mod = denoise(cond, sigma, isolated)
-            out_v = last_v if skip_v and last_v is not None else guide_v.calculate(den_v, neg[0], ptb[0], mod[0])
-            out_a = None
-            if den_a is not None:
-                out_a = last_a if skip_a and last_a is not None else guide_a.calculate(den_a, neg[1], ptb[1], mod[1])
+            bare_v = bare_a = None
             if ref_v_scale != 0.0 or ref_a_scale != 0.0:
                 bare_v, bare_a = denoise(cond, sigma, with_references=False)
+            # a stream skipped on this step reuses its last guided prediction whole (identity term included)
+            out_v = last_v if skip_v else guide_v.calculate(den_v, neg[0], ptb[0], mod[0])
+            if not skip_v and bare_v is not None:
                 out_v = out_v + ref_v_scale * (den_v - bare_v)
-                if out_a is not None:
+            out_a = None
+            if den_a is not None:
+                out_a = last_a if skip_a else guide_a.calculate(den_a, neg[1], ptb[1], mod[1])
+                if not skip_a and bare_a is not None:
                     out_a = out_a + ref_a_scale * (den_a - bare_a)
             last_v, last_a = out_v, out_a
         x_v = stepper.step(x_v, out_v, sigmas, i)
