@@ -78,11 +78,12 @@ def part_identity(lora: Path, prompts: list[str], seeds: list[int], steps: int, 
 
     from ltxic.identity.evaluate import DEFAULT_CONDITIONS, REFERENCE_GUIDANCE_SCALE, identity_eval, summarize
     from ltxic.sampling.generate import GenerateConfig
+    from ltxic.sampling.guidance import Guidance
 
-    config = GenerateConfig(steps=steps, reference_guidance_scale=REFERENCE_GUIDANCE_SCALE)
+    config = GenerateConfig(steps=steps, guidance=Guidance.tiny().with_overrides(reference_video=REFERENCE_GUIDANCE_SCALE))
     out: dict = {"prompts": prompts, "seeds": seeds, "sampling_steps": steps, "lora": _rel(lora),
                  "reference_guidance_scale": REFERENCE_GUIDANCE_SCALE,
-                 "audio_reference_guidance_scale": config.audio_reference_guidance_scale, "text_cfg_scale": 1.0,
+                 "audio_reference_guidance_scale": config.guidance.reference_audio, "text_cfg_scale": 1.0,
                  "by_identity": {}}
     all_rows = []
     t0 = time.perf_counter()
@@ -111,9 +112,11 @@ def part_identity(lora: Path, prompts: list[str], seeds: list[int], steps: int, 
 def part_seeds(captions: list[str], seeds: list[int], steps: int, cfg_scale: float = 1.0) -> dict:
     from ltxic.identity.evaluate import real_identity_similarity, seed_spread
     from ltxic.sampling.generate import GenerateConfig
+    from ltxic.sampling.guidance import Guidance
 
     t0 = time.perf_counter()
-    spread = seed_spread(None, captions, seeds, config=GenerateConfig(steps=steps, video_cfg_scale=cfg_scale, audio_cfg_scale=cfg_scale))
+    spread = seed_spread(None, captions, seeds, config=GenerateConfig(
+        steps=steps, guidance=Guidance.tiny().with_overrides(video_cfg=cfg_scale, audio_cfg=cfg_scale)))
     real = real_identity_similarity(DATA / "dataset.json")
     return {"sampling_steps": steps, "text_cfg_scale": cfg_scale, "text_only_base": spread, "real_clips": real, "seconds": round(time.perf_counter() - t0, 1)}
 

@@ -78,7 +78,7 @@ def run_part(args: argparse.Namespace) -> int:
               "--reference-image", str(data / entry["reference_image"]), "--reference-audio", str(data / entry["reference_audio"]),
               "--dataset", str(data / "dataset.json"), "--identity", entry["identity"],
               "--prompt", "A person slowly turns head left while speaking in a sunlit kitchen.",
-              "--width", str(w), "--height", str(h), "--frames", str(f), "--steps", "30", "--cfg", "4",
+              "--width", str(w), "--height", str(h), "--frames", str(f), "--steps", "30",
               "--out", str(out / f"samples_{args.config}")]
     if args.config == "ltx23_24gb":
         sample += ["--fp8", "--offload-text-encoder"]

@@ -48,6 +48,7 @@ from ltxic.training.loop import TrainResult
 
 # 05 checkpoints, 06 inference, 07 drift
 from ltxic.sampling.generate import GenerateConfig, generate
+from ltxic.sampling.guidance import Guidance, StreamGuidance
 from ltxic.models.kit import Models
 from ltxic.identity.metrics import compare_checkpoints, drift_curve, identity_models, identity_scores, identity_windows
 from ltxic.sampling.pipeline import TwoStagePipeline, generate_two_stage
@@ -74,6 +75,7 @@ __all__ = [
     "generate",
     "generate_two_stage",
     "GenerateConfig",
+    "Guidance",
     "get_strategy",
     "identity_models",
     "identity_scores",
@@ -97,6 +99,7 @@ __all__ = [
     "read_lora_metadata",
     "sample_latents",
     "SamplingConfig",
+    "StreamGuidance",
     "save_lora",
     "save_transformer",
     "set_lora_strength",

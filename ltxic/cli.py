@@ -223,14 +223,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         import json
 
         consent = json.loads(open(args.consent, encoding="utf-8").read())
-    config = GenerateConfig(width=args.width, height=args.height, frames=args.frames, fps=args.fps, steps=args.steps,
-                            seed=args.seed, strength=args.strength, video_cfg_scale=args.cfg, audio_cfg_scale=args.cfg,
-                            reference_guidance_scale=args.reference_guidance,
-                            audio_reference_guidance_scale=args.audio_reference_guidance)
     try:
+        from ltxic.sampling.guidance import Guidance
         from ltxic.sampling.pipeline import generate_two_stage
 
         models = _sample_models(args)
+        guidance = Guidance.for_kit(models.name).with_overrides(
+            video_cfg=args.video_cfg, audio_cfg=args.audio_cfg, video_stg=args.stg, audio_stg=args.stg,
+            video_stg_blocks=args.stg_blocks, audio_stg_blocks=args.stg_blocks, video_modality=args.modality,
+            audio_modality=args.modality, video_rescale=args.rescale, audio_rescale=args.rescale,
+            reference_video=args.reference_guidance, reference_audio=args.audio_reference_guidance)
+        config = GenerateConfig(width=args.width, height=args.height, frames=args.frames, fps=args.fps, steps=args.steps,
+                                seed=args.seed, strength=args.strength, guidance=guidance,
+                                negative_prompt=args.negative_prompt)
         run = generate_two_stage if args.two_stage else generate
         results = run(models, prompts, lora=args.lora, reference_image=args.reference_image,
                       reference_audio=args.reference_audio, consent=consent, dataset=args.dataset,
@@ -416,14 +421,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LTX-2.3: stream Gemma's layers from host memory (24 GB cards)")
     p.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="LTX-2.3 weights (default bfloat16)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is one)")
-    p.add_argument("--cfg", type=float, default=1.0, help="text guidance scale for both streams (default 1: off)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=20, help="denoising steps (of stage 1 with --two-stage)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (of stage 1 with --two-stage; default: LTX-2.3 30, tiny 20)")
     p.add_argument("--strength", type=float, default=1.0, help="LoRA strength (default 1.0)")
-    p.add_argument("--reference-guidance", type=float, default=3.0,
-                   help="scale of (with references - without); 0 turns it off (default 3, as ComfyUI)")
-    p.add_argument("--audio-reference-guidance", type=float, default=1.0,
-                   help="the same for the audio stream (default 1: the voice holds better than at 3)")
+    # guidance: every flag defaults to the kit's value (ltxic.sampling.guidance.Guidance.for_kit)
+    p.add_argument("--video-cfg", type=float, default=None, help="text guidance, video stream (LTX-2.3: 3; tiny: 1 = off)")
+    p.add_argument("--audio-cfg", type=float, default=None, help="text guidance, audio stream (LTX-2.3: 7; tiny: 1 = off)")
+    p.add_argument("--negative-prompt", default=None,
+                   help="the prompt text guidance steers away from (LTX-2.3: ltx-pipelines' default list of artifacts)")
+    p.add_argument("--stg", type=float, default=None, help="spatio-temporal guidance, both streams (LTX-2.3: 1; 0 = off)")
+    p.add_argument("--stg-blocks", type=int, nargs="+", default=None, help="blocks STG perturbs (LTX-2.3: 28)")
+    p.add_argument("--modality", type=float, default=None,
+                   help="audio-video modality guidance, both streams (LTX-2.3: 3; 1 = off)")
+    p.add_argument("--rescale", type=float, default=None, help="guidance rescale, both streams (LTX-2.3: 0.7; 0 = off)")
+    p.add_argument("--reference-guidance", type=float, default=None,
+                   help="identity guidance on the video stream: (with references - without) (LTX-2.3: 0; tiny: 3)")
+    p.add_argument("--audio-reference-guidance", type=float, default=None,
+                   help="the same on the audio stream (LTX-2.3: 3, as ID-LoRA; tiny: 1)")
     p.add_argument("--frames", type=int, default=25, help="8k+1 frames (default 25)")
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--height", type=int, default=128)

@@ -125,11 +125,14 @@ def test_good_config_loads_and_resolves_paths_against_the_yaml_folder(files: Pat
     data = good_dict()
     data["training_strategy"] = {"name": "ic"}
     assert load_config(write(files, data)).training_strategy.first_frame_conditioning_p == 0.1
-    # validation samples like ltxic.generate: reference guidance 3 on video, 1 on audio; null = the video's scale
-    assert (cfg.validation.reference_guidance_scale, cfg.validation.audio_reference_guidance_scale) == (3.0, 1.0)
+    # validation guidance: null = the kit's defaults (ltxic.sampling.guidance.Guidance.for_kit); a mapping overrides
+    assert cfg.validation.guidance is None
     data = good_dict()
-    data["validation"] = {**data["validation"], "audio_reference_guidance_scale": None}
-    assert load_config(write(files, data)).validation.audio_reference_guidance_scale is None
+    data["validation"] = {**data["validation"], "guidance": {"video": {"cfg": 4.0}, "reference_audio": 2.0}}
+    assert load_config(write(files, data)).validation.guidance == {"video": {"cfg": 4.0}, "reference_audio": 2.0}
+    data["validation"]["guidance"] = {"video": {"cfgg": 4.0}}
+    with pytest.raises(ConfigError, match="cfgg"):
+        load_config(write(files, data))
 
 
 def test_round_trip_through_yaml(files: Path, tmp_path_factory):

@@ -67,7 +67,7 @@ def test_training_then_two_stage_inference(course) -> None:
         "config_name": "ltx23_h100", "comfyui_root": str(course["tree"]), "dataset_file": str(course["dataset"]),
         "overrides": {
             "model.dtype": "float32", "dataset.resolution_buckets": ["128x128x25"], "lora.rank": 4, "lora.alpha": 4,
-            "validation.resolution": "128x128x25", "validation.guidance_scale": 1.0,
+            "validation.resolution": "128x128x25",
             "validation.prompts": ["A person nods while speaking in a blue room, close-up."],
             "validation.reference_image": str(DATA / "refs/dex.jpg"),
             "validation.reference_audio": str(DATA / "voice/dex_0.wav"),

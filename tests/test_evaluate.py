@@ -98,6 +98,7 @@ def test_cpu_recipe_lora_beats_base_on_held_out_identity(tmp_path):
     from ltxic.data.dataset import load_dataset
     from ltxic.identity.evaluate import DEFAULT_CONDITIONS, REFERENCE_GUIDANCE_SCALE, summarize
     from ltxic.sampling.generate import GenerateConfig
+    from ltxic.sampling.guidance import Guidance
     from ltxic.training.trainer import train
 
     cfg = load_config(example_config("tiny_cpu"))
@@ -114,7 +115,7 @@ def test_cpu_recipe_lora_beats_base_on_held_out_identity(tmp_path):
     rows = identity_eval(
         None, result.lora_path, dataset=DATA / "dataset.json", identity="dex", reference_image=DATA / "refs" / "dex.jpg",
         reference_audio=DATA / "voice" / "dex_0.wav", prompts=prompts, seeds=[0, 1], conditions=conditions,
-        config=GenerateConfig(steps=10, reference_guidance_scale=REFERENCE_GUIDANCE_SCALE),
+        config=GenerateConfig(steps=10, guidance=Guidance.tiny().with_overrides(reference_video=REFERENCE_GUIDANCE_SCALE)),
     )
     summary = {r["condition"]: r for r in summarize(rows, ("condition",))}
     base, lora, pasted = summary["base_text_only"], summary["lora_strength_1"], summary["base_with_references"]

@@ -5,6 +5,8 @@ Random-weight tiny kit (real ltx-core classes, real files); 1 thread, as tests/t
 
 from __future__ import annotations
 
+import json
+
 import logging
 import math
 
@@ -179,6 +181,20 @@ def test_cli_sample(kit, tmp_path, capsys):
             "--width", "64", "--height", "64", "--frames", "9", "--steps", "2"]
     assert main(base + ["--dataset", str(DATA / "dataset.json"), "--identity", "ava"]) == 0
     assert (tmp_path / "000_a_person_speaks.mp4").exists()
+    # no guidance flag: the tiny kit's defaults (ltxic.sampling.guidance.Guidance.tiny)
+    from ltxic.sampling.guidance import Guidance
+
+    recorded = json.loads((tmp_path / "generations.json").read_text())["config"]["guidance"]
+    assert recorded == Guidance.tiny().as_dict()
+    flags = ["--video-cfg", "2", "--audio-cfg", "5", "--stg", "1", "--stg-blocks", "1", "2", "--modality", "3",
+             "--rescale", "0.5", "--reference-guidance", "0", "--audio-reference-guidance", "2", "--negative-prompt", "blur"]
+    assert main(base + ["--dataset", str(DATA / "dataset.json"), "--identity", "ava", *flags]) == 0
+    recorded = Guidance.from_dict(json.loads((tmp_path / "generations.json").read_text())["config"]["guidance"])
+    assert recorded.video == recorded.audio.__class__(cfg=2.0, stg=1.0, stg_blocks=(1, 2), modality=3.0, rescale=0.5)
+    assert recorded.audio.cfg == 5.0 and recorded.audio.stg_blocks == (1, 2)
+    assert (recorded.reference_video, recorded.reference_audio) == (0.0, 2.0)
+    assert main(base + ["--stg", "1"]) == 1  # the tiny kit has no STG blocks by default: the error says to name them
+    assert "stg_blocks" in capsys.readouterr().err
     assert main(base) == 1
     assert "no consent record" in capsys.readouterr().err
 

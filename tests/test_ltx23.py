@@ -122,7 +122,7 @@ def test_download_train_sample_from_the_command_line(tree, small_dataset, tmp_pa
     cfg["optimization"].update(steps=5, warmup_steps=1)
     cfg["lora"].update(rank=4, alpha=4)
     cfg["validation"].update(interval=5, prompts=["A person speaks in a bright green room, close-up."],
-                             num_inference_steps=2, guidance_scale=1.0, resolution="128x128x25",
+                             num_inference_steps=2, resolution="128x128x25",
                              reference_image=str(DATA / "refs/ava.jpg"), reference_audio=str(DATA / "voice/ava_1.wav"))
     cfg["output"].update(dir=str(tmp_path / "run"), checkpoint_interval=5)
     config = tmp_path / "ltx23_mini.yaml"

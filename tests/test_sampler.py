@@ -3,6 +3,8 @@ references that change the result, CFG and reference guidance, LTX-2 schedules."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -55,7 +57,7 @@ def test_shapes_are_the_targets_with_references_stripped(model, inputs) -> None:
 def test_same_seed_is_bitwise_equal_other_seed_differs(model, inputs) -> None:
     a = run(model, inputs)
     b = run(model, inputs)
-    c = run(model, inputs, SamplingConfig(**{**CFG.__dict__, "seed": 1}))
+    c = run(model, inputs, replace(CFG, seed=1))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.allclose(a[0], c[0]) and not torch.allclose(a[1], c[1])
 
@@ -103,38 +105,77 @@ def test_reference_tokens_matter_more_after_training_with_them() -> None:
     assert after > 2 * before
 
 
+def with_guidance(config: SamplingConfig, **overrides) -> SamplingConfig:
+    return replace(config, guidance=config.guidance.with_overrides(**overrides))
+
+
 def test_cfg_scale_one_is_unguided_and_other_scales_guide(model, inputs) -> None:
     plain = run(model, inputs, negative_video_context=None, negative_audio_context=None)
-    scale_one = run(model, inputs, SamplingConfig(**{**CFG.__dict__, "video_cfg_scale": 1.0, "audio_cfg_scale": 1.0}))
+    scale_one = run(model, inputs, with_guidance(CFG, video_cfg=1.0, audio_cfg=1.0))
     assert torch.equal(plain[0], scale_one[0]) and torch.equal(plain[1], scale_one[1])
-    video_only = run(model, inputs, SamplingConfig(**{**CFG.__dict__, "video_cfg_scale": 3.0}))
+    video_only = run(model, inputs, with_guidance(CFG, video_cfg=3.0))
     assert not torch.allclose(video_only[0], plain[0])
-    both = run(model, inputs, SamplingConfig(**{**CFG.__dict__, "video_cfg_scale": 3.0, "audio_cfg_scale": 7.0}))
+    both = run(model, inputs, with_guidance(CFG, video_cfg=3.0, audio_cfg=7.0))
     assert not torch.allclose(both[1], video_only[1])
     with pytest.raises(ValueError, match="negative_video_context"):
-        run(model, inputs, SamplingConfig(**{**CFG.__dict__, "video_cfg_scale": 3.0}), negative_video_context=None)
+        run(model, inputs, with_guidance(CFG, video_cfg=3.0), negative_video_context=None)
+
+
+def test_stg_modality_and_rescale_each_guide(model, inputs) -> None:
+    """Each of LTX-2.3's guidance terms changes the sample (the tiny transformer has 4 blocks: STG on block 1)."""
+    plain = run(model, inputs)
+    results = {}
+    for name, over in {"stg": dict(video_stg=1.0, video_stg_blocks=(1,)), "audio_stg": dict(audio_stg=1.0, audio_stg_blocks=(1,)),
+                       "modality": dict(video_modality=3.0, audio_modality=3.0),
+                       "rescale": dict(video_cfg=3.0, video_rescale=0.7)}.items():
+        results[name] = run(model, inputs, with_guidance(CFG, **over))
+    assert not torch.allclose(results["stg"][0], plain[0])
+    assert not torch.allclose(results["audio_stg"][1], plain[1])
+    assert not torch.allclose(results["modality"][0], plain[0]) and not torch.allclose(results["modality"][1], plain[1])
+    no_rescale = run(model, inputs, with_guidance(CFG, video_cfg=3.0))
+    assert not torch.allclose(results["rescale"][0], no_rescale[0])
+    with pytest.raises(ValueError, match="stg_blocks"):
+        with_guidance(CFG, video_stg=1.0)
+
+
+def test_skip_step_reuses_the_last_guided_prediction(model, inputs) -> None:
+    """``skip_step = 1``: steps 0 and 2 of 4 run their passes (conditional + negative), 1 and 3 reuse them."""
+    calls = []
+    hook = model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        guided = run(model, inputs, with_guidance(CFG, video_cfg=3.0, audio_cfg=3.0))
+        n_every = len(calls)
+        calls.clear()
+        skipping = run(model, inputs, with_guidance(CFG, video_cfg=3.0, audio_cfg=3.0, video_skip_step=1, audio_skip_step=1))
+    finally:
+        hook.remove()
+    assert (n_every, len(calls)) == (8, 4)
+    assert not torch.allclose(skipping[0], guided[0])
 
 
 def test_reference_guidance(model, inputs) -> None:
     plain = run(model, inputs)
-    off = run(model, inputs, SamplingConfig(**{**CFG.__dict__, "reference_guidance_scale": 0.0}))
+    off = run(model, inputs, with_guidance(CFG, reference_video=0.0, reference_audio=0.0))
     assert torch.equal(plain[0], off[0])
-    on = run(model, inputs, SamplingConfig(**{**CFG.__dict__, "reference_guidance_scale": 2.0}))
+    on = run(model, inputs, with_guidance(CFG, reference_video=2.0, reference_audio=2.0))
     assert not torch.allclose(on[0], plain[0]) and not torch.allclose(on[1], plain[1])
-    # scale s adds s * (with - without references) to each denoised estimate: the one-step sample shows it
-    one = SamplingConfig(**{**CFG.__dict__, "sigmas": (1.0, 0.0)})
-    w = run(model, inputs, one)
-    wo = run(model, inputs, one, strategy="text_to_video")
-    g = run(model, inputs, SamplingConfig(**{**one.__dict__, "reference_guidance_scale": 2.0}))
+    # scale s adds s * (with - without references) to each denoised estimate: the one-step sample shows it. Video
+    # only, so both runs draw the same noise (the pipelines' order draws the reference tokens' noise too, which
+    # shifts the audio noise of a run with references)
+    one = replace(CFG, sigmas=(1.0, 0.0), generate_audio=False)
+    face = dict(inputs, ref_audio_latent=None)
+    w = run(model, face, one, strategy="ic")
+    wo = run(model, face, one, strategy="text_to_video")
+    g = run(model, face, with_guidance(one, reference_video=2.0), strategy="ic")
     assert torch.allclose(g[0], w[0] + 2.0 * (w[0] - wo[0]), atol=1e-5)
-    assert torch.allclose(g[1], w[1] + 2.0 * (w[1] - wo[1]), atol=1e-5)
-    # per stream: the audio stream takes its own scale from the same pass without references
-    split = run(model, inputs, SamplingConfig(**{**one.__dict__, "reference_guidance_scale": 2.0,
-                                                 "audio_reference_guidance_scale": 0.5}))
-    assert torch.allclose(split[0], g[0], atol=1e-6)
-    assert torch.allclose(split[1], w[1] + 0.5 * (w[1] - wo[1]), atol=1e-5)
-    audio_only = run(model, inputs, SamplingConfig(**{**one.__dict__, "audio_reference_guidance_scale": 2.0}))
-    assert torch.allclose(audio_only[0], w[0], atol=1e-6) and torch.allclose(audio_only[1], g[1], atol=1e-5)
+    # per stream, from the same pass without references: the audio scale moves the audio only, linearly
+    one = replace(CFG, sigmas=(1.0, 0.0))
+    base = run(model, inputs, one)
+    half = run(model, inputs, with_guidance(one, reference_audio=0.5))
+    two = run(model, inputs, with_guidance(one, reference_audio=2.0))
+    assert torch.equal(half[0], base[0]) and torch.equal(two[0], base[0])
+    assert torch.allclose((two[1] - base[1]) / 2.0, (half[1] - base[1]) / 0.5, atol=1e-5)
+    assert not torch.allclose(two[1], base[1])
 
 
 def test_wrong_reference_for_strategy_is_refused(model, inputs) -> None:

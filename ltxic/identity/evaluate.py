@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,7 @@ def identity_eval(
     conditions are compared by the caller via ``row["_video_latent"]`` (dropped before saving).
     """
     from ltxic.sampling.generate import GenerateConfig, generate
+    from ltxic.sampling.guidance import Guidance
     from ltxic.models.kit import Models
 
     e = identity_models(embedders, dataset=dataset)
@@ -154,9 +155,9 @@ def identity_eval(
         for seed in seeds:
             over = {"seed": seed, "strength": cond.lora_strength if cond.lora_strength is not None else 1.0}
             if cond.reference_guidance_scale is not None:
-                over["reference_guidance_scale"] = cond.reference_guidance_scale
-                over["audio_reference_guidance_scale"] = cond.reference_guidance_scale
-            cfg = GenerateConfig(**{**asdict(base_cfg), **over})
+                over["guidance"] = (base_cfg.guidance or Guidance.for_kit(models.name)).with_overrides(
+                    reference_video=cond.reference_guidance_scale, reference_audio=cond.reference_guidance_scale)
+            cfg = replace(base_cfg, **over)
             for prompt in prompts:
                 # one prompt per call: generate() seeds prompt i with config.seed + i
                 gen = generate(
@@ -220,7 +221,7 @@ def seed_spread(
     for caption in captions:
         embs = []
         for seed in seeds:
-            cfg = GenerateConfig(**{**asdict(base_cfg), "seed": seed})
+            cfg = replace(base_cfg, seed=seed)
             gen = generate(models, [caption], config=cfg, progress=False)[0]
             adh = caption_adherence(gen.frames, caption)
             bg.append(adh["background_match"])

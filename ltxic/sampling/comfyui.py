@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from ltxic.io.files import staged_files, write_json_atomic
+from ltxic.sampling.guidance import Guidance
 
 PathLike = str | os.PathLike[str]
 
@@ -191,10 +192,15 @@ def build_workflow(
     text_encoder: str = TEXT_ENCODER_NAME,
     distilled_lora: str | None = DISTILLED_LORA_NAME,
     distilled_lora_strength: float = 0.5,
-    identity_guidance_scale: float = 3.0,
+    identity_guidance_scale: float | None = None,
     filename_prefix: str = "video/ltxic",
 ) -> dict[str, Any]:
-    """The UI-format workflow dict (see the module docstring for the graph and its sources)."""
+    """The UI-format workflow dict (see the module docstring for the graph and its sources).
+
+    ``identity_guidance_scale`` None: ltxic's LTX-2.3 voice guidance (:meth:`ltxic.sampling.guidance.Guidance.ltx23`,
+    ``reference_audio``); the guider stays at cfg 1, as in Lightricks' distilled example."""
+    if identity_guidance_scale is None:
+        identity_guidance_scale = Guidance.ltx23().reference_audio
     g = _Graph()
     ckpt = g.add("CheckpointLoaderSimple", {"ckpt_name": checkpoint}, (-1200, 0))
     model_src, model_out = ckpt, "MODEL"

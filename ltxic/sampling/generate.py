@@ -47,6 +47,7 @@ from ltxic.sampling.references import (
     prepare_reference_audio,
     prepare_reference_image,
 )
+from ltxic.sampling.guidance import Guidance, kit_negative_prompt, kit_steps
 from ltxic.sampling.sampler import SamplingConfig, sample_latents
 from ltxic.models.strategies import STRATEGIES, get_strategy
 
@@ -60,27 +61,32 @@ class ResolutionError(InputError, ValueError):
 
 @dataclass
 class GenerateConfig:
-    """What to generate. ``strategy``/``reference_downscale_factor`` default to the LoRA's metadata."""
+    """What to generate. ``strategy``/``reference_downscale_factor`` default to the LoRA's metadata; ``steps`` and
+    ``guidance`` to the kit's (:meth:`for_kit`)."""
 
     width: int = 128
     height: int = 128
     frames: int = 25
     fps: float = 24.0
-    steps: int = 20
+    steps: int | None = None  # None: the kit's default (LTX-2.3: 30, as ltx-pipelines; tiny: 20)
     distilled: bool = False
     seed: int = 0
     strength: float = 1.0
-    video_cfg_scale: float = 1.0
-    audio_cfg_scale: float = 1.0
-    # ComfyUI's LTXVReferenceAudio default. The identity LoRA needs it: without it the tiny LoRA does not beat the
-    # base (benchmarks/README.md, identity table); 0 turns it off and saves one forward per step.
-    reference_guidance_scale: float = 3.0
-    # The audio stream's scale (None: the video's). 1 measured better for the voice than 3 and as good for the face
-    # (benchmarks/README.md, "per-stream reference guidance").
-    audio_reference_guidance_scale: float | None = 1.0
-    negative_prompt: str = ""
+    # None: the kit's defaults (Guidance.for_kit: LTX-2.3's official guidance, or the tiny kit's measured one)
+    guidance: Guidance | None = None
+    # the schedule's token count: None = the target's (as training shifts its sigmas); 4096 = ltx-pipelines'
+    schedule_tokens: int | None = None
+    negative_prompt: str | None = None  # None: the kit's (LTX-2.3: ltx-pipelines' DEFAULT_NEGATIVE_PROMPT; tiny: "")
     strategy: str | None = None
     reference_downscale_factor: int | None = None
+
+    def for_kit(self, kit_name: str) -> GenerateConfig:
+        """A copy with ``steps``, ``guidance`` and ``negative_prompt`` filled in with the kit's defaults where they are ``None``."""
+        from dataclasses import replace
+
+        return replace(self, steps=self.steps if self.steps is not None else kit_steps(kit_name),
+                       guidance=self.guidance if self.guidance is not None else Guidance.for_kit(kit_name),
+                       negative_prompt=self.negative_prompt if self.negative_prompt is not None else kit_negative_prompt(kit_name))
 
 
 @dataclass
@@ -228,7 +234,7 @@ def generate(
     ``consent`` (or ``dataset`` + ``identity``) must cover the references: ``face`` for the image,
     ``voice`` for the audio. A LoRA trained for another base model raises ``LoRAError`` (``load_lora``).
     """
-    config = config or GenerateConfig()
+    config = (config or GenerateConfig()).for_kit(models.name)
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts:
         raise ValueError("generate: no prompts given")
@@ -282,8 +288,7 @@ def generate(
             ref_audio = prepare_reference_audio(reference_audio, audio_geometry.sample_rate, consent=record, identity=identity)
             notes += ref_audio.notes
             ref_a = models.audio_codec.encode(ref_audio.waveform.to(device))
-        use_cfg = config.video_cfg_scale != 1.0 or config.audio_cfg_scale != 1.0
-        negative = models.text_encoder.encode([config.negative_prompt]) if use_cfg else (None, None, None)
+        negative = models.text_encoder.encode([config.negative_prompt]) if config.guidance.uses_text else (None, None, None)
         contexts = [models.text_encoder.encode([p]) for p in prompts]
     # the encoders are done: on a real kit their memory goes back before the transformer is built
     models.release_encoders()
@@ -302,9 +307,7 @@ def generate(
         v_ctx, a_ctx, mask = contexts[i]
         sampling = SamplingConfig(
             width=config.width, height=config.height, frames=config.frames, fps=config.fps, steps=config.steps,
-            distilled=config.distilled, seed=seed, video_cfg_scale=config.video_cfg_scale,
-            audio_cfg_scale=config.audio_cfg_scale, reference_guidance_scale=config.reference_guidance_scale,
-            audio_reference_guidance_scale=config.audio_reference_guidance_scale,
+            distilled=config.distilled, seed=seed, guidance=config.guidance, schedule_tokens=config.schedule_tokens,
             audio_mel_bins=getattr(models.audio_codec, "latent_mel_bins", None),
             video_geometry=video_geometry, audio_geometry=audio_geometry,
         )
@@ -332,7 +335,8 @@ def generate(
             "lora": str(lora) if lora is not None else None, "strategy": strategy_name, "reference_downscale_factor": factor,
             "reference_image": str(reference_image) if reference_image else None,
             "reference_audio": str(reference_audio) if reference_audio else None,
-            "config": {k: getattr(config, k) for k in config.__dataclass_fields__}, "notes": notes,
+            "config": {k: (v.as_dict() if isinstance(v, Guidance) else v)
+                       for k, v in ((k, getattr(config, k)) for k in config.__dataclass_fields__)}, "notes": notes,
             "clips": [{"prompt": g.prompt, "seed": g.seed, "file": g.path.name if g.path else None} for g in results],
         })
     return results

@@ -47,6 +47,7 @@ from ltxic.models.kit import Models
 from ltxic.models.lora import load_lora, lora_modules, set_lora_strength
 from ltxic.io.profiling import StageClock
 from ltxic.sampling.references import prepare_reference_audio, prepare_reference_image
+from ltxic.sampling.guidance import Guidance, kit_negative_prompt, kit_steps
 from ltxic.sampling.sampler import SamplingConfig, sample_latents
 from ltxic.models.strategies import get_strategy
 
@@ -186,15 +187,20 @@ class TwoStagePipeline:
         frames: int = 25,
         fps: float = 24.0,
         seed: int = 0,
-        stage1_steps: int = 8,
+        stage1_steps: int | None = None,
         stage1_distilled: bool = False,
-        video_cfg_scale: float = 1.0,
-        audio_cfg_scale: float = 1.0,
-        reference_guidance_scale: float = 3.0,
-        audio_reference_guidance_scale: float | None = 1.0,
-        negative_prompt: str = "",
+        guidance: Guidance | None = None,
+        negative_prompt: str | None = None,
+        schedule_tokens: int | None = None,
     ) -> TwoStageResult:
+        """One clip. ``stage1_steps`` and ``guidance`` (stage 1; stage 2 is unguided, as in ltx-pipelines) default to
+        the kit's (:func:`ltxic.sampling.guidance.kit_steps`, :meth:`Guidance.for_kit`), ``negative_prompt`` too
+        (:func:`ltxic.sampling.guidance.kit_negative_prompt`); ``schedule_tokens`` as in
+        :class:`ltxic.sampling.sampler.SamplingConfig` (4096 = ltx-pipelines' schedule)."""
         m = self.models
+        guidance = guidance if guidance is not None else Guidance.for_kit(m.name)
+        stage1_steps = stage1_steps if stage1_steps is not None else kit_steps(m.name)
+        negative_prompt = negative_prompt if negative_prompt is not None else kit_negative_prompt(m.name)
         upsampler = self.upsampler if self.upsampler is not None else m.upsampler
         distilled_lora = self.distilled_lora if self.distilled_lora is not None else m.distilled_lora
         if upsampler is None:
@@ -230,8 +236,7 @@ class TwoStagePipeline:
         with self._stage("text encode"):
             encoder = self._on(m.text_encoder)
             v_ctx, a_ctx, mask = encoder.encode([prompt])
-            use_cfg = video_cfg_scale != 1.0 or audio_cfg_scale != 1.0
-            neg = encoder.encode([negative_prompt]) if use_cfg else (None, None, None)
+            neg = encoder.encode([negative_prompt]) if guidance.uses_text else (None, None, None)
             self._off(encoder)
         ref_v = ref_a = None
         with self._stage("reference encode"):
@@ -247,12 +252,13 @@ class TwoStagePipeline:
                 load_lora(model, self.ic_lora, strength=self.ic_lora_strength)
             model = self._on(model)
             cfg1 = SamplingConfig(width=width // 2, height=height // 2, steps=stage1_steps, distilled=stage1_distilled, seed=seed,
-                                  video_cfg_scale=video_cfg_scale, audio_cfg_scale=audio_cfg_scale,
-                                  reference_guidance_scale=reference_guidance_scale if strategy.uses_video_reference or strategy.uses_audio_reference else 0.0,
-                                  audio_reference_guidance_scale=audio_reference_guidance_scale, **common)
+                                  guidance=guidance, schedule_tokens=schedule_tokens, **common)
+            # one noise stream for both stages, as ltx-pipelines' GaussianNoiser
+            generator = torch.Generator(device="cpu").manual_seed(seed)
             video1, audio1 = sample_latents(
                 model, v_ctx, a_ctx, context_mask=mask, negative_video_context=neg[0], negative_audio_context=neg[1],
                 negative_context_mask=neg[2], ref_video_latent=ref_v, ref_audio_latent=ref_a, strategy=strategy, config=cfg1,
+                generator=generator,
             )
         stages.append(StageLog("stage1", tuple(video1.shape), None if audio1 is None else tuple(audio1.shape), str(self.device)))
         if self.stage2_transformer is not None:
@@ -285,11 +291,11 @@ class TwoStagePipeline:
                 elif lora_modules(model2):
                     set_lora_strength(model2, 0.0)  # the IC-LoRA stays out of the refine, as in ic_lora.py
             model2 = self._on(model2)
-            cfg2 = SamplingConfig(width=width, height=height, sigmas=tuple(self.stage2_sigmas), seed=seed + 1, **common)
+            cfg2 = SamplingConfig(width=width, height=height, sigmas=tuple(self.stage2_sigmas), seed=seed, **common)
             video2, audio2 = sample_latents(
                 model2, v_ctx, a_ctx, context_mask=mask, initial_video_latent=upscaled,
                 initial_audio_latent=audio1, strategy=get_strategy("text_to_video", video_geometry=vgeo, audio_geometry=ageo),
-                config=cfg2,
+                config=cfg2, generator=generator,
             )
         if fused:
             del model2
@@ -350,7 +356,7 @@ def generate_two_stage(
     from ltxic.io.files import write_json_atomic
     from ltxic.io.media import read_image
 
-    config = config or GenerateConfig()
+    config = (config or GenerateConfig()).for_kit(models.name)
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     record = resolve_consent(consent, dataset, identity)
     clock = StageClock()
@@ -362,10 +368,8 @@ def generate_two_stage(
         seed = config.seed + i
         r = pipe(prompt, reference_image=reference_image, reference_audio=reference_audio, consent=record,
                  identity=identity, width=config.width, height=config.height, frames=config.frames, fps=config.fps,
-                 seed=seed, stage1_steps=config.steps, video_cfg_scale=config.video_cfg_scale,
-                 audio_cfg_scale=config.audio_cfg_scale, reference_guidance_scale=config.reference_guidance_scale,
-                 audio_reference_guidance_scale=config.audio_reference_guidance_scale,
-                 negative_prompt=config.negative_prompt)
+                 seed=seed, stage1_steps=config.steps, stage1_distilled=config.distilled, guidance=config.guidance,
+                 negative_prompt=config.negative_prompt, schedule_tokens=config.schedule_tokens)
         gen = Generation(prompt=prompt, seed=seed, video_latent=r.video_latent, audio_latent=r.audio_latent,
                          frames=r.frames, waveform=r.waveform, sample_rate=r.sample_rate, fps=r.fps,
                          reference_image=read_image(reference_image) if reference_image is not None else None,

@@ -16,16 +16,25 @@ Facts followed, with sources:
   and strip them before decoding (``clear_conditioning``). Here they are rebuilt clean at timestep 0 for
   every forward pass by the same ``Strategy.model_inputs`` the trainer uses, and never enter the state:
   the same inputs, with nothing to strip.
-* Text guidance: ltx-core ``CFGGuider`` (``components/guiders.py``), ``(scale - 1) * (cond - uncond)`` on
-  the denoised estimate, with separate video and audio scales (ltx-pipelines' defaults are 3 for video
-  and 7 for audio, ``utils/constants.py``; ComfyUI's ``LTXVDualCFGGuider`` the same). The unconditional
-  pass uses the negative (e.g. empty-prompt) context and keeps the references.
-* Reference (identity) guidance: ComfyUI's ``LTXVReferenceAudio`` (``comfy_extras/nodes_lt.py``) adds
-  ``scale * (cond - no_reference)`` after CFG, default scale 3; ID-LoRA's inference scripts do the same on
-  the audio stream. ltxic uses that convention (``0`` = off; ltx-core's ``STGGuider`` computes exactly this
-  delta) and applies it to both streams, dropping all references in the extra pass.
-* Noise: drawn from a CPU ``torch.Generator`` seeded with ``config.seed``, then moved to the model's
-  device, so a seed gives the same starting noise everywhere and bitwise-equal results on the CPU.
+* Guidance: ltx-core's ``MultiModalGuider`` per stream (text CFG, STG, modality isolation, rescale), with the
+  passes ltx-pipelines' ``multi_modal_guider_denoising_func`` runs: the conditional prediction, the negative
+  prompt's, one with self-attention skipped in the STG blocks, one with the audio-video cross-attentions skipped
+  (settings: :class:`ltxic.sampling.guidance.Guidance`). Every pass keeps the references; the rescale's standard
+  deviations are taken over the target tokens.
+* Identity (reference) guidance, ltxic's addition: ID-LoRA's inference adds ``scale * (cond - without
+  references)`` after the text guidance (default 3 on the audio stream); ComfyUI's ``LTXVReferenceAudio`` the
+  same. One extra pass without any reference serves both streams.
+* Noise: drawn as ltx-core's ``GaussianNoiser`` draws it in ltx-pipelines (``denoise_audio_video``): one
+  generator, the video state's tokens ``(B, tokens, C)`` first (the pipelines' state also holds the video
+  reference tokens, so as many extra draws are made), then the audio tokens. The generator is a CPU
+  ``torch.Generator`` seeded with ``config.seed`` (or the one passed, which the two-stage pipeline carries from
+  stage 1 into stage 2 as the pipelines do), moved to the model's device: a seed gives the same noise everywhere.
+  (ltx-pipelines draw on the model's device, so on a GPU their noise for a seed differs from ltxic's; on the CPU
+  it is the same, and ``tests/test_guidance_parity.py`` compares there.)
+
+Where ltxic differs from ltx-pipelines on purpose: the schedule's token count (above); ``skip_step`` (off in
+LTX-2.3's parameters) reuses the last guided prediction as they do, but the passes of a partly skipped step still
+compute both streams, where the pipelines switch the skipped stream's input off.
 """
 
 from __future__ import annotations
@@ -35,14 +44,15 @@ from dataclasses import dataclass, field
 
 import torch
 from ltx_core.components.diffusion_steps import EulerDiffusionStep
-from ltx_core.components.guiders import CFGGuider, STGGuider
+from ltx_core.components.guiders import MultiModalGuider
 from ltx_core.components.schedulers import LTX2Scheduler
-from ltx_core.guidance.perturbations import BatchedPerturbationConfig
+from ltx_core.guidance.perturbations import BatchedPerturbationConfig, Perturbation, PerturbationConfig, PerturbationType
 from ltx_core.utils import to_denoised
 from tqdm.auto import tqdm
 
 from ltxic.models.latents import AudioGeometry, VideoGeometry, audio_from_tokens, audio_tokens, video_from_tokens, video_tokens
 from ltxic.models.strategies import Conditioning, Strategy, get_strategy
+from ltxic.sampling.guidance import Guidance
 
 
 @dataclass
@@ -58,10 +68,8 @@ class SamplingConfig:
         distilled: use the distilled model's fixed 8-step sigma list.
         sigmas: an explicit descending schedule ending at 0 (e.g. ltx-pipelines' stage-2 list
             ``STAGE_2_DISTILLED_SIGMA_VALUES`` with an initial latent); overrides ``steps``/``distilled``.
-        video_cfg_scale, audio_cfg_scale: text CFG per stream; 1 = off (no extra pass).
-        reference_guidance_scale: ``scale * (cond - without references)``; 0 = off.
-        audio_reference_guidance_scale: the same for the audio stream; ``None`` = ``reference_guidance_scale``
-            (one pass without references serves both streams).
+        guidance: :class:`ltxic.sampling.guidance.Guidance` (text CFG, STG, modality, rescale per stream, and the
+            identity-reference scales); default off (one forward pass per step).
         seed: noise seed.
         schedule_tokens: token count for the schedule's shift; ``None`` = the target's video tokens.
         audio_mel_bins: M of the audio latent ``(C, T, M)``; ``None`` = 16 for 128-wide audio (LTX-2's
@@ -77,10 +85,7 @@ class SamplingConfig:
     steps: int = 30
     distilled: bool = False
     sigmas: tuple[float, ...] | None = None
-    video_cfg_scale: float = 1.0
-    audio_cfg_scale: float = 1.0
-    reference_guidance_scale: float = 0.0
-    audio_reference_guidance_scale: float | None = None
+    guidance: Guidance = field(default_factory=Guidance.off)
     seed: int = 0
     schedule_tokens: int | None = None
     audio_mel_bins: int | None = None
@@ -150,6 +155,7 @@ def sample_latents(
     initial_audio_latent: torch.Tensor | None = None,
     strategy: Strategy | str = "text_to_video",
     config: SamplingConfig | None = None,
+    generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Generate ``(video_latent (B, C, F, H, W), audio_latent (B, C, T, M) or None)``.
@@ -158,6 +164,7 @@ def sample_latents(
     as in training. LoRA strength is whatever the model carries (``ltxic.models.lora.set_lora_strength``).
     ``initial_*_latent`` start from a latent noised to the first sigma (``(1 - s0) x + s0 eps``, as
     ltx-core's ``GaussianNoiser`` with ``noise_scale = s0``): the refine stage of a two-stage pipeline.
+    ``generator`` (a CPU generator) replaces the one seeded with ``config.seed``; it is advanced by the draws.
     """
     config = config or SamplingConfig()
     strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
@@ -165,18 +172,15 @@ def sample_latents(
         raise ValueError(f"ref_video_latent was given but strategy '{strategy.name}' does not use it; pass strategy='ic' or 'audio_ref_only_ic'")
     if ref_audio_latent is not None and not strategy.uses_audio_reference:
         raise ValueError(f"ref_audio_latent was given but strategy '{strategy.name}' does not use it; pass strategy='audio_ref_only_ic'")
-    text_v, text_a = CFGGuider(config.video_cfg_scale), CFGGuider(config.audio_cfg_scale)
+    guidance = config.guidance
     wants_audio = generate_audio_ok(config, audio_context)
-    if (text_v.enabled() and negative_video_context is None) or (
-        text_a.enabled() and wants_audio and negative_audio_context is None
+    if (guidance.video.uses_text and negative_video_context is None) or (
+        guidance.audio.uses_text and wants_audio and negative_audio_context is None
     ):
         raise ValueError(
-            "CFG scale != 1 needs negative_video_context / negative_audio_context (encode an empty or negative "
-            "prompt), or set video_cfg_scale = audio_cfg_scale = 1"
+            "text guidance (cfg != 1) needs negative_video_context / negative_audio_context (encode an empty or "
+            "negative prompt), or set both streams' cfg to 1"
         )
-    ref_guider = STGGuider(config.reference_guidance_scale)
-    audio_ref_scale = config.audio_reference_guidance_scale
-    audio_ref_guider = ref_guider if audio_ref_scale is None else STGGuider(audio_ref_scale)
     uses_refs = strategy.uses_video_reference or strategy.uses_audio_reference
 
     param = next(model.parameters())
@@ -184,27 +188,38 @@ def sample_latents(
     batch = video_context.shape[0]
     video_width, audio_width = _model_widths(model)
     with_audio = wants_audio and audio_width is not None
+    guide_v = MultiModalGuider(guidance.video.params())
+    guide_a = MultiModalGuider(guidance.audio.params())
+    ref_v_scale = guidance.reference_video if uses_refs else 0.0
+    ref_a_scale = guidance.reference_audio if uses_refs and with_audio else 0.0
 
-    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(config.seed)
     v_shape = config.video_latent_shape(batch, video_width)
-    sigmas = sigma_schedule(config, math.prod(v_shape[2:]))
+    v_count = math.prod(v_shape[2:])
+    sigmas = sigma_schedule(config, v_count)
     s0 = float(sigmas[0])
     sigmas = sigmas.to(device)
+    # the pipelines' video state holds the reference tokens too: their noise is drawn (and discarded) as well
+    v_extra = math.prod(ref_video_latent.shape[2:]) if ref_video_latent is not None and strategy.uses_video_reference else 0
 
-    def start(shape: tuple[int, ...], initial: torch.Tensor | None, name: str) -> torch.Tensor:
-        noise = torch.randn(shape, generator=gen)
-        if initial is None:
-            return noise.to(device=device, dtype=dtype)
-        if tuple(initial.shape) != tuple(shape):
+    def start(shape: tuple[int, ...], tokens: int, extra: int, initial: torch.Tensor | None, name: str,
+              to_tokens) -> tuple[torch.Tensor, torch.Tensor]:
+        if initial is not None and tuple(initial.shape) != tuple(shape):
             raise ValueError(f"{name} has shape {tuple(initial.shape)} but the config asks for {tuple(shape)}; match SamplingConfig's size")
-        # the noise is drawn on the CPU (same draws on every device); the mix happens where the sampler runs
-        return ((1 - s0) * initial.to(device).float() + s0 * noise.to(device)).to(dtype=dtype)
+        clean, positions = to_tokens(torch.zeros(shape) if initial is None else initial.to(device).float())
+        noise = torch.randn(batch, tokens + extra, clean.shape[-1], generator=gen)[:, :tokens].to(device)
+        if initial is None:
+            return noise.to(dtype=dtype), positions.to(device)
+        # ltx-core GaussianNoiser with noise_scale = s0: noise * s0 + latent * (1 - s0)
+        return (noise * s0 + clean.to(device) * (1 - s0)).to(dtype=dtype), positions.to(device)
 
-    x_v, pos_v = video_tokens(start(v_shape, initial_video_latent, "initial_video_latent"), config.fps, config.video_geometry)
+    x_v, pos_v = start(v_shape, v_count, v_extra, initial_video_latent, "initial_video_latent",
+                       lambda t: video_tokens(t, config.fps, config.video_geometry))
     x_a = pos_a = a_shape = None
     if with_audio:
         a_shape = config.audio_latent_shape(batch, audio_width)
-        x_a, pos_a = audio_tokens(start(a_shape, initial_audio_latent, "initial_audio_latent"), config.audio_geometry)
+        x_a, pos_a = start(a_shape, a_shape[2], 0, initial_audio_latent, "initial_audio_latent",
+                           lambda t: audio_tokens(t, config.audio_geometry))
 
     def to_dev(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else t.to(device=device, dtype=dtype if t.is_floating_point() else None)
@@ -218,7 +233,7 @@ def sample_latents(
         fps=config.fps,
     )
     negative = None
-    if text_v.enabled() or (with_audio and text_a.enabled()):
+    if guidance.video.uses_text or (with_audio and guidance.audio.uses_text):
         negative = Conditioning(
             video_context=to_dev(negative_video_context if negative_video_context is not None else video_context),
             audio_context=to_dev(negative_audio_context if negative_audio_context is not None else audio_context) if with_audio else None,
@@ -227,10 +242,22 @@ def sample_latents(
             ref_audio_latent=cond.ref_audio_latent,
             fps=config.fps,
         )
-    perturb = BatchedPerturbationConfig.empty(batch)
+    plain = BatchedPerturbationConfig.empty(batch)
+    stg = []
+    if guide_v.do_perturbed_generation():
+        stg.append(Perturbation(type=PerturbationType.SKIP_VIDEO_SELF_ATTN, blocks=list(guidance.video.stg_blocks)))
+    if with_audio and guide_a.do_perturbed_generation():
+        stg.append(Perturbation(type=PerturbationType.SKIP_AUDIO_SELF_ATTN, blocks=list(guidance.audio.stg_blocks)))
+    perturbed = BatchedPerturbationConfig([PerturbationConfig(stg)] * batch) if stg else None
+    isolate = with_audio and (guide_v.do_isolated_modality_generation() or guide_a.do_isolated_modality_generation())
+    isolated = BatchedPerturbationConfig([PerturbationConfig([
+        Perturbation(type=PerturbationType.SKIP_A2V_CROSS_ATTN, blocks=None),
+        Perturbation(type=PerturbationType.SKIP_V2A_CROSS_ATTN, blocks=None),
+    ])] * batch) if isolate else None
     stepper = EulerDiffusionStep()
 
-    def denoise(c: Conditioning, sigma: torch.Tensor, with_references: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def denoise(c: Conditioning, sigma: torch.Tensor, perturb: BatchedPerturbationConfig = plain,
+                with_references: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         inputs = strategy.model_inputs(
             x_v, x_a, sigma.expand(batch), pos_v, pos_a, c,
             with_references=with_references, target_video_shape=v_shape,
@@ -240,22 +267,35 @@ def sample_latents(
         den_a = None if x_a is None else to_denoised(x_a, vel_a[:, : inputs.n_audio], sigma)
         return den_v, den_a
 
+    last_v = last_a = None
     for i in tqdm(range(len(sigmas) - 1), desc="sampling", disable=not progress):
         sigma = sigmas[i]
-        den_v, den_a = denoise(cond, sigma)
-        out_v, out_a = den_v, den_a
-        if negative is not None:
-            neg_v, neg_a = denoise(negative, sigma)
-            if text_v.enabled():
-                out_v = out_v + text_v.delta(den_v, neg_v)
-            if den_a is not None and text_a.enabled():
-                out_a = out_a + text_a.delta(den_a, neg_a)
-        if (ref_guider.enabled() or audio_ref_guider.enabled()) and uses_refs:
-            bare_v, bare_a = denoise(cond, sigma, with_references=False)
-            if ref_guider.enabled():
-                out_v = out_v + ref_guider.delta(den_v, bare_v)
-            if den_a is not None and audio_ref_guider.enabled():
-                out_a = out_a + audio_ref_guider.delta(den_a, bare_a)
+        # should_skip_step(0) is False: every stream has a last prediction before it is first skipped
+        skip_v, skip_a = guide_v.should_skip_step(i), guide_a.should_skip_step(i)
+        if skip_v and (skip_a or x_a is None):
+            out_v, out_a = last_v, last_a
+        else:
+            den_v, den_a = denoise(cond, sigma)
+            neg = ptb = mod = (0.0, 0.0)
+            if negative is not None:
+                neg = denoise(negative, sigma)
+            if perturbed is not None:
+                ptb = denoise(cond, sigma, perturbed)
+            if isolated is not None:
+                mod = denoise(cond, sigma, isolated)
+            bare_v = bare_a = None
+            if ref_v_scale != 0.0 or ref_a_scale != 0.0:
+                bare_v, bare_a = denoise(cond, sigma, with_references=False)
+            # a stream skipped on this step reuses its last guided prediction whole (identity term included)
+            out_v = last_v if skip_v else guide_v.calculate(den_v, neg[0], ptb[0], mod[0])
+            if not skip_v and bare_v is not None:
+                out_v = out_v + ref_v_scale * (den_v - bare_v)
+            out_a = None
+            if den_a is not None:
+                out_a = last_a if skip_a else guide_a.calculate(den_a, neg[1], ptb[1], mod[1])
+                if not skip_a and bare_a is not None:
+                    out_a = out_a + ref_a_scale * (den_a - bare_a)
+            last_v, last_a = out_v, out_a
         x_v = stepper.step(x_v, out_v, sigmas, i)
         if x_a is not None:
             x_a = stepper.step(x_a, out_a, sigmas, i)

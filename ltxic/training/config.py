@@ -278,6 +278,17 @@ class LoraConfig(_Section):
 class ValidationConfig(_Section):
     """Samples rendered during training to watch the identity emerge (and drift)."""
 
+    @model_validator(mode="after")
+    def _guidance_settings(self) -> ValidationConfig:
+        if self.guidance is not None:
+            from ltxic.sampling.guidance import Guidance
+
+            try:
+                Guidance.from_dict(self.guidance)
+            except (TypeError, ValueError) as err:
+                raise PydanticCustomError("guidance", "validation.guidance: {err}", {"err": str(err)}) from None
+        return self
+
     interval: int = Field(500, ge=0, json_schema_extra=_fix("an integer >= 0: every N steps; 0 disables"))
     reference_image: InputFile | None = Field(
         None, json_schema_extra=_fix("a face image of the subject (a held-out portrait is best)")
@@ -287,13 +298,10 @@ class ValidationConfig(_Section):
     )
     prompts: list[str] = Field(default_factory=list, json_schema_extra=_fix("a list of captions to render"))
     num_inference_steps: int = Field(30, ge=1, json_schema_extra=_fix("an integer >= 1; 30 for the real model"))
-    guidance_scale: float = Field(4.0, ge=0, json_schema_extra=_fix("a number >= 0; 1.0 disables CFG, 3-5 usual"))
-    reference_guidance_scale: float = Field(
-        3.0, ge=0, json_schema_extra=_fix("a number >= 0; 0 disables reference guidance, 3 is ComfyUI's default")
-    )
-    audio_reference_guidance_scale: float | None = Field(
-        1.0, ge=0, json_schema_extra=_fix("a number >= 0 for the audio stream (1 holds the voice best), or null for "
-                                          "reference_guidance_scale")
+    guidance: dict[str, Any] | None = Field(
+        None, json_schema_extra=_fix("null for the model's defaults (LTX-2.3's official guidance; the tiny kit's), or a "
+                                     "mapping of ltxic.sampling.guidance.Guidance settings: video: {cfg, stg, stg_blocks, "
+                                     "modality, rescale, skip_step}, audio: {...}, reference_video, reference_audio")
     )
     seed: int = Field(42, json_schema_extra=_fix("an integer"))
     resolution: ResolutionBucket | None = Field(

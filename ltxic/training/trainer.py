@@ -88,6 +88,7 @@ def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> Va
     from ltxic.io import media
     from ltxic.training.cache import mono_waveform, video_pixels
     from ltxic.identity.metrics import validation_scorer
+    from ltxic.sampling.guidance import Guidance, kit_negative_prompt
     from ltxic.sampling.sampler import SamplingConfig, sample_latents
 
     scorer = validation_scorer(cfg)
@@ -103,7 +104,9 @@ def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> Va
             wave, _ = media.read_audio(val.reference_audio, audio_codec.geometry.sample_rate)
             ref_audio = audio_codec.encode(mono_waveform(wave).to(device))
         contexts = [text_encoder.encode([p]) for p in val.prompts]
-        negative = text_encoder.encode([""])
+        kit = getattr(models, "name", "tiny")
+        guidance = Guidance.from_dict(val.guidance or {}, base=Guidance.for_kit(kit))
+        negative = text_encoder.encode([kit_negative_prompt(kit)]) if guidance.uses_text else (None, None, None)
 
     def validate(model: torch.nn.Module, step: int, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -111,9 +114,7 @@ def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> Va
         for i, (prompt, (v_ctx, a_ctx, mask)) in enumerate(zip(val.prompts, contexts)):
             config = SamplingConfig(
                 width=bucket.width, height=bucket.height, frames=bucket.frames, fps=fps, steps=val.num_inference_steps,
-                video_cfg_scale=val.guidance_scale, audio_cfg_scale=val.guidance_scale, seed=val.seed + i,
-                reference_guidance_scale=val.reference_guidance_scale,
-                audio_reference_guidance_scale=val.audio_reference_guidance_scale,
+                guidance=guidance, seed=val.seed + i,
                 audio_mel_bins=getattr(audio_codec, "latent_mel_bins", None),
                 video_geometry=video_codec.geometry, audio_geometry=audio_codec.geometry,
             )

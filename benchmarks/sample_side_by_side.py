@@ -1,0 +1,163 @@
+"""``ltxic sample --two-stage`` beside ltx-pipelines' ``TI2VidTwoStagesPipeline``, same tree, same clip, one process.
+
+Text to video with sound, LTX-2.3's defaults on both sides (ltx-pipelines' ``LTX_2_3_PARAMS``: 30 stage-1 steps with
+the multi-modal guidance, the distilled LoRA at 1.0 in stage 2), the same prompt, an empty negative prompt and one
+seed. ltxic runs through its command line (``ltxic.cli.main``) and reports its own ``stages.json``; the pipeline's
+stages are timed by wrapping its module's helpers (``encode_prompts``, ``denoise_audio_video`` twice,
+``upsample_video``, the video decoder, whose iterator is consumed inside the clock, and the audio decoder), with CUDA synchronized and the peak
+reset around each (:class:`ltxic.io.profiling.StageClock`). Model loading falls between the pipeline's stages and
+inside ltxic's, so compare the wall totals too. Results: ``OUT/side_by_side.json``.
+
+On a GPU, with the full-size tree (``benchmarks/ltx23_real_path.py`` shows how it is written)::
+
+    python benchmarks/sample_side_by_side.py --tree /root/tree --out OUT
+
+``--miniature`` runs both on the CPU in float32 on the miniature of the official files, with the patches
+``tests/test_guidance_parity.py`` describes (the pipelines' prompt encoding, bf16 and CUDA calls, latent widths);
+it checks the harness, its seconds say nothing about a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+import types
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PROMPT = "A person slowly turns head left while speaking in a sunlit kitchen."
+
+
+class _Float32Torch(types.ModuleType):
+    bfloat16 = torch.float32
+    cuda = types.SimpleNamespace(synchronize=lambda *a, **k: None, empty_cache=lambda: None, is_available=lambda: False)
+
+    def __getattr__(self, name: str):
+        return getattr(torch, name)
+
+
+def _patch(stack: ExitStack, obj, name: str, value) -> None:
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    stack.callback(setattr, obj, name, old)
+
+
+def _miniature_patches(stack: ExitStack, module, tree: Path) -> None:
+    """CPU only: what tests/test_guidance_parity.py patches, for the same reasons."""
+    from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
+    from ltx_core.types import AudioLatentShape
+    from ltx_pipelines.utils import helpers
+
+    from ltxic.models.kit import Models
+
+    encoder = Models.from_comfyui(tree, device="cpu", dtype=torch.float32).text_encoder
+    _patch(stack, module, "encode_prompts", lambda prompts, ledger, **kw: [
+        EmbeddingsProcessorOutput(*encoder.encode([p])) for p in prompts])
+    _patch(stack, module, "torch", _Float32Torch("torch"))
+    _patch(stack, module, "cleanup_memory", gc.collect)
+    shape_of = AudioLatentShape.from_video_pixel_shape
+    _patch(stack, helpers, "AudioLatentShape", types.SimpleNamespace(
+        from_video_pixel_shape=lambda shape: shape_of(shape, channels=2)))
+
+
+def run_ltxic(args: argparse.Namespace, out: Path) -> dict:
+    from ltxic.cli import main
+
+    cmd = ["sample", "--comfyui-root", str(args.tree), "--two-stage", "--prompt", PROMPT, "--width", str(args.width),
+           "--height", str(args.height), "--frames", str(args.frames), "--seed", str(args.seed), "--out", str(out)]
+    if args.miniature:
+        cmd += ["--dtype", "float32", "--device", "cpu", "--stg-blocks", "1"]
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    rc = main(cmd)
+    wall = time.perf_counter() - t0
+    if rc:
+        raise SystemExit(f"ltxic sample failed ({rc})")
+    stages = json.loads((out / "stages.json").read_text())["stages"]
+    return {"command": "ltxic " + " ".join(cmd), "wall_seconds": round(wall, 2), "stages": stages,
+            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
+
+
+def run_pipelines(args: argparse.Namespace) -> dict:
+    import ltx_pipelines.ti2vid_two_stages as two
+    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
+    from ltx_core.loader.primitives import LoraPathStrengthAndSDOps
+    from ltx_pipelines.utils.constants import LTX_2_3_PARAMS
+
+    from ltxic.io.profiling import StageClock
+    from ltxic.models import ltx23
+
+    tree = Path(args.tree)
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.miniature else "cpu")
+    clock = StageClock()
+    video_params, audio_params = LTX_2_3_PARAMS.video_guider_params, LTX_2_3_PARAMS.audio_guider_params
+    if args.miniature:  # the 2-block miniature has no block 28
+        video_params, audio_params = replace(video_params, stg_blocks=[1]), replace(audio_params, stg_blocks=[1])
+    with ExitStack() as stack:
+        if args.miniature:
+            _miniature_patches(stack, two, tree)
+        denoise_calls = iter(("stage 1", "stage 2"))
+
+        def timed(name_of, fn):
+            def wrapper(*a, **k):
+                with clock(name_of() if callable(name_of) else name_of):
+                    return fn(*a, **k)
+            return wrapper
+
+        _patch(stack, two, "encode_prompts", timed("text encode", two.encode_prompts))
+        _patch(stack, two, "denoise_audio_video", timed(lambda: next(denoise_calls), two.denoise_audio_video))
+        _patch(stack, two, "upsample_video", timed("upsample", two.upsample_video))
+        decode_video = two.vae_decode_video  # an iterator: consumed inside the clock
+        _patch(stack, two, "vae_decode_video", timed("decode video", lambda *a, **k: list(decode_video(*a, **k))))
+        _patch(stack, two, "vae_decode_audio", timed("decode audio", two.vae_decode_audio))
+        distilled = [LoraPathStrengthAndSDOps(str(tree / ltx23.DISTILLED_LORA_FILE), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)]
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        pipe = two.TI2VidTwoStagesPipeline(str(tree / ltx23.CHECKPOINT_FILE), distilled, str(tree / ltx23.SPATIAL_UPSAMPLER_FILE),
+                                           str(tree / ltx23.GEMMA_DIR), [], device=device)
+        if args.miniature:
+            pipe.pipeline_components.video_latent_channels = 16
+            fused = pipe.stage_2_model_ledger.transformer
+            pipe.stage_2_model_ledger.transformer = lambda: fused().float()
+        video, audio = pipe(prompt=PROMPT, negative_prompt="", seed=args.seed, height=args.height, width=args.width,
+                            num_frames=args.frames, frame_rate=24.0, num_inference_steps=LTX_2_3_PARAMS.num_inference_steps,
+                            video_guider_params=video_params, audio_guider_params=audio_params, images=[])
+        frames = sum(chunk.shape[0] for chunk in video)
+        wall = time.perf_counter() - t0
+    return {"wall_seconds": round(wall, 2), "frames": int(frames), "stages": clock.as_dict(),
+            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tree", required=True, help="the ComfyUI tree with the official files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--width", type=int, default=960)
+    p.add_argument("--height", type=int, default=576)
+    p.add_argument("--frames", type=int, default=121)
+    p.add_argument("--seed", type=int, default=10)
+    p.add_argument("--miniature", action="store_true", help="CPU, float32, the miniature: checks the harness only")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"size": f"{args.width}x{args.height}x{args.frames}", "prompt": PROMPT, "miniature": args.miniature,
+              "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() and not args.miniature else "cpu",
+              "ltxic": run_ltxic(args, out / "ltxic"), "ltx_pipelines": run_pipelines(args)}
+    result["time_ratio_ltxic_over_pipelines"] = round(result["ltxic"]["wall_seconds"] / result["ltx_pipelines"]["wall_seconds"], 3)
+    (out / "side_by_side.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
