@@ -160,15 +160,26 @@ def home(sources, tree, loras, tmp_path_factory) -> Path:
     return h
 
 
-@pytest.mark.parametrize("factor", ["1", "2", "none"])
-def test_lora_loads_with_every_key_and_patches_like_ltxic(sources, tree, loras, home, tmp_path, factor) -> None:
+FACTORS = ("1", "2", "none")
+
+
+@pytest.fixture(scope="module")
+def probed(sources, home, tmp_path_factory) -> Path:
+    """ComfyUI's checkpoint loader and both LoRA loaders on each trained LoRA (one ComfyUI start for all of them)."""
     comfy_dir, _ = sources
-    out = tmp_path / "probe"
-    name = f"ltxic/identity_ref{factor}.safetensors"
-    proc = subprocess.run([sys.executable, str(PROBE), "--comfyui", str(comfy_dir), "--base-directory", str(home),
-                           "--checkpoint", Path(ltx23.CHECKPOINT_FILE).name, "--lora", name, "--strength", str(STRENGTH),
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    out = tmp_path_factory.mktemp("probe")
+    args = [sys.executable, str(PROBE), "--comfyui", str(comfy_dir), "--base-directory", str(home),
+            "--checkpoint", Path(ltx23.CHECKPOINT_FILE).name, "--strength", str(STRENGTH), "--out", str(out)]
+    for factor in FACTORS:
+        args += ["--lora", f"ltxic/identity_ref{factor}.safetensors"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+@pytest.mark.parametrize("factor", FACTORS)
+def test_lora_loads_with_every_key_and_patches_like_ltxic(tree, loras, probed, factor) -> None:
+    out = probed / str(FACTORS.index(factor))
     report = json.loads((out / "report.json").read_text())
     assert report["image_model"] == "ltxav" and report["model_class"].endswith("av_model.LTXAVModel")
     assert set(report["loaders"]) == {"LoraLoaderModelOnly", "LTXICLoRALoaderModelOnly"}
