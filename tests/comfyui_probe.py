@@ -1,13 +1,16 @@
 """Runs INSIDE a real ComfyUI (its source on sys.path): load a checkpoint's MODEL and apply a LoRA through ComfyUI's
 own nodes, then report what ComfyUI did. Started by tests/test_comfyui_real.py as a subprocess:
 
-    python tests/comfyui_probe.py --comfyui SRC --base-directory HOME --checkpoint NAME --lora NAME [--lora NAME ...]
+    python tests/comfyui_probe.py --comfyui SRC --base-directory HOME --checkpoint NAME [--lora NAME ...]
         --strength S --out DIR
 
 HOME is a ComfyUI base directory (``models/``, ``custom_nodes/``). For the i-th LoRA (ComfyUI is started once for all)
 writes ``DIR/<i>/report.json`` (the "lora key not loaded" lines ComfyUI logged, the factor the IC-LoRA loader returned,
 which weights each loader patched) and ``DIR/<i>/<loader>.safetensors`` (the patched weights, float32, under the
-diffusion model's own names) plus ``DIR/<i>/base.safetensors`` (the same weights unpatched).
+diffusion model's own names) plus ``DIR/<i>/base.safetensors`` (the same weights unpatched). Writes
+``DIR/vae.json``: what ComfyUI's own loaders and decode nodes made of the checkpoint's video and audio VAEs (the
+shapes decoded from small empty latents). Only ComfyUI-LTXVideo's IC-LoRA loader needs that node pack: without it,
+the other loaders are still probed.
 """
 
 from __future__ import annotations
@@ -77,12 +80,32 @@ def _probe(model, nodes, capture: _Capture, lora: str, strength: float, out: Pat
     (out / "report.json").write_text(json.dumps(report, indent=1))
 
 
+def _vaes(nodes, checkpoint: str, vae, out: Path) -> None:
+    """The checkpoint's video VAE (from ComfyUI's checkpoint loader) and audio VAE (``LTXVAudioVAELoader``), each
+    decoding a small empty latent through ComfyUI's own decode node."""
+    import torch
+
+    def run(node: str, **inputs):
+        result = nodes.NODE_CLASS_MAPPINGS[node].execute(**inputs)
+        return getattr(result, "result", result)[0]
+
+    images = nodes.VAEDecode().decode(vae, {"samples": torch.zeros(1, vae.latent_channels, 2, 2, 2)})[0]
+    audio_vae = run("LTXVAudioVAELoader", ckpt_name=checkpoint)
+    latent = run("LTXVEmptyLatentAudio", frames_number=9, frame_rate=24, batch_size=1, audio_vae=audio_vae)
+    audio = run("LTXVAudioVAEDecode", samples=latent, audio_vae=audio_vae)
+    (out / "vae.json").write_text(json.dumps({
+        "video": {"latent_channels": vae.latent_channels, "decoded": list(images.shape)},
+        "audio": {"latent": list(latent["samples"].shape), "decoded": list(audio["waveform"].shape),
+                  "sample_rate": audio["sample_rate"]},
+    }, indent=1))
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--comfyui", required=True, type=Path)
     p.add_argument("--base-directory", required=True, type=Path)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--lora", required=True, action="append")
+    p.add_argument("--lora", action="append", default=[])
     p.add_argument("--strength", type=float, default=1.0)
     p.add_argument("--out", required=True, type=Path)
     a = p.parse_args()
@@ -103,8 +126,10 @@ def main() -> int:
 
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
     ckpt = folder_paths.get_full_path_or_raise("checkpoints", a.checkpoint)
-    # MODEL only: what LoraLoaderModelOnly and the IC-LoRA loader patch (the VAE and text encoder are not involved)
-    model = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=False, output_clip=False)[0]
+    # MODEL (what the LoRA loaders patch) and VAE; the text encoder is a separate file in ComfyUI
+    model, _, vae = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=True, output_clip=False)[:3]
+    a.out.mkdir(parents=True, exist_ok=True)
+    _vaes(nodes, a.checkpoint, vae, a.out)
     for i, lora in enumerate(a.lora):
         _probe(model, nodes, capture, lora, a.strength, a.out / str(i))
     return 0

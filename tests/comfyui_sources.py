@@ -4,12 +4,17 @@ ComfyUI's core is not on PyPI, so the tests run it from a source folder:
 
 * ``LTXIC_COMFYUI_DIR`` when set, else ``../shared/comfyui/ComfyUI`` beside the checkout (where CI has it, read-only);
   with neither, the tests are skipped with :data:`SKIP_REASON`.
-* ComfyUI-LTXVideo in that folder's ``custom_nodes/`` (or ``LTXIC_COMFYUI_LTXVIDEO_DIR``).
+* ComfyUI-LTXVideo: ``LTXIC_COMFYUI_LTXVIDEO_DIR`` when set, else ``custom_nodes/ComfyUI-LTXVideo`` in that folder.
+
+With ComfyUI's core alone, the tests that need only the core run (checkpoint, video and audio VAE in ComfyUI's loaders,
+the LoRA through ``LoraLoaderModelOnly``, the core nodes' definitions, the UI form's core nodes); the IC-LoRA loader
+and guide, their node definitions and the render of the exported workflow need the node pack, put at
+``<ComfyUI>/custom_nodes/ComfyUI-LTXVideo`` (or named by ``LTXIC_COMFYUI_LTXVIDEO_DIR``), and are skipped without it
+(:func:`no_pack_reason`).
 
 A folder at another version fails the tests (it is not skipped): ComfyUI's ``comfyui_version.py`` and the git blob
 hashes (``git hash-object``) of files the tests depend on must equal the pins below. The node pack has no git folder
-and no version file, so its files' blob hashes at the pinned commit are its version.
-"""
+and no version file, so its files' blob hashes at the pinned commit are its version."""
 
 from __future__ import annotations
 
@@ -64,8 +69,19 @@ def comfyui_dir() -> Path | None:
     return DEFAULT_COMFYUI_DIR if DEFAULT_COMFYUI_DIR.is_dir() else None
 
 
-def ltxvideo_dir(comfy: Path) -> Path:
-    return Path(os.environ.get("LTXIC_COMFYUI_LTXVIDEO_DIR", comfy / "custom_nodes" / "ComfyUI-LTXVideo"))
+def ltxvideo_dir(comfy: Path) -> Path | None:
+    """The ComfyUI-LTXVideo folder to test against, or ``None`` when there is none (its tests are skipped)."""
+    given = os.environ.get("LTXIC_COMFYUI_LTXVIDEO_DIR")
+    if given:
+        return Path(given)
+    pack = comfy / "custom_nodes" / "ComfyUI-LTXVideo"
+    return pack if pack.is_dir() else None
+
+
+def no_pack_reason(comfy: Path) -> str:
+    return (f"no ComfyUI-LTXVideo node pack: put {LTXVIDEO_REPO} at {LTXVIDEO_COMMIT[:8]} in "
+            f"{comfy / 'custom_nodes' / 'ComfyUI-LTXVideo'} (or set LTXIC_COMFYUI_LTXVIDEO_DIR); without it the "
+            "IC-LoRA loader and guide, their node definitions and the render of the exported workflow are not tested")
 
 
 def _mismatches(folder: Path, blobs: dict[str, str]) -> list[str]:
@@ -78,8 +94,9 @@ def _mismatches(folder: Path, blobs: dict[str, str]) -> list[str]:
     return out
 
 
-def problems(comfy: Path, pack: Path) -> list[str]:
-    """Why these folders are not the pinned sources with their requirements installed (empty: they are)."""
+def problems(comfy: Path, pack: Path | None) -> list[str]:
+    """Why these folders are not the pinned sources with their requirements installed (empty: they are).
+    ``pack`` ``None``: no node pack (not a problem; the tests needing it are skipped)."""
     if not (comfy / "main.py").is_file() or not (comfy / "comfy" / "sd.py").is_file():
         return [f"{comfy}: not a ComfyUI source folder (no main.py / comfy/sd.py)"]
     found = re.search(r'__version__\s*=\s*"([^"]+)"', (comfy / "comfyui_version.py").read_text())
@@ -87,10 +104,7 @@ def problems(comfy: Path, pack: Path) -> list[str]:
     if (found.group(1) if found else None) != COMFYUI_VERSION:
         out.append(f"{comfy}: ComfyUI {found.group(1) if found else '?'}, pinned {COMFYUI_VERSION} ({COMFYUI_COMMIT})")
     out += _mismatches(comfy, COMFYUI_BLOBS)
-    if not (pack / "iclora.py").is_file():
-        out.append(f"{pack}: no ComfyUI-LTXVideo node pack; put {LTXVIDEO_REPO} at {LTXVIDEO_COMMIT} in ComfyUI's "
-                   "custom_nodes/ or set LTXIC_COMFYUI_LTXVIDEO_DIR")
-    else:
+    if pack is not None:
         out += [f"ComfyUI-LTXVideo is not at {LTXVIDEO_COMMIT}: {m}" for m in _mismatches(pack, LTXVIDEO_BLOBS)]
     missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
     if missing:

@@ -4,20 +4,26 @@ ComfyUI's core is not on PyPI, so it runs from a source folder (``tests/comfyui_
 the pinned commits, the version check). CI has it at ``../shared/comfyui/ComfyUI`` (read-only; ComfyUI's base, input,
 output, temp and user folders point at a temporary base directory), and the README's test command installs its
 requirements (the ``test`` extra, without the web UI's three packages: the server starts with an empty
-``--front-end-root``). Without the folder these tests are skipped; a folder at another version fails them.
+``--front-end-root``). Without the folder these tests are skipped; a folder at another version fails them. Without
+ComfyUI-LTXVideo in its ``custom_nodes/`` (or at ``LTXIC_COMFYUI_LTXVIDEO_DIR``) ComfyUI starts without it: what
+needs only the core runs, what needs the pack (marked ``needs_pack``: the IC-LoRA loader and guide, their node
+definitions, the render) is skipped, naming the folder.
 
 What runs, on the ComfyUI-sized miniature (``build_miniature(scale="comfy")``: ComfyUI's fixed 128 video latent channels
 and 8 x 16 audio latents, the miniature's widths inside) and LoRAs made by ``ltxic train`` on it:
 
+0. Core loaders: ComfyUI's checkpoint loader loads the miniature's video VAE and ``LTXVAudioVAELoader`` its audio
+   VAE; ``VAEDecode`` and ``LTXVAudioVAEDecode`` decode small empty latents to frames and sound of the right size.
 1. LoRA keys: ComfyUI's checkpoint loader detects the miniature transformer (config from the file's metadata), and
    ``LoraLoaderModelOnly`` and ComfyUI-LTXVideo's ``LTXICLoRALoaderModelOnly`` patch it: no "lora key not loaded",
    every module in the file patched, and ComfyUI's patched weights equal ltxic's own merge at the same strength.
 2. Reference factor: the IC-LoRA loader's ``latent_downscale_factor`` equals the trained one (1 and 2), and is 1 for a
    file without the ``reference_downscale_factor`` metadata key (ComfyUI-LTXVideo's fallback).
 3. Node definitions: every node ``ltxic.sampling.comfyui.NODE_SPECS`` names has, in what ComfyUI serves
-   (``/object_info``), the same inputs (names and types, both directions) and outputs (names and types, in order).
-4. The UI form is what ComfyUI's editor loads (its workflow format, version 0.4: nodes, links, ids) and matches the
-   served definitions; the API form validates over HTTP (every node and input known, every file name listed).
+   (``/object_info``), the same inputs (names and types, both directions) and outputs (names and types, in order),
+   served by core ComfyUI or the pack as ``NodeSpec.pack`` says.
+4. The UI form is what ComfyUI's editor loads (its workflow format, version 0.4: nodes, links, ids) and its nodes match
+   the served definitions; the API form validates over HTTP (every node and input known, every file name listed).
 5. The exported workflow runs to an mp4 with sound: loader, ``LTXICLoRALoaderModelOnly``, ``LTXAddVideoICLoRAGuide``
    with the reference face, ``LTXVReferenceAudio`` with the reference voice, the sampler, the crop, both decoders,
    ``CreateVideo`` and ``SaveVideo`` run unchanged. Only the text encoder nodes are replaced, by a test-only custom
@@ -64,9 +70,17 @@ REFERENCES = (DATA / "refs/ava.jpg", DATA / "voice/ava_1.wav")  # the face and t
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
 
+PACK = "ComfyUI-LTXVideo"
+IC_LOADER = "LTXICLoRALoaderModelOnly"
+_COMFY = comfyui_sources.comfyui_dir()
+# without ComfyUI at all, the `sources` fixture skips everything with its own reason
+needs_pack = pytest.mark.skipif(_COMFY is not None and comfyui_sources.ltxvideo_dir(_COMFY) is None,
+                                reason=comfyui_sources.no_pack_reason(_COMFY or Path("<ComfyUI>")))
+
 
 @pytest.fixture(scope="module")
-def sources() -> tuple[Path, Path]:
+def sources() -> tuple[Path, Path | None]:
+    """ComfyUI's folder and the node pack's (``None``: absent, ComfyUI runs without it)."""
     comfy = comfyui_sources.comfyui_dir()
     if comfy is None:
         pytest.skip(comfyui_sources.SKIP_REASON)
@@ -140,7 +154,7 @@ def _contexts(tree: Path, prompts: dict[str, str], out: Path) -> dict[str, Path]
 @pytest.fixture(scope="module")
 def home(sources, tree, loras, tmp_path_factory) -> Path:
     """A ComfyUI base directory: the miniature's files under models/, the trained LoRAs in models/loras/ltxic/,
-    ComfyUI-LTXVideo and the test-only conditioning node in custom_nodes/."""
+    ComfyUI-LTXVideo (when there is one) and the test-only conditioning node in custom_nodes/."""
     _, pack = sources
     h = tmp_path_factory.mktemp("comfy_home")
     for rel in (ltx23.CHECKPOINT_FILE, ltx23.DISTILLED_LORA_FILE, ltx23.SPATIAL_UPSAMPLER_FILE,
@@ -151,7 +165,8 @@ def home(sources, tree, loras, tmp_path_factory) -> Path:
     for name, lora in loras.items():
         shutil.copy(lora, h / f"models/loras/ltxic/identity_ref{name}.safetensors")
     (h / "custom_nodes").mkdir()
-    (h / "custom_nodes" / "ComfyUI-LTXVideo").symlink_to(pack.resolve())
+    if pack is not None:
+        (h / "custom_nodes" / PACK).symlink_to(pack.resolve())
     shutil.copy(TEST_NODE, h / "custom_nodes" / TEST_NODE.name)
     (h / "input").mkdir()
     for ref in REFERENCES:  # where LoadImage and LoadAudio find them
@@ -165,7 +180,8 @@ FACTORS = ("1", "2", "none")
 
 @pytest.fixture(scope="module")
 def probed(sources, home, tmp_path_factory) -> Path:
-    """ComfyUI's checkpoint loader and both LoRA loaders on each trained LoRA (one ComfyUI start for all of them)."""
+    """ComfyUI's checkpoint and audio VAE loaders, and the LoRA loaders (the IC-LoRA one with the pack) on each
+    trained LoRA (one ComfyUI start for all of them)."""
     comfy_dir, _ = sources
     out = tmp_path_factory.mktemp("probe")
     args = [sys.executable, str(PROBE), "--comfyui", str(comfy_dir), "--base-directory", str(home),
@@ -177,31 +193,44 @@ def probed(sources, home, tmp_path_factory) -> Path:
     return out
 
 
+def test_checkpoint_video_and_audio_vae_load_and_decode_in_comfyuis_nodes(probed) -> None:
+    vae = json.loads((probed / "vae.json").read_text())
+    assert vae["video"] == {"latent_channels": 128, "decoded": [9, 64, 64, 3]}  # 2 x 2 x 2 latents -> 9 frames of 64 x 64
+    (batch, channels, _, bins), (_, stereo, samples) = vae["audio"]["latent"], vae["audio"]["decoded"]
+    assert (batch, channels, bins, stereo) == (1, 8, 16, 2)
+    assert abs(samples / vae["audio"]["sample_rate"] - 9 / 24) < 0.05  # as long as 9 frames at 24 fps
+
+
+@pytest.fixture(scope="module")
+def merged(tree, loras) -> dict[str, tuple[dict[str, torch.Tensor], list[str]]]:
+    """ltxic's own merge of each LoRA at the probe's strength, in float32 (the miniature is bf16: exact), and the
+    modules it patches."""
+    out = {}
+    for factor, lora in loras.items():
+        model = ltx23.load_transformer(tree / ltx23.CHECKPOINT_FILE, dtype=torch.float32)
+        modules = load_lora(model, lora, strength=STRENGTH)
+        out[factor] = merge_lora(model).state_dict(), modules
+    return out
+
+
 @pytest.mark.parametrize("factor", FACTORS)
-def test_lora_loads_with_every_key_and_patches_like_ltxic(tree, loras, probed, factor) -> None:
+@pytest.mark.parametrize("loader", ["LoraLoaderModelOnly", pytest.param(IC_LOADER, marks=needs_pack)])
+def test_lora_loads_with_every_key_and_patches_like_ltxic(loras, probed, merged, loader, factor) -> None:
     out = probed / str(FACTORS.index(factor))
     report = json.loads((out / "report.json").read_text())
     assert report["image_model"] == "ltxav" and report["model_class"].endswith("av_model.LTXAVModel")
-    assert set(report["loaders"]) == {"LoraLoaderModelOnly", "LTXICLoRALoaderModelOnly"}
-
-    # ltxic's own merge of the same file at the same strength, in float32 (the miniature is bf16: exact)
-    model = ltx23.load_transformer(tree / ltx23.CHECKPOINT_FILE, dtype=torch.float32)
-    modules = load_lora(model, loras[factor], strength=STRENGTH)
-    merged = merge_lora(model).state_dict()
+    assert read_lora_metadata(loras[factor]).get("reference_downscale_factor") == (None if factor == "none" else factor)
+    r = report["loaders"][loader]
+    weights, modules = merged[factor]
     base = load_file(str(out / "base.safetensors"))
-    metadata = read_lora_metadata(loras[factor])
-    assert metadata.get("reference_downscale_factor") == (None if factor == "none" else factor)
-    for loader, r in report["loaders"].items():
-        assert r["not_loaded"] == [], (loader, r["not_loaded"][:5])
-        assert r["patched_outside_diffusion_model"] == [], loader
-        assert r["patched"] == sorted(f"{m}.weight" for m in modules), loader  # every module in the file, nothing else
-        got = load_file(str(out / f"{loader}.safetensors"))
-        for key, w in got.items():
-            assert not torch.equal(merged[key], base[key]), key  # the LoRA changes this weight...
-            assert torch.allclose(w, merged[key], rtol=0, atol=1e-6), (loader, key, (w - merged[key]).abs().max())
-    # 2. the factor ComfyUI-LTXVideo's IC-LoRA loader reads (and feeds to LTXAddVideoICLoRAGuide); 1 without the key
-    expected = 1.0 if factor == "none" else float(factor)
-    assert report["loaders"]["LTXICLoRALoaderModelOnly"]["latent_downscale_factor"] == expected
+    assert r["not_loaded"] == [], r["not_loaded"][:5]
+    assert r["patched_outside_diffusion_model"] == []
+    assert r["patched"] == sorted(f"{m}.weight" for m in modules)  # every module in the file, nothing else
+    for key, w in load_file(str(out / f"{loader}.safetensors")).items():
+        assert not torch.equal(weights[key], base[key]), key  # the LoRA changes this weight...
+        assert torch.allclose(w, weights[key], rtol=0, atol=1e-6), (key, (w - weights[key]).abs().max())
+    if loader == IC_LOADER:  # 2. the factor it reads (and feeds to LTXAddVideoICLoRAGuide); 1 without the key
+        assert r["latent_downscale_factor"] == (1.0 if factor == "none" else float(factor))
 
 
 def _free_port() -> int:
@@ -273,10 +302,20 @@ def _served_inputs(node: dict) -> dict[str, str]:
     return out
 
 
-def test_node_definitions_served_match_ours(object_info) -> None:
-    for node_type, spec in NODE_SPECS.items():
+def _nodes(where: str) -> list[str]:
+    """The exporter's nodes of ComfyUI's core or of the pack (``NodeSpec.pack``)."""
+    return [n for n, spec in NODE_SPECS.items() if (spec.pack == PACK) == (where == "pack")]
+
+
+WHERE = ["core", pytest.param("pack", marks=needs_pack)]
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_node_definitions_served_match_ours(object_info, where) -> None:
+    for node_type in _nodes(where):
         assert node_type in object_info, f"ComfyUI has no node {node_type}"
-        node = object_info[node_type]
+        spec, node = NODE_SPECS[node_type], object_info[node_type]
+        assert (node["python_module"] == f"custom_nodes.{PACK}") == (where == "pack"), (node_type, node["python_module"])
         served = _served_inputs(node)
         ours = {name: kind for name, kind in spec.inputs + spec.widgets if name not in spec.ui_only_widgets}
         assert ours == served, (node_type, sorted(set(ours.items()) ^ set(served.items())))  # names and types, both ways
@@ -299,9 +338,9 @@ def exported(home, loras, tmp_path_factory) -> Path:
     return ui
 
 
-def test_ui_form_is_what_the_editor_loads(exported, object_info) -> None:
+def test_ui_form_is_what_the_editor_loads(exported) -> None:
     """The editor's workflow format (ComfyUI frontend's schema, version 0.4; the frontend package is not installed,
-    so its required keys are checked here), and every node against the definitions ComfyUI serves."""
+    so its required keys are checked here): nodes, ids, links."""
     wf = json.loads(exported.read_text())
     assert {"last_node_id", "last_link_id", "nodes", "links", "version"} <= set(wf) and wf["version"] == 0.4
     nodes = {}
@@ -312,13 +351,22 @@ def test_ui_form_is_what_the_editor_loads(exported, object_info) -> None:
         assert len(node["pos"]) == 2 and len(node["size"]) == 2
         nodes[node["id"]] = node
     assert wf["last_node_id"] == max(nodes)
+    assert {node["type"] for node in wf["nodes"]} <= set(NODE_SPECS)  # each checked against ComfyUI's below
     assert wf["last_link_id"] == max(link[0] for link in wf["links"])
     for link in wf["links"]:
         assert isinstance(link, list) and len(link) == 6  # [id, origin, origin slot, target, target slot, type]
         link_id, src, src_slot, dst, dst_slot, kind = link
         out, inp = nodes[src]["outputs"][src_slot], nodes[dst]["inputs"][dst_slot]
         assert link_id in out["links"] and inp["link"] == link_id and out["type"] == inp["type"] == kind
-    for node in wf["nodes"]:
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_ui_form_nodes_match_the_served_definitions(exported, object_info, where) -> None:
+    """Each node of the UI form (core or pack) against the definition ComfyUI serves: slots, widget values, choices."""
+    wf = json.loads(exported.read_text())
+    checked = [node for node in wf["nodes"] if node["type"] in _nodes(where)]
+    assert checked
+    for node in checked:
         served = object_info[node["type"]]
         inputs = _served_inputs(served)
         for slot in node["inputs"]:
@@ -358,6 +406,7 @@ def _run(url: str, log: Path, prompt: dict, timeout: float = 540) -> dict:
     return entry
 
 
+@needs_pack
 def test_exported_workflow_renders_an_mp4_with_sound(server, exported, tree, home, tmp_path) -> None:
     url, log = server
     prompt = json.loads(api_path(exported).read_text())

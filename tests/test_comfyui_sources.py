@@ -40,10 +40,19 @@ def test_another_version_is_refused(tmp_path: Path) -> None:
     assert "not a ComfyUI source folder" in "\n".join(comfyui_sources.problems(tmp_path / "empty", pack))
 
 
-def test_missing_node_pack_is_named(tmp_path: Path) -> None:
+def test_missing_node_pack_skips_its_tests_naming_the_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     comfy = _fake_comfyui(tmp_path / "ComfyUI", comfyui_sources.COMFYUI_VERSION)
-    found = "\n".join(comfyui_sources.problems(comfy, comfy / "custom_nodes" / "ComfyUI-LTXVideo"))
-    assert "no ComfyUI-LTXVideo node pack" in found and comfyui_sources.LTXVIDEO_COMMIT in found
+    monkeypatch.delenv("LTXIC_COMFYUI_LTXVIDEO_DIR", raising=False)
+    assert comfyui_sources.ltxvideo_dir(comfy) is None  # absent: not a problem of the core's folder...
+    assert not any("LTXVideo" in p for p in comfyui_sources.problems(comfy, None))
+    reason = comfyui_sources.no_pack_reason(comfy)  # ...its tests are skipped, saying where it goes
+    assert str(comfy / "custom_nodes" / "ComfyUI-LTXVideo") in reason and "LTXIC_COMFYUI_LTXVIDEO_DIR" in reason
+    assert comfyui_sources.LTXVIDEO_COMMIT[:8] in reason and "render" in reason
+    (comfy / "custom_nodes" / "ComfyUI-LTXVideo").mkdir(parents=True)  # present: must be the pinned one
+    assert comfyui_sources.ltxvideo_dir(comfy) == comfy / "custom_nodes" / "ComfyUI-LTXVideo"
+    monkeypatch.setenv("LTXIC_COMFYUI_LTXVIDEO_DIR", str(tmp_path / "nowhere"))  # named but absent: fails
+    found = "\n".join(comfyui_sources.problems(comfy, comfyui_sources.ltxvideo_dir(comfy)))
+    assert f"ComfyUI-LTXVideo is not at {comfyui_sources.LTXVIDEO_COMMIT}" in found and "iclora.py: absent" in found
 
 
 def test_folder_beside_the_checkout_is_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
