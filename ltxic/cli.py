@@ -258,7 +258,8 @@ def _cmd_export_comfyui(args: argparse.Namespace) -> int:
 
     try:
         path = export_workflow(args.lora, args.out, reference_image=args.reference_image,
-                               reference_audio=args.reference_audio, prompt=args.prompt, lora_subfolder=args.lora_subfolder)
+                               reference_audio=args.reference_audio, prompt=args.prompt, lora_subfolder=args.lora_subfolder,
+                               width=args.width, height=args.height, frames=args.frames)
     except (LoRAError, ValueError, OSError) as err:
         print(f"ltxic export-comfyui: {err}", file=sys.stderr)
         return 1
@@ -452,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-audio", help="reference voice clip (referenced by file name in ComfyUI/input/)")
     p.add_argument("--prompt", help="the prompt placed in the workflow")
     p.add_argument("--lora-subfolder", default="", help="subfolder of ComfyUI/models/loras/ the LoRA is copied to")
+    p.add_argument("--width", type=int, default=768, help="video width (default 768; the sigmas follow the size)")
+    p.add_argument("--height", type=int, default=448, help="video height (default 448)")
+    p.add_argument("--frames", type=int, default=121, help="8k+1 frames (default 121)")
     p.set_defaults(func=_cmd_export_comfyui)
 
     p = sub.add_parser("train", help="train an IC-LoRA from a YAML config (checkpoints, validation, metrics)")

@@ -18,7 +18,9 @@ import json
 
 import pytest
 
-from ltxic.sampling.comfyui import export_workflow, to_api_prompt
+from ltxic.sampling.comfyui import DISTILLED_LORA_NAME, DISTILLED_SIGMAS, build_workflow, export_workflow, to_api_prompt
+from ltxic.sampling.generate import GenerateConfig
+from ltxic.sampling.sampler import SamplingConfig, sigma_schedule
 from tests.inference_kit import DATA, make_lora
 
 # node type -> (linked inputs, widget inputs, outputs), from the sources named above
@@ -132,8 +134,10 @@ def test_file_names_are_those_the_download_fetches(exported):
     from ltxic.data.assets import load_manifest
 
     targets = {f.target for asset in load_manifest() if asset.default for f in asset.files}
-    wf, _ = exported
-    api = to_api_prompt(wf)
+    wf, lora = exported
+    # with the distilled recipe too: its LoRA file is named as well
+    distilled = build_workflow(f"ltxic/{lora.name}", distilled_lora=DISTILLED_LORA_NAME)
+    api = {**to_api_prompt(wf), **{f"d{k}": v for k, v in to_api_prompt(distilled).items()}}
     named = {
         ("checkpoints", n["inputs"]["ckpt_name"]) for n in api.values() if n["class_type"] == "CheckpointLoaderSimple"
     } | {("checkpoints", n["inputs"]["ckpt_name"]) for n in api.values() if n["class_type"] in ("LTXVAudioVAELoader", "LTXAVTextEncoderLoader")
@@ -142,3 +146,24 @@ def test_file_names_are_those_the_download_fetches(exported):
     assert len(named) == 3
     for folder, name in named:
         assert str(PurePosixPath("models", folder, name)) in targets, (folder, name)
+
+
+def test_settings_are_those_ltxic_sample_uses(exported):
+    """Steps, sigmas, CFG and the reference scale in the workflow are ``ltxic sample``'s for LTX-2.3 (GenerateConfig's
+    kit defaults: 30 steps, video CFG 3, voice guidance 3; ltx-core's LTX2Scheduler for the workflow's 768x448x121,
+    i.e. 16 x 14 x 24 video tokens); the distilled recipe only when asked for."""
+    wf, _ = exported
+    g = GenerateConfig().for_kit("ltx-2.3-22b")
+    values = {n["type"]: n["widgets_values"] for n in wf["nodes"]}
+    sigmas = [float(x) for x in values["ManualSigmas"][0].split(",")]
+    expected = sigma_schedule(SamplingConfig(steps=g.steps, distilled=g.distilled), 16 * 14 * 24).tolist()
+    assert len(sigmas) == g.steps + 1 and sigmas == pytest.approx(expected, abs=1e-5)
+    assert sigmas[0] == 1.0 and sigmas[-1] == 0.0
+    assert g.steps == 30 and values["CFGGuider"] == [g.guidance.video.cfg] == [3.0]
+    assert values["LTXVReferenceAudio"][0] == g.guidance.reference_audio == 3.0
+    assert "LoraLoaderModelOnly" not in values  # ltxic sample's single stage has no distilled LoRA
+    assert wf["extra"]["ltxic"]["sampling"]["steps"] == g.steps
+
+    distilled = {n["type"]: n["widgets_values"] for n in build_workflow("x.safetensors", distilled_lora=DISTILLED_LORA_NAME)["nodes"]}
+    assert distilled["ManualSigmas"] == [DISTILLED_SIGMAS] and distilled["CFGGuider"] == [1.0]
+    assert distilled["LoraLoaderModelOnly"] == [DISTILLED_LORA_NAME, 0.5]

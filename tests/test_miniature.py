@@ -472,3 +472,31 @@ def test_random_transformer_weights_depend_on_the_seed_alone() -> None:
     assert all(torch.equal(first[k], second[k]) for k in first)
     other = miniature_parts.random_transformer("mini", dtype=torch.float32, seed=4).state_dict()
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_comfy_scale_has_comfyuis_latent_sizes_and_stays_narrow(mini: MiniatureFiles) -> None:
+    """``scale="comfy"``: the latent interfaces at the sizes a real ComfyUI fixes (128 video latent channels, 8 x 16
+    audio latents, 128 audio statistics), the rest the miniature's; the mini scale is unchanged by it."""
+    plan = miniature.plan_files("comfy")
+    ckpt = plan[miniature.CHECKPOINT_REL]
+    cfg = json.loads(ckpt.metadata["config"])
+    assert cfg["vae"]["latent_channels"] == 128 and cfg["transformer"]["in_channels"] == 128
+    dd = cfg["audio_vae"]["model"]["params"]["ddconfig"]
+    assert dd["z_channels"] * dd["mel_bins"] // 4 == 128 == cfg["transformer"]["audio_in_channels"]
+    t = ckpt.tensors
+    assert t["model.diffusion_model.patchify_proj.weight"][1] == (64, 128)  # 128 channels in, miniature width inside
+    assert t["model.diffusion_model.audio_patchify_proj.weight"][1] == (32, 128)
+    assert t["vae.per_channel_statistics.mean-of-means"][1] == (128,)
+    assert t["audio_vae.per_channel_statistics.mean-of-means"][1] == (128,)
+    assert t["audio_vae.decoder.conv_in.conv.weight"][1][1] == 8
+    assert json.loads(plan[miniature.SPATIAL_UPSCALER_REL].metadata["config"])["in_channels"] == 128
+    assert 10e6 < sum(fp.nbytes for fp in plan.values()) < 40e6
+    mini_plan = miniature.plan_files("mini")
+    assert set(plan) == set(mini_plan)
+    for rel in plan:
+        if rel.startswith(miniature.GEMMA_DIR_REL + "/"):  # the same Gemma folder
+            assert plan[rel].tensors == mini_plan[rel].tensors, rel
+        elif rel != miniature.COMFY_GEMMA_REL:  # same names, other sizes (no shortcut where a block keeps its width)
+            assert {k for k in plan[rel].tensors if "shortcut" not in k} == \
+                {k for k in mini_plan[rel].tensors if "shortcut" not in k}, rel
+    assert miniature.plan_tree("mini") == {rel: (mini.root / rel).stat().st_size for rel in mini_plan}

@@ -33,7 +33,10 @@ constructors' random init there, and streamed tensor by tensor into a :class:`St
 (byte-identical to ``safetensors.torch.save_file``), one part at a time. :func:`plan_tree` gives every file's exact
 size from a meta-device plan without allocating. The miniature goes through the same code (same bytes as before).
 
-Usage: ``python -m ltxic.models.miniature --out DIR [--scale full --device cuda] [--plan]`` or :func:`build_miniature`.
+ComfyUI (``scale="comfy"``): the miniature with the latent interfaces a real ComfyUI fixes (128 video latent channels,
+8 x 16 audio latents, 128 audio statistics), everything else narrow, for running exported workflows there on a CPU.
+
+Usage: ``python -m ltxic.models.miniature --out DIR [--scale comfy | --scale full --device cuda] [--plan]`` or :func:`build_miniature`.
 """
 
 from __future__ import annotations
@@ -228,7 +231,9 @@ def build_miniature(
 ) -> MiniatureFiles:
     """Write the ComfyUI tree under ``root`` (each file atomically) and return its paths.
 
-    ``scale="mini"``: the miniature (~10 MB, CPU, seconds). ``scale="full"``: LTX-2.3's real sizes with random
+    ``scale="mini"``: the miniature (~10 MB, CPU, seconds). ``scale="comfy"``: the miniature with ComfyUI's fixed
+    latent interfaces (128 video latent channels, 8 x 16 audio latents), which ComfyUI's LTX-2 loaders accept
+    (the Gemma folder is the miniature's). ``scale="full"``: LTX-2.3's real sizes with random
     weights (~78 GB; use ``device="cuda"``): each part is constructed on ``device`` in bf16, randomly initialised
     there and streamed to disk before the next is built, so peak memory is about one part (the 19B transformer,
     ~38 GB on the GPU) and CPU memory stays ~1-3 GB. ``progress`` (default: on at full scale) shows a tqdm bar.
@@ -302,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder to hold the ComfyUI-style models/ tree")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", choices=SCALES, default="mini",
-                        help="mini: tiny sizes (~10 MB, CPU); full: LTX-2.3's real sizes, random weights (~78 GB)")
+                        help="mini: tiny sizes (~10 MB, CPU); comfy: mini with ComfyUI's latent sizes; full: LTX-2.3's real sizes, random weights (~78 GB)")
     parser.add_argument("--device", default=None,
                         help="where parts are built and filled (default: cuda for --scale full when present, else cpu)")
     parser.add_argument("--plan", action="store_true", help="print the planned files and sizes; write nothing")

@@ -196,7 +196,7 @@ def _tokenizer_bundle() -> tuple[tuple[tuple[str, bytes], ...], int, tuple[tuple
 
 def gemma_config_for(spec: ScaleSpec) -> Any:
     _, vocab, special = _tokenizer_bundle()
-    return gemma_config(vocab, dict(special), scale=spec.name)
+    return gemma_config(vocab, dict(special), scale=spec.gemma_scale)
 
 
 def write_gemma_side_files(folder: Path, spec: ScaleSpec) -> None:
@@ -235,7 +235,7 @@ def gemma_part(config: Any, b: Build) -> Iterator[tuple[str, torch.Tensor]]:
 
 def gemma_shards(spec: ScaleSpec, specs: Mapping[str, TensorSpec]) -> dict[str, str]:
     """Which shard holds each key: the miniature's two (language model | the rest), or 5 of about equal size."""
-    if spec.name == "mini":
+    if spec.gemma_scale == "mini":
         return {k: f"{GEMMA_DIR_REL}/model-0000{1 if k.startswith('language_model.') else 2}-of-00002.safetensors"
                 for k in specs}
     n = FULL_GEMMA_SHARDS

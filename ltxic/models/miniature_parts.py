@@ -1,4 +1,5 @@
-"""The parts of the official LTX-2.3 files at a chosen scale (``mini`` for tests, ``full`` for GPU benchmarks):
+"""The parts of the official LTX-2.3 files at a chosen scale (``mini`` for tests, ``comfy`` for a real ComfyUI,
+``full`` for GPU benchmarks):
 the configs, the scale specs and one generator of named tensors per part, built with ltx-core's own classes.
 :mod:`ltxic.models.miniature` plans and writes the files from them."""
 
@@ -27,8 +28,8 @@ DISTILLED_LORA_NAME = "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"
 STORAGE_DTYPE = torch.bfloat16
 LORA_RANK = 8
 
-Scale = Literal["mini", "full"]
-SCALES: tuple[str, ...] = ("mini", "full")
+Scale = Literal["mini", "comfy", "full"]
+SCALES: tuple[str, ...] = ("mini", "comfy", "full")
 FULL_LORA_RANK = 384  # the "-384-" in the distilled LoRA's name
 FULL_GEMMA_SHARDS = 5  # like the real folder
 
@@ -92,6 +93,29 @@ def miniature_config() -> dict[str, Any]:
 
 MINIATURE_CONFIG: dict[str, Any] = miniature_config()
 
+# ComfyUI's LTX-2 latent interfaces, fixed whatever the checkpoint's config says (comfy/sd.py: 128 video latent
+# channels; causal_audio_autoencoder.py: 128 audio statistics; supported_models.LTXAV's latent format).
+COMFY_VIDEO_LATENT = 128
+COMFY_AUDIO_Z = 8  # x 16 latent mel bins = 128 audio latent features
+
+
+def comfy_config() -> dict[str, Any]:
+    """The miniature with ComfyUI's fixed latent interfaces: 128 video latent channels, 8 x 16 audio latents and
+    128 audio statistics (ltx-core sizes them by ``ch``); every width inside the models stays the miniature's."""
+    cfg = miniature_config()
+    audio = COMFY_AUDIO_Z * AUDIO_LATENT_MEL
+    cfg["transformer"].update(in_channels=COMFY_VIDEO_LATENT, out_channels=COMFY_VIDEO_LATENT,
+                              audio_in_channels=audio, audio_out_channels=audio)
+    vae = cfg["vae"]
+    # Both ltx-core and ComfyUI widen the encoder from 128 (ltx-core from latent_channels, ComfyUI from
+    # encoder_base_channels); multipliers of 1 keep it at 128 instead of growing to 1024.
+    vae.update(latent_channels=COMFY_VIDEO_LATENT, encoder_base_channels=COMFY_VIDEO_LATENT)
+    vae["encoder_blocks"] = [[name, {"multiplier": 1} if "multiplier" in params else params]
+                             for name, params in vae["encoder_blocks"]]
+    # ch_mult keeps its three levels (two 2x mel downsamplings) but not the widening
+    cfg["audio_vae"]["model"]["params"]["ddconfig"].update(z_channels=COMFY_AUDIO_Z, ch=audio, ch_mult=[1, 1, 1])
+    return cfg
+
 UPSCALER_CONFIG: dict[str, Any] = {
     "_class_name": "LatentUpsampler",
     "in_channels": MINIATURE_CONFIG["vae"]["latent_channels"],
@@ -130,19 +154,24 @@ class ScaleSpec:
     gemma_image_size: int
     gemma_mm_tokens: int
     build_dtype: torch.dtype  # default dtype while modules are constructed (and randomly initialised)
+    gemma_scale: str = "mini"  # the Gemma folder's scale (the comfy scale keeps the miniature's)
 
 
 def scale_spec(scale: str) -> ScaleSpec:
     if scale == "mini":
         return ScaleSpec("mini", copy.deepcopy(MINIATURE_CONFIG), dict(UPSCALER_CONFIG), LORA_RANK, GEMMA_HIDDEN,
                           GEMMA_LAYERS, GEMMA_IMAGE_SIZE, GEMMA_MM_TOKENS, torch.float32)
+    if scale == "comfy":
+        cfg = comfy_config()
+        return ScaleSpec("comfy", cfg, dict(UPSCALER_CONFIG, in_channels=cfg["vae"]["latent_channels"]), LORA_RANK,
+                         GEMMA_HIDDEN, GEMMA_LAYERS, GEMMA_IMAGE_SIZE, GEMMA_MM_TOKENS, torch.float32)
     if scale == "full":
         from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX
 
         text, vision = GEMMA3_CONFIG_FOR_LTX.text_config, GEMMA3_CONFIG_FOR_LTX.vision_config
         return ScaleSpec("full", official_config(), dict(FULL_UPSCALER_CONFIG), FULL_LORA_RANK, text.hidden_size,
                           text.num_hidden_layers, vision.image_size, GEMMA3_CONFIG_FOR_LTX.mm_tokens_per_image,
-                          torch.bfloat16)
+                          torch.bfloat16, gemma_scale="full")
     raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
 
 

@@ -7,12 +7,21 @@ Workflow > Open), as Lightricks' own example workflows ship; and beside it the A
 POSTed to ``/prompt`` as ``{"prompt": ...}``. The editor does not open the API form; the HTTP API does not take the
 UI form.
 
-The graph follows Lightricks' single-stage distilled IC-LoRA example
+The graph follows Lightricks' single-stage IC-LoRA example
 (``ComfyUI-LTXVideo/example_workflows/2.3/LTX-2.3_ICLoRA_Union_Control_Distilled.json``): dev checkpoint,
-distilled LoRA at 0.5 (``LoraLoaderModelOnly``), IC-LoRA loader whose FLOAT ``latent_downscale_factor``
-feeds the guide node, the 8-step distilled ``ManualSigmas``, ``CFGGuider`` at cfg 1, ``SamplerCustomAdvanced``
-on the concatenated audio-video latent, guides cropped before decoding. Added for identity: ComfyUI's
-``LTXVReferenceAudio`` (the voice) between the guide node and the guider.
+IC-LoRA loader whose FLOAT ``latent_downscale_factor`` feeds the guide node, ``ManualSigmas``, ``CFGGuider``,
+``SamplerCustomAdvanced`` on the concatenated audio-video latent, guides cropped before decoding. Added for identity:
+ComfyUI's ``LTXVReferenceAudio`` (the voice) between the guide node and the guider.
+
+Same settings, same meaning (:func:`sample_settings`): the steps, sigmas, CFG and reference scale are those
+``ltxic sample`` uses for LTX-2.3, read from :meth:`ltxic.sampling.generate.GenerateConfig.for_kit` (LTX-2.3's
+official guidance, :meth:`ltxic.sampling.guidance.Guidance.ltx23`) and ltxic's own schedule (``sigma_schedule``:
+ltx-core's ``LTX2Scheduler`` shifted for the workflow's video token count), so a change there changes the export.
+ComfyUI's ``CFGGuider`` takes one text scale for both streams: it gets the video stream's (LTX-2.3: 3; ltxic uses 7
+on the audio stream) and this graph has no STG, modality guidance or rescale. ComfyUI's ``identity_guidance_scale`` is
+ltxic's ``reference_audio`` (ID-LoRA's voice guidance, 3): ComfyUI's extra pass drops only the voice reference, as
+ltxic's LTX-2.3 default does (``reference_video`` 0). The distilled LoRA (Lightricks' 8-step recipe at 0.5 with
+``DISTILLED_SIGMAS``) is an option (``distilled_lora=``), off by default as in ``ltxic sample``.
 
 Node and input names, checked in the sources (reads noted in the test docstring too):
 
@@ -55,9 +64,9 @@ from pathlib import Path
 from typing import Any
 
 from ltxic.io.files import staged_files, write_json_atomic
-from ltxic.sampling.guidance import Guidance
 
 PathLike = str | os.PathLike[str]
+LTX23_KIT = "ltx-2.3-22b"  # the kit the exported workflow runs (ltxic.models.kit.Models.name)
 
 DISTILLED_SIGMAS = "1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0"
 # The names `ltxic download` gives these files in the ComfyUI tree (tests check them against the manifest).
@@ -130,6 +139,27 @@ NODE_SPECS: dict[str, NodeSpec] = {
 }
 
 
+def sample_settings(width: int, height: int, frames: int) -> dict[str, Any]:
+    """What ``ltxic sample`` uses for LTX-2.3 at this size (:meth:`GenerateConfig.for_kit`), as the workflow's widgets
+    take it: ``steps``, ``sigmas`` (ManualSigmas' comma-separated string), ``cfg`` (CFGGuider: the video stream's text
+    guidance; ComfyUI's CFGGuider has one scale for both streams) and ``identity_guidance_scale`` (LTXVReferenceAudio:
+    the voice reference's scale, :attr:`Guidance.reference_audio`)."""
+    from ltxic.models.latents import VideoGeometry
+    from ltxic.sampling.generate import GenerateConfig
+    from ltxic.sampling.sampler import SamplingConfig, sigma_schedule
+
+    g = GenerateConfig(width=width, height=height, frames=frames).for_kit(LTX23_KIT)
+    f, h, w = VideoGeometry().latent_size(frames, height, width)
+    sigmas = sigma_schedule(SamplingConfig(width=width, height=height, frames=frames, steps=g.steps,
+                                           distilled=g.distilled, schedule_tokens=g.schedule_tokens), f * h * w)
+    return {
+        "steps": len(sigmas) - 1,
+        "sigmas": ", ".join(f"{float(x):.6g}" for x in sigmas),
+        "cfg": g.guidance.video.cfg,
+        "identity_guidance_scale": g.guidance.reference_audio,
+    }
+
+
 @dataclass
 class _Graph:
     nodes: list[dict[str, Any]] = field(default_factory=list)
@@ -190,17 +220,17 @@ def build_workflow(
     seed: int = 42,
     checkpoint: str = CHECKPOINT_NAME,
     text_encoder: str = TEXT_ENCODER_NAME,
-    distilled_lora: str | None = DISTILLED_LORA_NAME,
+    distilled_lora: str | None = None,
     distilled_lora_strength: float = 0.5,
-    identity_guidance_scale: float | None = None,
     filename_prefix: str = "video/ltxic",
 ) -> dict[str, Any]:
     """The UI-format workflow dict (see the module docstring for the graph and its sources).
 
-    ``identity_guidance_scale`` None: ltxic's LTX-2.3 voice guidance (:meth:`ltxic.sampling.guidance.Guidance.ltx23`,
-    ``reference_audio``); the guider stays at cfg 1, as in Lightricks' distilled example."""
-    if identity_guidance_scale is None:
-        identity_guidance_scale = Guidance.ltx23().reference_audio
+    Steps, sigmas, CFG and the reference scale are :func:`sample_settings` (``ltxic sample``'s); with
+    ``distilled_lora`` the distilled recipe instead (8 steps, ``DISTILLED_SIGMAS``, cfg 1)."""
+    settings = sample_settings(width, height, frames)
+    if distilled_lora:
+        settings.update(steps=8, sigmas=DISTILLED_SIGMAS, cfg=1.0)
     g = _Graph()
     ckpt = g.add("CheckpointLoaderSimple", {"ckpt_name": checkpoint}, (-1200, 0))
     model_src, model_out = ckpt, "MODEL"
@@ -233,7 +263,7 @@ def build_workflow(
     g.link(img, "IMAGE", guide, "image")
     g.link(ic, "latent_downscale_factor", guide, "latent_downscale_factor")
     voice = g.add("LoadAudio", {"audio": reference_audio}, (-1200, 900), title="Reference voice (5-15 s of speech)")
-    ref = g.add("LTXVReferenceAudio", {"identity_guidance_scale": identity_guidance_scale, "start_percent": 0.0,
+    ref = g.add("LTXVReferenceAudio", {"identity_guidance_scale": settings["identity_guidance_scale"], "start_percent": 0.0,
                                         "end_percent": 1.0}, (400, 300))
     g.link(ic, "model", ref, "model")
     g.link(guide, "positive", ref, "positive")
@@ -246,12 +276,13 @@ def build_workflow(
     g.link(guide, "latent", av, "video_latent")
     g.link(alat, "Latent", av, "audio_latent")
     noise = g.add("RandomNoise", {"noise_seed": seed}, (800, 0))
-    guider = g.add("CFGGuider", {"cfg": 1.0}, (800, 200))
+    guider = g.add("CFGGuider", {"cfg": settings["cfg"]}, (800, 200))
     g.link(ref, "MODEL", guider, "model")
     g.link(ref, "positive", guider, "positive")
     g.link(ref, "negative", guider, "negative")
     sampler = g.add("KSamplerSelect", {"sampler_name": "euler"}, (800, 400))
-    sigmas = g.add("ManualSigmas", {"sigmas": DISTILLED_SIGMAS}, (800, 500), title="Distilled sigmas (8 steps)")
+    sigmas = g.add("ManualSigmas", {"sigmas": settings["sigmas"]}, (800, 500),
+                   title=f"Sigmas ({settings['steps']} steps{', distilled' if distilled_lora else ', as ltxic sample'})")
     run = g.add("SamplerCustomAdvanced", {}, (1200, 300))
     for src, out, inp in ((noise, "NOISE", "noise"), (guider, "GUIDER", "guider"), (sampler, "SAMPLER", "sampler"),
                           (sigmas, "SIGMAS", "sigmas"), (av, "latent", "latent_image")):
@@ -275,7 +306,8 @@ def build_workflow(
     g.link(video, "VIDEO", save, "video")
     return {
         "last_node_id": len(g.nodes), "last_link_id": len(g.links), "nodes": g.nodes, "links": g.links,
-        "groups": [], "config": {}, "extra": {"ltxic": {"lora": lora_name, "reference_downscale_factor": reference_downscale_factor}},
+        "groups": [], "config": {}, "extra": {"ltxic": {"lora": lora_name, "reference_downscale_factor": reference_downscale_factor,
+                                               "sampling": settings}},
         "version": 0.4,
     }
 
@@ -350,5 +382,5 @@ def api_path(ui_path: PathLike) -> Path:
 
 __all__ = [
     "CHECKPOINT_NAME", "DISTILLED_LORA_NAME", "DISTILLED_SIGMAS", "NODE_SPECS", "NodeSpec", "TEXT_ENCODER_NAME", "api_path",
-    "build_workflow", "export_workflow", "to_api_prompt",
+    "build_workflow", "export_workflow", "sample_settings", "to_api_prompt",
 ]
