@@ -106,6 +106,7 @@ def _train(tree: Path, out: Path, factor: int) -> Path:
         for k in ("video_path", "reference_image", "reference_audio"):
             e[k] = str(DATA / e[k])
     data["entries"], data["identities"] = entries, {"ava": data["identities"]["ava"]}
+    data["allow_outside_paths"] = True  # the clips stay in data_samples/
     out.mkdir(parents=True)
     (out / "dataset.json").write_text(json.dumps(data))
     cfg = yaml.safe_load(example_config("ltx23_h100").read_text())
