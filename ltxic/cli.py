@@ -281,7 +281,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ltxic.training.loop import TrainingError
 
     try:
-        result = train(args.config, resume=args.resume)
+        result = train(args.config, resume=args.resume, allow_invalid_dataset=args.allow_invalid_dataset)
     except (CheckpointError, ConfigError, TrainingError) as err:
         print(f"ltxic train: {err}", file=sys.stderr)
         return 1
@@ -444,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an IC-LoRA from a YAML config (checkpoints, validation, metrics)")
     p.add_argument("config", help="the training config (see ltxic/configs/)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in output.dir")
+    p.add_argument("--allow-invalid-dataset", action="store_true",
+                   help="train even when `ltxic validate` finds errors in the dataset (e.g. a clip of another person); "
+                        "the errors overridden are recorded in OUTPUT_DIR/dataset_check.json")
     p.set_defaults(func=_cmd_train)
     return parser
 
