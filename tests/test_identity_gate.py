@@ -90,3 +90,44 @@ def test_config_field_overrides_and_a_clean_toy_dataset_trains(tmp_path, tiny_ki
     train(load_config(_config(tmp_path / "b", tiny_kit)), progress=False)
     record = json.loads((tmp_path / "b" / "out" / "dataset_check.json").read_text())
     assert record["ok"] and not record["identity_checked"] and record["override"] is None
+
+
+def _clips(folder, people):
+    """Toy clips ``ava_<k>.mp4`` (with captions), clip k showing ``people[k]``, and ava's consent record."""
+    from ltxic.io.media import write_video
+    from ltxic.toy import Scene, identity_from_name, render_clip
+    from ltxic.toy.make_samples import consent_record, toy_rules
+
+    (folder / "clips").mkdir(parents=True)
+    for k, who in enumerate(people):
+        clip = render_clip(identity_from_name(who), Scene(), seed=k, width=128, height=128, frames=25, fps=24.0)
+        write_video(folder / "clips" / f"ava_{k}.mp4", clip.frames, 24.0, clip.audio, clip.sample_rate)
+        (folder / "clips" / f"ava_{k}.txt").write_text("A person speaks in a bright grey room, close-up.")
+    (folder / "consent.yaml").write_text(yaml.safe_dump({"ava": consent_record(identity_from_name("ava"))}))
+    (folder / "rules.yaml").write_text(yaml.safe_dump(toy_rules(128, 128, 25)))
+
+
+def test_pair_picks_the_reference_the_clips_agree_on_and_names_the_odd_one(tmp_path, capsys) -> None:
+    _clips(tmp_path, ["bo", "ava", "ava", "ava"])  # the first clip in sort order shows someone else
+    out = tmp_path / "dataset.json"
+    assert main(["pair", str(tmp_path / "clips"), "--consent", str(tmp_path / "consent.yaml"), "--out", str(out),
+                 "--reference", "first", "--rules", str(tmp_path / "rules.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "clips/ava_0.mp4: shows another face than most clips of 'ava'" in err
+    agreement = json.loads(out.read_text())["pairing"]["ava"]["reference_image"]
+    assert agreement["source"] == "clips/ava_1.mp4" and agreement["how"] == "first frame"
+    assert agreement["agreement"]["agreeing"] == ["clips/ava_1.mp4", "clips/ava_2.mp4", "clips/ava_3.mp4"]
+    assert [d["clip"] for d in agreement["agreement"]["disagreeing"]] == ["clips/ava_0.mp4"]
+    # the reference shows ava, so validate flags the odd clip, not the three right ones
+    assert main(["validate", str(out), "--identity", "--json", str(tmp_path / "report.json")]) == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [(p["entry"], p["problem"]) for p in report["problems"] if p["severity"] == "error"] == [(0, "identity_mismatch")]
+
+
+def test_pair_refuses_when_no_face_is_a_majority(tmp_path, capsys) -> None:
+    _clips(tmp_path, ["bo", "ava"])
+    assert main(["pair", str(tmp_path / "clips"), "--consent", str(tmp_path / "consent.yaml"), "--out",
+                 str(tmp_path / "dataset.json")]) == 1
+    err = capsys.readouterr().err
+    assert "the clips of 'ava' do not agree on one face" in err and "ava_0.mp4" in err and "ava_1.mp4" in err
+    assert not (tmp_path / "dataset.json").exists() and not (tmp_path / "refs").exists()
