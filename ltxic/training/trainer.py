@@ -146,7 +146,7 @@ def train(config: Any, *, resume: bool = False, progress: bool = True, allow_inv
     ``output.dir/cache``) and the validation prompts, frees the encoders, then builds the base transformer, injects
     the LoRA and runs :func:`run_training`. ``resume=True`` continues the newest complete checkpoint in ``output.dir``.
 
-    First of all the dataset is validated (:func:`ltxic.training.dataset_gate.check_dataset_for_training`): a dataset
+    Before caching, the dataset is validated (:func:`ltxic.training.dataset_gate.check_dataset_for_training`): a dataset
     with errors (a clip of another person, a missing file, ...) is refused with each error and its fix
     (:class:`~ltxic.training.dataset_gate.DatasetValidationError`) unless ``allow_invalid_dataset`` or
     ``dataset.allow_validation_errors`` allows it; ``output.dir/dataset_check.json`` records the check and any override.
@@ -181,9 +181,9 @@ def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, 
     progress = progress and main
     options.progress = progress
     clock = StageClock()
-    with clock("dataset check"):  # before any model is loaded or anything cached: every rank decides alike
+    models = Models.from_config(cfg.model, device=device, seed=cfg.optimization.seed)  # finds the files, loads little
+    with clock("dataset check"):  # before anything is cached or trained; every rank decides alike
         checked = check_dataset_for_training(cfg, options.output_dir, allow=allow_invalid_dataset, write=main)
-    models = Models.from_config(cfg.model, device=device, seed=cfg.optimization.seed)
     video_codec, audio_codec = models.video_codec, models.audio_codec
     # token positions follow the codecs' compression (the tiny video codec is 16x in space, LTX-2's VAE 32x)
     strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor,
