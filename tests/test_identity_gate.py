@@ -92,18 +92,20 @@ def test_config_field_overrides_and_a_clean_toy_dataset_trains(tmp_path, tiny_ki
     assert record["ok"] and not record["identity_checked"] and record["override"] is None
 
 
-def _clips(folder, people):
-    """Toy clips ``ava_<k>.mp4`` (with captions), clip k showing ``people[k]``, and ava's consent record."""
+def _clips(folder, people, name="ava", more=()):
+    """Toy clips ``<name>_<k>.mp4`` (with captions), clip k showing ``people[k]``; consent records for ``name`` and
+    for ``more`` (each with two clips of its own)."""
     from ltxic.io.media import write_video
     from ltxic.toy import Scene, identity_from_name, render_clip
     from ltxic.toy.make_samples import consent_record, toy_rules
 
     (folder / "clips").mkdir(parents=True)
-    for k, who in enumerate(people):
+    plan = [(name, k, who) for k, who in enumerate(people)] + [(m, k, m) for m in more for k in range(2)]
+    for label, k, who in plan:
         clip = render_clip(identity_from_name(who), Scene(), seed=k, width=128, height=128, frames=25, fps=24.0)
-        write_video(folder / "clips" / f"ava_{k}.mp4", clip.frames, 24.0, clip.audio, clip.sample_rate)
-        (folder / "clips" / f"ava_{k}.txt").write_text("A person speaks in a bright grey room, close-up.")
-    (folder / "consent.yaml").write_text(yaml.safe_dump({"ava": consent_record(identity_from_name("ava"))}))
+        write_video(folder / "clips" / f"{label}_{k}.mp4", clip.frames, 24.0, clip.audio, clip.sample_rate)
+        (folder / "clips" / f"{label}_{k}.txt").write_text("A person speaks in a bright grey room, close-up.")
+    (folder / "consent.yaml").write_text(yaml.safe_dump({n: consent_record(identity_from_name(n)) for n in (name, *more)}))
     (folder / "rules.yaml").write_text(yaml.safe_dump(toy_rules(128, 128, 25)))
 
 
@@ -125,7 +127,7 @@ def test_pair_picks_the_reference_the_clips_agree_on_and_names_the_odd_one(tmp_p
 
 
 def test_pair_refuses_when_no_face_is_a_majority(tmp_path, capsys) -> None:
-    _clips(tmp_path, ["bo", "ava"])
+    _clips(tmp_path, ["bo", "ava"], more=("abe",))  # abe's two clips agree, and abe is paired first
     assert main(["pair", str(tmp_path / "clips"), "--consent", str(tmp_path / "consent.yaml"), "--out",
                  str(tmp_path / "dataset.json")]) == 1
     err = capsys.readouterr().err

@@ -7,8 +7,8 @@ import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -305,10 +305,13 @@ def pair_folder(
 
     from tqdm.auto import tqdm
 
+    # every identity's clips agree (or the pairing is refused) before any file is written
+    agreements = {name: agree_on_clips(clips[name], matcher, name=repr(name)) if matcher is not None else None
+                  for name in sorted(clips)}
     entries, provenance = [], {}
     for name in tqdm(sorted(clips), desc="pairing", unit="identity", disable=not progress):
         ref = root / "refs" / f"{name}.jpg"
-        agreed = agree_on_clips(clips[name], matcher, name=repr(name)) if matcher is not None else None
+        agreed = agreements[name]
         usable = agreed.agreeing if agreed is not None and agreed.agreeing else clips[name]
         if agreed is not None and agreed.disagreeing:
             log.warning("pair: %d clip(s) of %r show another face than the other %d: %s", len(agreed.disagreeing), name,
