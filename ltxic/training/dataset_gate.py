@@ -45,7 +45,7 @@ class DatasetCheck:
         return asdict(self)
 
 
-def _lines(report: Any, dataset_file: Path, ds: Any) -> list[dict[str, Any]]:
+def _lines(report: Any, ds: Any) -> list[dict[str, Any]]:
     out = []
     for p in report.errors:
         entry = ds.entries[p.entry] if p.entry is not None and p.entry < len(ds.entries) else None
@@ -67,7 +67,7 @@ def check_dataset_for_training(cfg: Any, output_dir: Path, *, allow: bool = Fals
     val = cfg.validation
     report = validate_dataset(path, buckets=[str(b) for b in cfg.dataset.resolution_buckets], faces=False,
                               identity=cfg.dataset.identity_checks, embedders=val.embedders, face_weights=val.face_weights, voice_weights=val.voice_weights)
-    errors = _lines(report, path, load_dataset(path))
+    errors = _lines(report, load_dataset(path))
     override = ("ltxic train --allow-invalid-dataset" if allow else
                 "dataset.allow_validation_errors: true" if cfg.dataset.allow_validation_errors else None)
     check = DatasetCheck(str(path), report.ok, errors, len(report.warnings), report.identity is not None,
