@@ -84,6 +84,7 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
 
 def _cmd_pair(args: argparse.Namespace) -> int:
     from ltxic.data.pairing import pair_folder
+    from ltxic.identity.agreement import face_matcher
 
     rules = None
     if args.rules:
@@ -92,8 +93,14 @@ def _cmd_pair(args: argparse.Namespace) -> int:
         rules = yaml.safe_load(open(args.rules, encoding="utf-8"))
     out = pair_folder(args.clips, args.out, consent=args.consent, voice_dir=args.voice, identity=args.identity,
                       reference=args.reference, reference_image=args.reference_image,
-                      eval_identities=args.eval_identity or (), eval_fraction=args.eval_fraction, rules=rules)
+                      eval_identities=args.eval_identity or (), eval_fraction=args.eval_fraction, rules=rules,
+                      face_matcher=face_matcher)
     print(f"wrote {out}; check it with `ltxic validate {out}`")
+    from ltxic.data.pairing import disagreeing_clips
+
+    for name, clip, score, threshold in disagreeing_clips(out):
+        print(f"{clip}: shows another face than most clips of {name!r} ({score:.3f} < {threshold:.2f}); remove it or "
+              "move it to its person's folder", file=sys.stderr)
     return 0
 
 
@@ -283,7 +290,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ltxic.training.loop import TrainingError
 
     try:
-        result = train(args.config, resume=args.resume)
+        result = train(args.config, resume=args.resume, allow_invalid_dataset=args.allow_invalid_dataset)
     except (CheckpointError, ConfigError, TrainingError) as err:
         print(f"ltxic train: {err}", file=sys.stderr)
         return 1
@@ -327,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="dataset.json", help="dataset.json to write or extend (default: ./dataset.json)")
     p.add_argument("--identity", help="treat every clip as this identity (the consent file may then be one record)")
     p.add_argument("--reference", choices=("sharpest", "first"), default="sharpest",
-                   help="reference frame: sharpest centred frontal face (default) or the first frame")
+                   help="reference frame, from the clips that agree on one face: sharpest centred frontal face "
+                        "(default) or the first frame of the first agreeing clip")
     p.add_argument("--reference-image", help="a held portrait instead of a frame (single identity only)")
     p.add_argument("--eval-identity", action="append", metavar="NAME", help="an identity held out as 'eval' (repeat)")
     p.add_argument("--eval-fraction", type=float, default=0.0, help="share of each identity's clips split 'eval'")
@@ -461,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an IC-LoRA from a YAML config (checkpoints, validation, metrics)")
     p.add_argument("config", help="the training config (see ltxic/configs/)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in output.dir")
+    p.add_argument("--allow-invalid-dataset", action="store_true",
+                   help="train even when `ltxic validate` finds errors in the dataset (e.g. a clip of another person); "
+                        "the errors overridden are recorded in OUTPUT_DIR/dataset_check.json")
     p.set_defaults(func=_cmd_train)
     return parser
 

@@ -18,7 +18,7 @@ from ltxic.data.dataset import ConsentError, ConsentRecord
 from ltxic.sampling.generate import GenerateConfig, ResolutionError, generate, preview_figure, side_by_side_frames
 from ltxic.models.kit import Models
 from ltxic.models.lora import LoRAError
-from ltxic.io.media import probe_video, write_audio, write_image
+from ltxic.io.media import probe_video, read_image, write_audio, write_image
 from ltxic.sampling.references import (
     ReferenceMediaError,
     consent_for,
@@ -101,15 +101,44 @@ def test_batch_prompts_write_one_mp4_each(kit, consent, tmp_path):
 
 
 def test_reference_image_resized_with_a_note(tmp_path, consent, caplog):
-    wide = tmp_path / "wide.png"
-    write_image(wide, np.full((60, 100, 3), 128, np.uint8))
+    wide = tmp_path / "wide.png"  # ava's portrait with grey margins left and right
+    write_image(wide, np.pad(read_image(IMG), ((0, 0), (40, 40), (0, 0)), constant_values=128))
     with caplog.at_level(logging.WARNING):
         prep = prepare_reference_image(wide, 32, 32, consent=consent, identity="ava")
     assert prep.pixels.shape == (1, 3, 1, 32, 32)
-    assert prep.notes == [f"{wide}: reference image is 100x60, resized and center-cropped to the reference resolution 32x32"]
+    assert prep.notes == [f"{wide}: reference image is 208x128, resized and center-cropped to the reference resolution 32x32"]
     assert str(wide) in caplog.text
     same = prepare_reference_image(IMG, 128, 128, consent=consent)
     assert same.notes == [] and same.original_size == (128, 128)
+
+
+def test_reference_without_a_face_is_refused(tmp_path, kit, consent):
+    """As ``ltxic validate`` refuses a dataset's reference without a face, ``sample`` refuses one."""
+    from ltxic.cli import main
+
+    grey = write_image(tmp_path / "grey.png", np.full((128, 128, 3), 128, np.uint8))
+    with pytest.raises(ReferenceMediaError, match="no face was found in the reference image") as err:
+        prepare_reference_image(grey, 64, 64, consent=consent, identity="ava")
+    assert str(grey) in str(err.value) and "toy face detector" in str(err.value)
+    tiny, lora = kit
+    out = tmp_path / "out"
+    code = main(["sample", "--lora", str(lora), "--reference-image", str(grey), "--reference-audio", str(WAV),
+                 "--dataset", str(DATA / "dataset.json"), "--identity", "ava", "--prompt", "a person speaks",
+                 "--tiny-dir", str(tiny), "--out", str(out), "--steps", "2", "--frames", "9", "--width", "64",
+                 "--height", "64"])
+    assert code == 1 and not out.exists()
+    # a real photograph without a person: the Haar detector (real consent) finds no face either
+    real = ConsentRecord(subject="A person", granted_by="A person", media=["face"], date="2026-11-24", scope="course")
+    coffee = write_image(tmp_path / "coffee.png", _skimage("coffee"))
+    with pytest.raises(ReferenceMediaError, match="haar face detector"):
+        prepare_reference_image(coffee, 64, 64, consent=real)
+    astronaut = write_image(tmp_path / "astronaut.png", _skimage("astronaut"))
+    assert prepare_reference_image(astronaut, 64, 64, consent=real).original_size == (512, 512)
+
+
+def _skimage(name: str) -> np.ndarray:
+    data = pytest.importorskip("skimage.data")
+    return np.ascontiguousarray(getattr(data, name)()[..., :3])
 
 
 def _tone(seconds: float, sr: int = 16000, amp: float = 0.3) -> np.ndarray:

@@ -62,11 +62,34 @@ def test_validate_flags_a_clip_of_someone_else(dataset, tmp_path) -> None:
     flagged = {(p.entry, p.problem) for p in report.problems}
     i = data["entries"].index(hopper)
     assert (i, "identity_mismatch") in flagged and (i, "voice_mismatch") in flagged
+    assert {p.severity for p in report.problems if p.entry == i and p.problem.endswith("_mismatch")} == {"error"}
+    assert not report.ok
+    face = next(p.detail for p in report.problems if p.entry == i and p.problem == "identity_mismatch")
+    assert "same person below 0.60" in face and "Fix: remove the entry or replace the clip" in face
+
+
+def test_a_clip_with_8khz_audio_is_named_as_low_rate_not_another_speaker(dataset) -> None:
+    from ltxic.identity.dataset_check import validate_dataset
+    from ltxic.io.media import read_video, read_video_audio, resample, write_video
+
+    data = json.loads(dataset.read_text())
+    e = data["entries"][0]
+    src = dataset.parent / e["video_path"]
+    phone = dataset.parent / "phone.mp4"  # inside the dataset's folder, as pair writes paths
+    write_video(phone, read_video(src), 24.0, resample(read_video_audio(src), 16000, 8000), 8000)
+    e["video_path"] = "phone.mp4"
+    bad = dataset.parent / "phone.json"
+    bad.write_text(json.dumps(data))
+    report = validate_dataset(bad)
+    mine = {p.problem: p for p in report.problems if p.entry == 0}
+    assert "voice_mismatch" not in mine and mine["voice_sample_rate"].severity == "error"
+    assert "phone.mp4: sample rate 8000 Hz is below the 16000 Hz" in mine["voice_sample_rate"].detail
 
 
 def test_checkpoint_table_and_drift_use_the_real_embedders(dataset) -> None:
     """Lessons 05 and 07 on real footage: the dataset's own clips stand in for generated ones."""
     from ltxic.identity.metrics import CheckpointSample, compare_checkpoints, identity_windows
+    from ltxic.identity.real import FACE_THRESHOLD
 
     data = json.loads(dataset.read_text())
     root = dataset.parent
@@ -75,7 +98,7 @@ def test_checkpoint_table_and_drift_use_the_real_embedders(dataset) -> None:
     rows = compare_checkpoints(samples, dataset=dataset)
     for row in rows:
         assert row["embedders"].startswith("real: face dlib ResNet")
-        assert row["face_similarity"] > 0.93 and row["voice_similarity"] is not None
+        assert row["face_similarity"] > FACE_THRESHOLD and row["voice_similarity"] is not None
         assert row["background_match"] is None and row["motion_match"] is None  # toy-only checks stay off
     e = data["entries"][0]
     curve = identity_windows(root / e["video_path"], root / e["reference_image"], root / e["reference_audio"],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import ValidationError
@@ -18,7 +21,7 @@ from ltxic.data.dataset import (AUDIO_SUFFIXES, VIDEO_SUFFIXES, ConsentError, Co
 from ltxic.io.files import StagedFiles, staged_files, write_json_atomic
 from ltxic.io.media import MAX_STORED_IMAGE_SIDE, fit_within, sample_frames
 
-
+log = logging.getLogger(__name__)
 
 _ID_SPLIT = re.compile(r"^(?P<identity>.+?)[_-][^_-]+$")
 
@@ -135,6 +138,93 @@ def read_caption(txt: Path) -> str:
                            f"{err.start}); re-save it as UTF-8") from err
 
 
+@runtime_checkable
+class FaceMatcher(Protocol):
+    """Same person? One face embedding per clip and a score between two (higher: more alike), judged against
+    ``threshold``. The identity layer supplies one (:func:`ltxic.identity.agreement.face_matcher`); pairing sits below
+    it and only calls these three."""
+
+    name: str
+    threshold: float
+
+    def embed(self, frames: np.ndarray) -> np.ndarray | None:
+        """One embedding of the main face in uint8 frames (F, H, W, 3) of one clip, or None when no face is found."""
+        ...
+
+    def score(self, a: np.ndarray, b: np.ndarray) -> float:
+        ...
+
+
+@dataclass
+class Agreement:
+    """Which of an identity's clips show the same person as most of them. ``chosen``: the clip agreeing with the most
+    others (the medoid of the largest same-person group); ``scores``: each clip's score against it."""
+
+    chosen: Path | None
+    agreeing: list[Path]
+    disagreeing: list[Path]
+    no_face: list[Path]
+    scores: dict[Path, float]
+    matcher: str
+    threshold: float
+
+    def to_dict(self, rel: Any) -> dict[str, Any]:
+        return {"matcher": self.matcher, "threshold": round(float(self.threshold), 4),
+                "chosen": rel(self.chosen) if self.chosen is not None else None,
+                "agreeing": [rel(c) for c in self.agreeing],
+                "disagreeing": [{"clip": rel(c), "score": round(self.scores[c], 4)} for c in self.disagreeing],
+                "no_face": [rel(c) for c in self.no_face]}
+
+
+def agree_on_clips(clips: Sequence[Path], matcher: FaceMatcher, *, frames_per_clip: int = 3,
+                   name: str = "this identity") -> Agreement:
+    """Embed one face per clip (``frames_per_clip`` frames spread over it) and keep the clips that show the person most
+    clips show: the clip with the most same-person partners (ties: the highest mean score) is the medoid; the clips
+    scoring ``matcher.threshold`` or more against it agree, the rest disagree. Sort order never decides: with no
+    majority (two clips that disagree, or two groups of equal size) a :class:`DatasetError` names the groups."""
+    from ltxic.io.media import probe_video
+
+    embs: dict[Path, np.ndarray] = {}
+    no_face: list[Path] = []
+    for clip in clips:
+        picks = _sample_indices(probe_video(clip).frames, frames_per_clip + 2)[1:-1] or [0]
+        frames = sample_frames(clip, picks)
+        emb = matcher.embed(np.stack([frames[k] for k in sorted(frames)])) if frames else None
+        if emb is None:
+            no_face.append(clip)
+        else:
+            embs[clip] = emb
+    found = list(embs)
+    if not found:
+        return Agreement(None, list(clips), [], no_face, {}, matcher.name, matcher.threshold)
+    score = np.array([[matcher.score(embs[a], embs[b]) for b in found] for a in found], np.float64)
+    same = score >= matcher.threshold
+    support = same.sum(1)
+    best = max(range(len(found)), key=lambda i: (support[i], score[i].mean()))
+    agreeing = [c for c, ok in zip(found, same[best]) if ok]
+    scores = {c: float(score[best, i]) for i, c in enumerate(found)}
+    if 2 * len(agreeing) <= len(found) and len(found) > 1:
+        groups = "; ".join(f"{c.name} ({'agrees with ' + str(int(support[i]) - 1) + ' other(s)'})" for i, c in enumerate(found))
+        raise DatasetError(
+            f"the clips of {name} do not agree on one face: no group of clips showing the same person is a majority "
+            f"({matcher.name}, same person at {matcher.threshold:.2f} or more; {groups}). Remove the clips of other "
+            "people, add more clips of this person, or give the portrait with --reference-image")
+    disagreeing = [c for c in found if c not in agreeing]
+    return Agreement(found[best], agreeing, disagreeing, no_face, scores, matcher.name, matcher.threshold)
+
+
+def disagreeing_clips(dataset_json: str | os.PathLike[str]) -> list[tuple[str, str, float, float]]:
+    """(identity, clip, score, threshold) of every clip that :func:`pair_folder` found showing another face than the
+    rest of its identity's clips (from the ``pairing`` record of a dataset.json it wrote)."""
+    data = json.loads(Path(dataset_json).read_text(encoding="utf-8"))
+    out = []
+    for name, how in sorted((data.get("pairing") or {}).items()):
+        agreement = (how.get("reference_image") or {}).get("agreement") if isinstance(how, dict) else None
+        for d in (agreement or {}).get("disagreeing", []):
+            out.append((name, d["clip"], float(d["score"]), float(agreement["threshold"])))
+    return out
+
+
 def pair_folder(
     clips_dir: str | os.PathLike[str],
     out_json: str | os.PathLike[str],
@@ -149,6 +239,7 @@ def pair_folder(
     voice_seconds: tuple[float, float] = (5.0, 15.0),
     rules: ValidationRules | Mapping[str, Any] | None = None,
     face_detector: str | FaceDetector = "auto",
+    face_matcher: FaceMatcher | Callable[[bool], FaceMatcher] | None = None,
     progress: bool = True,
     stage: StagedFiles | None = None,
 ) -> Path:
@@ -157,8 +248,13 @@ def pair_folder(
     Identities come from one sub-folder per identity or from file-name prefixes (``ava_000.mp4``), or all clips
     are ``identity``. ``consent`` (a YAML/JSON file or a mapping, see :func:`load_consent_file`) must hold a record
     for every identity covering ``face`` (and ``voice`` when recordings are paired): otherwise nothing is written.
-    Per identity: the reference image is ``reference_image``, the first frame of the first clip, or the sharpest
-    centred frontal frame (:func:`pick_reference_frame`), written to ``refs/<identity>.jpg``; the recordings are
+    Per identity, with a ``face_matcher`` (a :class:`FaceMatcher`, or a function of "are the records synthetic?"
+    returning one; ``ltxic pair`` passes the identity embedders') the clips first agree on a face
+    (:func:`agree_on_clips`): the reference comes from the clips that show the person most clips show, never from
+    sort order alone, and the clips that disagree are named (logged, and listed under ``pairing.<identity>.reference_image.agreement``;
+    ``ltxic validate`` then reports them as identity mismatches). Without one every clip counts. The reference
+    image is ``reference_image``, the first frame of the first agreeing clip, or the sharpest centred frontal frame
+    of the agreeing clips (:func:`pick_reference_frame`), written to ``refs/<identity>.jpg``; the recordings are
     trimmed, cut or joined into ``voice_seconds`` of speech (:func:`ltxic.data.speech.choose_voice_segments`) and
     written to ``refs/<identity>_voice_<k>.wav`` (assigned to clips round-robin). Captions come from ``NAME.txt``
     beside each clip, else :data:`PLACEHOLDER_CAPTION` (validation flags it). ``eval_identities`` are split
@@ -180,7 +276,8 @@ def pair_folder(
             return pair_folder(clips_dir, out_json, consent=consent, voice_dir=voice_dir, identity=identity,
                                reference=reference, reference_image=reference_image, eval_identities=eval_identities,
                                eval_fraction=eval_fraction, voice_seconds=voice_seconds, rules=rules,
-                               face_detector=face_detector, progress=progress, stage=stage)
+                               face_detector=face_detector, progress=progress, face_matcher=face_matcher,
+                               stage=stage)
 
     clips_dir, out_json = Path(clips_dir), Path(out_json)
     clips = group_by_identity(clips_dir, VIDEO_SUFFIXES, identity)
@@ -219,6 +316,13 @@ def pair_folder(
     if isinstance(face_detector, str) and face_detector == "auto":
         face_detector = "toy" if all(records[n].synthetic for n in clips) else "haar"
     detector = make_face_detector(face_detector)
+    matcher = face_matcher
+    if matcher is not None and not isinstance(matcher, FaceMatcher):
+        try:
+            matcher = matcher(all(records[n].synthetic for n in clips))
+        except ImportError as err:  # the real embedders are an optional extra
+            log.warning("pair: the clips' faces were not compared (%s); the reference comes from every clip", err)
+            matcher = None
 
     if out_json.is_file():  # a dataset.json that cannot be extended is named before any work
         read_dataset_json(out_json)
@@ -233,9 +337,18 @@ def pair_folder(
 
     from tqdm.auto import tqdm
 
+    # every identity's clips agree (or the pairing is refused) before any file is written
+    agreements = {name: agree_on_clips(clips[name], matcher, name=repr(name)) if matcher is not None else None
+                  for name in sorted(clips)}
     entries, provenance = [], {}
     for name in tqdm(sorted(clips), desc="pairing", unit="identity", disable=not progress):
         ref = root / "refs" / f"{name}.jpg"
+        agreed = agreements[name]
+        usable = agreed.agreeing if agreed is not None and agreed.agreeing else clips[name]
+        if agreed is not None and agreed.disagreeing:
+            log.warning("pair: %d clip(s) of %r show another face than the other %d: %s", len(agreed.disagreeing), name,
+                        len(agreed.agreeing), ", ".join(f"{rel(c)} ({agreed.scores[c]:.3f} < {agreed.threshold:.2f})"
+                                                         for c in agreed.disagreeing))
         if reference_image is not None:
             img, how = read_image(reference_image), {"source": rel(Path(reference_image)), "how": "held portrait"}
             stored = fit_within(img, MAX_STORED_IMAGE_SIDE)
@@ -244,10 +357,12 @@ def pair_folder(
                                  f"(at most {MAX_STORED_IMAGE_SIDE} px on the long side)")
             img = stored
         elif reference == "first":
-            img, how = sample_frames(clips[name][0], [0])[0], {"source": rel(clips[name][0]), "frame": 0, "how": "first frame"}
+            img, how = sample_frames(usable[0], [0])[0], {"source": rel(usable[0]), "frame": 0, "how": "first frame"}
         else:
-            img, how = pick_reference_frame(clips[name], detector)
+            img, how = pick_reference_frame(usable, detector)
             how["source"] = rel(Path(how["source"]))
+        if agreed is not None:
+            how["agreement"] = agreed.to_dict(rel)
         write_image(stage.path(ref), img)
         voice_rel: list[str] = []
         if name in voices:

@@ -118,13 +118,14 @@ class ValidationReport:
             rates = _counts(f"{c.fps:g} fps" for c in self.clips)
             d = [c.duration for c in self.clips]
             f = [c.frames for c in self.clips]
-            faces = [c.face_fraction for c in self.clips]
+            faces = [c.face_fraction for c in self.clips if np.isfinite(c.face_fraction)]
             lum = [c.luminance for c in self.clips]
+            seen = (f"visible in {min(faces):.0%}-{max(faces):.0%} of sampled frames" if faces else "not looked for")
             lines += [
                 f"clips: {len(self.clips)} files; sizes {sizes}; {rates}; {min(d):.2f}-{max(d):.2f} s, "
                 f"{min(f)}-{max(f)} frames (smallest bucket: {min(b.frames for b in self.rules.bucket_list())})",
-                f"faces ({self.face_detector} detector): visible in {min(faces):.0%}-{max(faces):.0%} of sampled "
-                f"frames; luminance {min(lum):.0f}-{max(lum):.0f} (median {float(np.median(lum)):.0f})",
+                f"faces ({self.face_detector} detector): {seen}; luminance {min(lum):.0f}-{max(lum):.0f} "
+                f"(median {float(np.median(lum)):.0f})",
             ]
         if self.voices:
             lv = [v.rms_dbfs for v in self.voices]
@@ -214,6 +215,7 @@ def check_dataset(
     rules: ValidationRules | Mapping[str, Any] | None = None,
     buckets: Sequence[str | ResolutionBucket] | None = None,
     face_detector: str | FaceDetector = "auto",
+    faces: bool = True,
     progress: bool = False,
 ) -> ValidationReport:
     """Check files, media, consent and captions of every entry; one :class:`Problem` per finding and entry.
@@ -224,7 +226,9 @@ def check_dataset(
     fps differing from the rest, resolution below every bucket, quiet / clipped / mostly silent audio,
     duplicate clips, caption issues. The rules are ``rules`` if given, else the dataset's ``rules`` block,
     else the real-footage defaults (:class:`ValidationRules`); ``face_detector`` is ``"auto"``, ``"haar"``,
-    ``"toy"`` or a :class:`~ltxic.data.faces.FaceDetector`.
+    ``"toy"`` or a :class:`~ltxic.data.faces.FaceDetector`. ``faces=False`` skips locating faces in sampled frames
+    (most of the time on toy clips; it only ever gives the ``face_not_visible`` warning): the check that training
+    runs before caching, which needs the errors only.
 
     The identity checks (face, voice, lip sync against the references) are a layer above:
     :func:`ltxic.identity.dataset_check.validate_dataset` (``ltxic.validate_dataset``) runs this, then them.
@@ -235,9 +239,9 @@ def check_dataset(
     ds = load_dataset(path)
     root = path.parent
     rules_used, source = resolve_rules(ds, rules, buckets)
-    detector = _pick_detector(ds, rules_used, face_detector)
+    detector = _pick_detector(ds, rules_used, face_detector) if faces else None
     report = ValidationReport(path, len(ds.entries), rules=rules_used, rules_source=source,
-                              face_detector=getattr(detector, "name", type(detector).__name__))
+                              face_detector=getattr(detector, "name", type(detector).__name__) if faces else "none")
     add = report.problems.append
     users: dict[tuple[str, str], list[int]] = {}  # (field, relative path) -> entries using that existing file
     for i, e in enumerate(ds.entries):
@@ -312,8 +316,9 @@ def _thumb(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(_luma(frame), (16, 16), interpolation=cv2.INTER_AREA)
 
 
-def measure_clip(file: Path, rel: str, rules: ValidationRules, detector: FaceDetector) -> ClipStats:
-    """Probe a clip, sample ``rules.face_samples`` frames (face, luminance) and check its audio for clipping."""
+def measure_clip(file: Path, rel: str, rules: ValidationRules, detector: FaceDetector | None) -> ClipStats:
+    """Probe a clip, sample ``rules.face_samples`` frames (face, luminance) and check its audio for clipping.
+    Without a ``detector`` faces are not looked for (``face_fraction`` NaN)."""
     from ltxic.io.media import probe_video, read_video_audio
     from ltxic.data.speech import CLIP_LEVEL
 
@@ -325,7 +330,7 @@ def measure_clip(file: Path, rel: str, rules: ValidationRules, detector: FaceDet
         from ltxic.io.media import MediaError
 
         raise MediaError(f"{file}: no frame could be decoded; re-export the clip")
-    faces = [bool(detector.detect(frames[k])) for k in sorted(frames)]
+    faces = [bool(detector.detect(frames[k])) for k in sorted(frames)] if detector is not None else []
     clipped = None
     if info.has_audio:
         audio = read_video_audio(file).numpy()
@@ -334,7 +339,7 @@ def measure_clip(file: Path, rel: str, rules: ValidationRules, detector: FaceDet
     return ClipStats(
         path=rel, entries=[], frames=info.frames, fps=info.fps, width=info.width, height=info.height,
         duration=info.duration, luminance=float(np.mean([_luma(f).mean() for f in frames.values()])),
-        face_fraction=sum(faces) / len(faces), sampled_frames=len(faces), has_audio=info.has_audio,
+        face_fraction=sum(faces) / len(faces) if faces else float("nan"), sampled_frames=len(frames), has_audio=info.has_audio,
         audio_clipped_fraction=clipped, sha256=sha256_file(file), thumbnails=np.stack([_thumb(first), _thumb(mid)]),
         rotation=info.rotation,
     )
@@ -437,7 +442,7 @@ def lighting_outliers(luminance: Sequence[float], z: float = 2.5, min_spread_sto
 
 
 def _check_all_media(root: Path, users: dict[tuple[str, str], list[int]], rules: ValidationRules,
-                     detector: FaceDetector, report: ValidationReport, progress: bool) -> None:
+                     detector: FaceDetector | None, report: ValidationReport, progress: bool) -> None:
     from tqdm.auto import tqdm
 
     from ltxic.io.media import MediaError, read_image

@@ -5,7 +5,10 @@
   (:mod:`~ltxic.identity.real`) or the user's weights (:mod:`~ltxic.identity.user`);
 * :mod:`~ltxic.identity.metrics`: ``identity_scores``, ``identity_windows``, ``drift_curve``, ``compare_checkpoints``;
 * :mod:`~ltxic.identity.lipsync`: mouth opening against the speech envelope;
-* :mod:`~ltxic.identity.dataset_check`: ``validate_dataset``, the data checks plus the identity checks;
+* :mod:`~ltxic.identity.dataset_check`: ``validate_dataset``, the data checks plus the identity checks (a mismatch
+  is an error);
+* :mod:`~ltxic.identity.agreement`: ``face_matcher``, the embedders as the face matcher ``ltxic pair`` uses to pick a
+  reference the clips agree on;
 * :mod:`~ltxic.identity.evaluate`: base against IC-LoRA on held-out identities; :mod:`~ltxic.identity.embedder_eval`
-  measures the embedders themselves.
+  measures the embedders themselves, :mod:`~ltxic.identity.margins` their thresholds' margins.
 """

@@ -2,8 +2,12 @@
 
 :func:`validate_dataset` (``ltxic validate``) runs the data checks (:func:`ltxic.data.validate.check_dataset`), then,
 with ``identity=True`` (the default for real footage), these: every entry's clip is scored against its own reference image and voice with the identity embedders
-(:mod:`ltxic.identity.embedders`), per clip and per window, and its lip sync is measured. A clip of someone else, a voice
-that is not the subject's, or audio that drifted off the picture becomes a warning with its numbers.
+(:mod:`ltxic.identity.embedders`), per clip and per window, and its lip sync is measured. A clip of someone else or a
+voice that is not the subject's is an error (``identity_mismatch``, ``voice_mismatch``: the entry must not be trained
+on; ``ltxic train`` refuses the dataset) when the embedders' thresholds are trusted to decide (toy embedders on toy
+clips; dlib and GE2E: a published operating point and a calibration), a warning with user weights. Audio that
+drifted off the picture is a warning with its numbers; a voice recorded at too low a sample rate is an error naming
+the rate.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ def check_identity(ds: Any, root: Path, report: Any, *, embedders: Any = "auto",
                    voice_weights: Any = None, window_s: float = 1.0, faces_per_second: float = 2.0,
                    progress: bool = False) -> None:
     """Score every entry's clip against its references; fill ``report.identity`` / ``report.embedders`` and add
-    warnings (``identity_mismatch``, ``voice_mismatch``, ``audio_offset``) and errors (``no_face`` in a reference).
+    errors (``identity_mismatch``, ``voice_mismatch`` when ``models.decisive``; ``no_face`` in a reference;
+    ``voice_sample_rate``, ``unusable_voice``) and warnings (``audio_offset``; the mismatches otherwise).
     A clip's voice similarity compares its whole speech with the whole reference; per window, each window's.
 
     Faces are located and embedded ``faces_per_second`` times a second (every frame's mouth is still measured for
@@ -82,7 +87,8 @@ def check_identity(ds: Any, root: Path, report: Any, *, embedders: Any = "auto",
             try:
                 curve = identity_windows(clip, image, ref_audio, window_s=window_s, embedders=models, frame_stride=stride)
             except (SilentAudioError, SampleRateError) as err:
-                add(Problem(i, "reference_audio", "unusable_voice", str(err)))
+                code = "voice_sample_rate" if isinstance(err, SampleRateError) else "unusable_voice"
+                add(Problem(i, "reference_audio", code, str(err)))
                 curve = identity_windows(clip, image, None, window_s=window_s, embedders=models, frame_stride=stride)
         except NoFaceError as err:
             add(Problem(i, "reference_image", "no_face", str(err)))
@@ -92,7 +98,11 @@ def check_identity(ds: Any, root: Path, report: Any, *, embedders: Any = "auto",
             continue  # reported as unreadable_media
         found = ~np.isnan(curve.per_frame[::stride])
         face = float(np.nanmean(curve.per_frame)) if found.any() else None
-        voice = _clip_voice(models, clip, ref_audio) if curve.voice is not None else None
+        try:
+            voice = _clip_voice(models, clip, ref_audio) if curve.voice is not None else None
+        except SampleRateError as err:
+            add(Problem(i, "video_path", "voice_sample_rate", f"{err}; or drop the clip's audio track"))
+            voice = None
         ls = curve.lip_sync
         offset, corr, conf = (ls.offset_ms, ls.correlation, ls.confidence) if ls is not None else (None, None, None)
         row = ClipIdentity(i, e.identity, e.video_path, _num(face), round(float(found.mean()), 4), _num(voice),
@@ -105,10 +115,11 @@ def check_identity(ds: Any, root: Path, report: Any, *, embedders: Any = "auto",
 def _clip_voice(models: Any, clip: Path, ref_audio: Path) -> float | None:
     """The clip's whole speech against the whole reference (as the voice model's own verification does)."""
     from ltxic.identity.embedders import SilentAudioError
-    from ltxic.io.media import read_audio, read_video_audio
+    from ltxic.io.media import probe_video, read_audio, read_video_audio
 
-    try:
-        clip_emb = models.voice_reference(read_video_audio(clip, 16000), 16000, source=clip)
+    rate = probe_video(clip).audio_sample_rate or 16000
+    try:  # at the track's own rate: a low-rate track is named (SampleRateError), not scored as another speaker
+        clip_emb = models.voice_reference(read_video_audio(clip), int(rate), source=clip)
     except SilentAudioError:
         return None
     wave, sr = read_audio(ref_audio)
@@ -116,16 +127,23 @@ def _clip_voice(models: Any, clip: Path, ref_audio: Path) -> float | None:
 
 
 def _problems(row: ClipIdentity, models: Any, fps: float, add: Any, problem: Any) -> None:
+    severity = "error" if models.decisive else "warning"
+    trust = ("" if models.decisive else " (user weights: ltxic has not measured their threshold, so this is a warning)")
     if row.face_similarity is not None and row.face_similarity < models.face_threshold:
+        d = models.face_distance(row.face_similarity)
+        score = f"{row.face_similarity:.3f}" + (f" (distance {d:.3f}, same person below {models.face_distance(models.face_threshold):.2f})"
+                                                 if d is not None else "")
         add(problem(row.entry, "video_path", "identity_mismatch",
-                    f"{row.path}: the face matches the reference at {row.face_similarity:.3f}, below the same-person "
-                    f"threshold {models.face_threshold:.2f} of the {models.kind} face embedder: another person, or a face "
-                    "too small, turned or dark; check the clip and its identity", "warning"))
+                    f"{row.path}: the face matches {row.identity!r}'s reference at {score}, below the same-person "
+                    f"threshold {models.face_threshold:.2f} of the {models.kind} face embedder: another person (or a face "
+                    f"too small, turned or dark). Fix: remove the entry or replace the clip with one of {row.identity!r}; if "
+                    f"the clip is right, fix the reference image{trust}", severity))
     if row.voice_similarity is not None and row.voice_similarity < models.voice_threshold:
         add(problem(row.entry, "video_path", "voice_mismatch",
-                    f"{row.path}: the clip's voice matches the reference voice at {row.voice_similarity:.3f}, below the "
-                    f"threshold {models.voice_threshold:.2f}: another speaker, music or noise; check the audio track",
-                    "warning"))
+                    f"{row.path}: the clip's voice matches {row.identity!r}'s reference voice at {row.voice_similarity:.3f}, "
+                    f"below the threshold {models.voice_threshold:.2f}: another speaker (or music, noise). Fix: remove the "
+                    f"entry or replace the clip's audio with {row.identity!r}'s speech; if the clip is right, fix the "
+                    f"reference audio{trust}", severity))
     # only a clear peak says where the audio is: a still mouth or unrelated audio gives a low, flat curve
     if (row.lip_sync_offset_ms is not None and (row.lip_sync_correlation or 0) >= 0.5
             and (row.lip_sync_confidence or 0) >= 0.4 and abs(row.lip_sync_offset_ms) > 1500.0 / fps):
@@ -153,7 +171,7 @@ def validate_dataset(
     ``identity`` (default: on for real footage, off for a synthetic dataset, whose identities hold by
     construction) scores each clip against its references with the identity embedders (``embedders``, chosen by the
     dataset's synthetic marker when ``"auto"``): face and voice similarity and lip sync per clip and per window
-    (:func:`check_identity`), warning about clips below the same-person thresholds or out of sync.
+    (:func:`check_identity`): clips below the same-person thresholds are errors, clips out of sync warnings.
     ``data_checks`` (``rules``, ``buckets``, ``face_detector``) go to :func:`~ltxic.data.validate.check_dataset`.
     """
     report = check_dataset(path, check_media=check_media, progress=progress, **data_checks)

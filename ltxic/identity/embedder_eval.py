@@ -103,8 +103,13 @@ def toy_faces(n: int, seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int, i
     return np.stack(imgs), boxes
 
 
-def _pairs(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    sim = emb @ emb.T
+def score_matrix(m: IdentityModels, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Face scores of every row of ``a`` against every row of ``b`` (:meth:`IdentityModels.face_score`)."""
+    return np.stack([m.face_score(b, x) for x in a]) if len(a) else np.zeros((0, len(b)), np.float32)
+
+
+def _pairs(emb: np.ndarray, labels: np.ndarray, m: IdentityModels | None = None) -> tuple[np.ndarray, np.ndarray]:
+    sim = score_matrix(m, emb, emb) if m is not None else emb @ emb.T
     iu = np.triu_indices(len(emb), 1)
     same = labels[:, None] == labels[None, :]
     return sim[iu][same[iu]], sim[iu][~same[iu]]
@@ -135,10 +140,10 @@ def face_verification(models: IdentityModels | str = "real", views: int = 12, to
                 embs.append(emb[0])
                 labels.append(k)
     embs_a, labels_a = np.stack(embs), np.array(labels)
-    same, diff_people = _pairs(embs_a, labels_a)
+    same, diff_people = _pairs(embs_a, labels_a, m)
     toy_imgs, toy_boxes = toy_faces(toy, seed)
     toy_emb = m.face.embed(toy_imgs, toy_boxes)
-    diff_toy = (embs_a @ toy_emb.T).ravel()
+    diff_toy = score_matrix(m, embs_a, toy_emb).ravel()
     toy_found = int(sum(b is not None for b in m.locator.locate(toy_imgs)))
     out: dict[str, Any] = {
         "embedders": m.describe(), "photos": sorted(photos), "views_per_photo": views,

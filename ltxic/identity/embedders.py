@@ -30,7 +30,8 @@ METRICS_EXTRA = 'pip install -e ".[metrics]"  (or: pip install dlib-bin face_rec
 
 __all__ = [
     "Box", "FaceEmbedder", "FaceLocator", "IdentityModels", "MissingExtraError", "NoFaceError",
-    "SilentAudioError", "SampleRateError", "VoiceEmbedder", "mono", "source_label", "speech_only", "voiced_mask",
+    "SilentAudioError", "SampleRateError", "VoiceEmbedder", "mono", "source_label", "speech_only", "upper_band_level",
+    "voiced_mask",
 ]
 
 
@@ -67,7 +68,9 @@ class FaceLocator(Protocol):
 
 @runtime_checkable
 class FaceEmbedder(Protocol):
-    """Face crop -> unit vector: cosine similarity of two says "same person?"."""
+    """Face crop -> vector. ``metric`` (optional attribute, default ``"cosine"``): ``"cosine"`` for unit vectors
+    compared by their dot product, ``"euclidean"`` for descriptors compared by their distance (dlib's), scored
+    as ``1 - d**2 / 2`` (:meth:`IdentityModels.face_score`: the cosine, for unit vectors)."""
 
     name: str
     dim: int
@@ -125,9 +128,11 @@ def source_label(source: Any) -> str:
 class IdentityModels:
     """A face locator, a face embedder and a voice embedder of one kind, and how to read their cosines.
 
-    ``face_threshold`` / ``voice_threshold``: the cosine at or above which the pair is judged the same person
-    (measured: ``benchmarks/README.md``). ``reference_locator``: the locator for reference portraits, when it
-    differs from the one for clip frames.
+    ``face_threshold`` / ``voice_threshold``: the score (:meth:`face_score`; cosine for voices) at or above which
+    the pair is judged the same person; ``notes["thresholds"]`` says where each comes from (a published operating
+    point or a calibration: ``benchmarks/README.md``, "Identity embedders"). ``decisive``: the thresholds are
+    trusted to decide, so a clip below them is an error in ``ltxic validate`` (and training refuses it), not a
+    warning. ``reference_locator``: the locator for reference portraits, when it differs from the one for clip frames.
     """
 
     kind: str
@@ -138,6 +143,7 @@ class IdentityModels:
     voice_threshold: float
     reference_locator: FaceLocator | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    decisive: bool = True
     _refs: dict[tuple, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _cached(self, what: str, source: Any, compute: Any) -> np.ndarray:
@@ -172,6 +178,21 @@ class IdentityModels:
         emb = self.face.embed(frames, only)
         return emb, np.array([b is not None for b in only], bool), boxes
 
+    def face_score(self, emb: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Same-person score of face embeddings ``emb`` (..., dim) against ``ref`` (dim,) (NaN rows stay NaN): the
+        cosine of unit vectors, or ``1 - d**2 / 2`` of the Euclidean distance ``d`` for a ``"euclidean"`` embedder
+        (equal to the cosine when both vectors have unit length). Higher is more alike; compare with ``face_threshold``."""
+        emb, ref = np.asarray(emb, np.float32), np.asarray(ref, np.float32)
+        if getattr(self.face, "metric", "cosine") == "euclidean":
+            return 1.0 - 0.5 * ((emb - ref) ** 2).sum(-1)
+        return emb @ ref
+
+    def face_distance(self, score: float) -> float | None:
+        """The Euclidean distance a :meth:`face_score` stands for (``"euclidean"`` embedders), else None."""
+        if getattr(self.face, "metric", "cosine") != "euclidean":
+            return None
+        return float(np.sqrt(max(0.0, 2.0 * (1.0 - float(score)))))
+
     def face_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         emb, found, _ = self.face_track(frames)
         return emb, found
@@ -199,21 +220,35 @@ class IdentityModels:
         return self.locator.mouth_aperture(frames, self.locator.locate(frames) if boxes is None else boxes)
 
     # ------------------------------------------------------------------------------------------ voice
-    def _check_rate(self, sr: int, source: Any) -> None:
+    def _check_rate(self, sr: int, source: Any, waveform: Any = None) -> None:
+        """:class:`SampleRateError` naming the rate when ``sr`` is below the voice model's ``min_sample_rate``, or
+        when ``waveform`` (given) has no sound in the upper band that rate holds: audio recorded at a low rate
+        (telephone audio: 8000 Hz) and resampled up reads as another speaker, not as low-rate audio."""
         if not isinstance(sr, (int, np.integer)) or sr <= 0:
             raise SampleRateError(f"{source_label(source)}: sample rate {sr!r} is not a positive integer; pass the rate in Hz")
-        if sr < self.voice.min_sample_rate:
+        need = int(self.voice.min_sample_rate)
+        if sr < need:
             raise SampleRateError(
-                f"{source_label(source)}: sample rate {sr} Hz is below the {self.voice.min_sample_rate} Hz the {self.voice.name} "
+                f"{source_label(source)}: sample rate {sr} Hz is below the {need} Hz the {self.voice.name} "
                 f"voice model needs (its upper frequencies are missing); record or export the audio at "
                 f"{self.voice.sample_rate} Hz or more")
+        if waveform is None or need < 8000:
+            return
+        level = upper_band_level(mono(waveform, int(sr), int(sr)), int(sr), need)
+        if level is not None and level < BAND_LIMITED_DB:
+            raise SampleRateError(
+                f"{source_label(source)}: stored at {int(sr)} Hz, but it holds no sound between {0.3125 * need / 1000:g} and "
+                f"{0.45 * need / 1000:g} kHz ({level:.0f} dB of its speech energy; speech recorded at {need} Hz or "
+                f"more has about -20 to -36 dB there): it was recorded at a sample rate of about {int(0.625 * need)} Hz "
+                f"or less (telephone audio: 8000 Hz) and resampled. The {self.voice.name} voice model needs {need} Hz "
+                "audio; use a recording made at 16 kHz or more")
 
     def voice_windows(self, waveform: np.ndarray | torch.Tensor, sr: int, window_s: float | None = None,
                       hop_s: float | None = None, source: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sliding-window embeddings: (embeddings (W, dim), NaN rows for windows without speech; window start
         times in s (W,); voiced mask (W,)). ``window_s`` defaults to the voice model's own span, ``hop_s`` to half
         of it. A clip shorter than one window is one window, zero-padded."""
-        self._check_rate(sr, source)
+        self._check_rate(sr, source)  # no band check: generated audio is scored here too, references are checked
         sr_m = self.voice.sample_rate
         wave = self._prepare(mono(waveform, int(sr), sr_m))
         window_s = self.voice.window_s if window_s is None else window_s
@@ -234,7 +269,7 @@ class IdentityModels:
         return self._cached("voice", source, lambda: self._voice_reference(waveform, sr, source))
 
     def _voice_reference(self, waveform: np.ndarray | torch.Tensor, sr: int, source: Any) -> np.ndarray:
-        self._check_rate(sr, source)
+        self._check_rate(sr, source, waveform)
         wave = self._prepare(mono(waveform, int(sr), self.voice.sample_rate))
         speech = speech_only(wave, self.voice.sample_rate)
         if speech is None:
@@ -251,10 +286,33 @@ class IdentityModels:
         """What a report should say about these embedders."""
         return {"kind": self.kind, "face": self.face.name, "voice": self.voice.name, "locator": self.locator.name,
                 "face_threshold": round(float(self.face_threshold), 4),
-                "voice_threshold": round(float(self.voice_threshold), 4), **self.notes}
+                "voice_threshold": round(float(self.voice_threshold), 4), "decisive": self.decisive, **self.notes}
 
     def label(self) -> str:
         return f"{self.kind}: face {self.face.name}, voice {self.voice.name}"
+
+
+# Below this level (dB of the speech energy) in the band 0.31-0.45 x a model's minimum rate (5-7.2 kHz for 16 kHz), a
+# recording was made at a lower rate and resampled up: espeak-ng speakers at 22.05 kHz measure -23 to -36 dB there,
+# the same speech through 8 kHz and back up -60 to -79 dB (benchmarks/README.md, "Identity embedders").
+BAND_LIMITED_DB = -50.0
+
+
+def upper_band_level(wave: np.ndarray, sr: int, min_sample_rate: int, frame: int = 512) -> float | None:
+    """Energy in ``[0.3125, 0.45] x min_sample_rate`` Hz relative to all energy, in dB, over the loud frames of a mono
+    recording (None when it is too short or silent): near -60 dB and below, the recording holds nothing up there."""
+    x = np.asarray(wave, np.float64)
+    n = len(x) // frame
+    if n < 4 or sr < 0.9 * min_sample_rate:
+        return None
+    frames = x[: n * frame].reshape(n, frame)
+    rms = np.sqrt((frames**2).mean(1))
+    if rms.max() < 1e-4:
+        return None
+    power = (np.abs(np.fft.rfft(frames[rms >= 0.1 * rms.max()] * np.hanning(frame), axis=1)) ** 2).sum(0)
+    f = np.fft.rfftfreq(frame, 1.0 / sr)
+    band = power[(f >= 0.3125 * min_sample_rate) & (f <= 0.45 * min_sample_rate)].sum()
+    return float(10 * np.log10(max(band, 1e-30) / max(power.sum(), 1e-30)))
 
 
 def speech_only(wave: np.ndarray, sr: int, frame_s: float = 0.03) -> np.ndarray | None:

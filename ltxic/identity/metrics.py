@@ -75,14 +75,15 @@ def reference_face_embedding(reference_image: ImageLike, embedders: Embedders | 
 
 def face_similarity(frames: np.ndarray, reference_image: ImageLike, embedders: Embedders | None = None,
                     dataset: Any = None) -> np.ndarray:
-    """Per-frame cosine similarity (F,) of the face in each uint8 (F, H, W, 3) frame to the reference's face.
+    """Per-frame same-person score (F,) of the face in each uint8 (F, H, W, 3) frame against the reference's face
+    (:meth:`~ltxic.identity.embedders.IdentityModels.face_score`: the cosine, or ``1 - d**2/2`` for dlib's distance).
 
     NaN where no face was located in the frame (use ``np.isnan`` to count them, ``np.nanmean`` to average).
     """
     e = identity_models(embedders, dataset=dataset)
     ref = reference_face_embedding(reference_image, e)
     emb, _ = e.face_frames(np.asarray(frames))
-    return emb @ ref
+    return e.face_score(emb, ref)
 
 
 def reference_voice_embedding(reference_audio: AudioLike, ref_sr: int | None = None, embedders: Embedders | None = None,
@@ -156,7 +157,7 @@ def _face_track(e: IdentityModels, v: _Video, reference_image: ImageLike,
     stride = _stride(e, v.fps, frame_stride)
     ref = reference_face_embedding(reference_image, e)
     emb, found, boxes = e.face_track(v.frames, stride)
-    return emb @ ref, found, boxes, stride
+    return e.face_score(emb, ref), found, boxes, stride
 
 
 def clip_lip_sync(video: Any, embedders: Embedders | None = None, dataset: Any = None, *, max_offset_ms: float = 500.0,

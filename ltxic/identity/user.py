@@ -141,4 +141,5 @@ def user_models(face_weights: Path | None, voice_weights: Path | None, device: s
         ECAPA_THRESHOLD if voice_weights else VOICE_THRESHOLD,
         notes={"weights": f"face {face_weights or 'real (dlib)'}, voice {voice_weights or 'real (GE2E)'}",
                "thresholds": "user models' thresholds are common published values, not measured by ltxic"},
+        decisive=not (face_weights or voice_weights),  # ltxic cannot vouch for thresholds of weights it never saw
     )

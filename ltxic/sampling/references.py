@@ -127,6 +127,26 @@ def require_consent(consent: ConsentRecord | dict[str, Any] | None, medium: str,
 
 
 
+DETECT_MAX_SIDE = 640  # faces are looked for on the portrait scaled to at most this size (Haar time grows with pixels)
+
+
+def require_face(img: np.ndarray, path: PathLike, detector: Any) -> None:
+    """:class:`ReferenceMediaError` when ``detector`` (:class:`ltxic.data.faces.FaceDetector`) finds no face in a
+    reference portrait: the model would be conditioned on something that is not a person (``ltxic validate``
+    refuses such a reference in a dataset too)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+    small = img if scale == 1.0 else cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                interpolation=cv2.INTER_AREA)
+    if not detector.detect(np.ascontiguousarray(small)):
+        raise ReferenceMediaError(
+            f"{path}: no face was found in the reference image (by the {detector.name} face detector, on the image "
+            f"{'scaled to ' + str(small.shape[1]) + 'x' + str(small.shape[0]) if scale < 1 else 'at its size'}); use a "
+            "frontal, evenly lit portrait of the person with the face at least 80 pixels tall")
+
+
 def prepare_reference_image(
     path: PathLike,
     width: int,
@@ -134,11 +154,19 @@ def prepare_reference_image(
     *,
     consent: ConsentRecord | dict[str, Any] | None,
     identity: str | None = None,
+    face_detector: Any = "auto",
 ) -> PreparedImage:
-    """Read a reference portrait and bring it to ``width x height`` (the reference resolution)."""
+    """Read a reference portrait, refuse it when no face is in it (``face_detector``: ``"auto"``, the toy locator
+    for a synthetic consent record and OpenCV's Haar cascade otherwise, a :class:`ltxic.data.faces.FaceDetector`, or
+    None to skip), and bring it to ``width x height`` (the reference resolution)."""
+    from ltxic.data.faces import make_face_detector
+
     path = Path(path)
-    require_consent(consent, "face", path, identity)
+    record = require_consent(consent, "face", path, identity)
     img = read_image(path)
+    if face_detector is not None:
+        kind = ("toy" if record.synthetic else "haar") if face_detector == "auto" else face_detector
+        require_face(img, path, make_face_detector(kind))
     h, w = img.shape[:2]
     notes: list[str] = []
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
@@ -238,5 +266,6 @@ __all__ = [
     "prepare_reference_audio",
     "prepare_reference_image",
     "require_consent",
+    "require_face",
     "resize_cover_crop",
 ]

@@ -39,10 +39,12 @@ def consent_record(identity: Identity) -> dict:
     }
 
 
-def toy_rules(width: int, height: int, frames: int) -> dict:
+def toy_rules(width: int, height: int, frames: int, fps: float = 24.0) -> dict:
     """The ``rules`` block of a toy dataset.json: its clips are short by design (49 frames at 24 fps = 2 s, under
-    the 3 s guidance for real footage) and rendered at exactly one training bucket."""
-    return {"clip_seconds": [1.0, 10.0], "buckets": [f"{width}x{height}x{frames}"]}
+    the 3 s guidance for real footage; the tests' 17-frame clips last 0.71 s) and rendered at exactly one training
+    bucket, so the minimum length is the rendered one (at most 1 s): a toy dataset passes its own rules."""
+    shortest = min(1.0, int(frames / fps * 100) / 100)
+    return {"clip_seconds": [shortest, 10.0], "buckets": [f"{width}x{height}x{frames}"]}
 
 
 def _seed(*parts: object) -> int:
@@ -85,7 +87,7 @@ def make_dataset(
     names = [i.name for i, _, _ in plan]
     if len(set(names)) != len(names):
         raise ValueError(f"identities: names must be unique, got {names}")
-    dataset = {"version": 1, "rules": toy_rules(width, height, frames), "identities": {}, "entries": []}
+    dataset = {"version": 1, "rules": toy_rules(width, height, frames, fps), "identities": {}, "entries": []}
     truth = {"identities": {}, "clips": {}}
     total = sum(n for _, _, n in plan)
     with tqdm(total=total, desc="toy clips", unit="clip", disable=not progress) as bar:

@@ -166,6 +166,14 @@ class DatasetConfig(_Section):
     cache_dir: ConfigPath | None = Field(
         None, json_schema_extra=_fix("a folder for cached latents, or null for the trainer's default")
     )
+    identity_checks: bool | None = Field(
+        None, json_schema_extra=_fix("null (as `ltxic validate`: on for real footage, off for a synthetic dataset), "
+                                     "true (also score a toy dataset's clips against their references) or false")
+    )
+    allow_validation_errors: bool = Field(
+        False, json_schema_extra=_fix("false (refuse a dataset that `ltxic validate` finds errors in, e.g. a clip of "
+                                      "another person) or true (train anyway; the run records the errors it overrode)")
+    )
 
 
 class TrainingStrategyConfig(_Section):

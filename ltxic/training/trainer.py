@@ -139,13 +139,18 @@ def _validator(cfg: Any, strategy: Any, models: Any, device: torch.device) -> Va
     return validate
 
 
-def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(config: Any, *, resume: bool = False, progress: bool = True, allow_invalid_dataset: bool = False) -> TrainResult:
     """Train an IC-LoRA as a config describes (a :class:`ltxic.training.config.TrainingConfig` or a YAML path).
 
     Builds the model kit from the ``model`` section (:meth:`ltxic.models.kit.Models.from_config`: the tiny kit, or
     LTX-2.3 from its official files), caches the dataset's latents and text features (under ``dataset.cache_dir`` or
     ``output.dir/cache``) and the validation prompts, frees the encoders, then builds the base transformer, injects
     the LoRA and runs :func:`run_training`. ``resume=True`` continues the newest complete checkpoint in ``output.dir``.
+
+    Before caching, the dataset is validated (:func:`ltxic.training.dataset_gate.check_dataset_for_training`): a dataset
+    with errors (a clip of another person, a missing file, ...) is refused with each error and its fix
+    (:class:`~ltxic.training.dataset_gate.DatasetValidationError`) unless ``allow_invalid_dataset`` or
+    ``dataset.allow_validation_errors`` allows it; ``output.dir/dataset_check.json`` records the check and any override.
 
     Under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1) every rank runs this: each encodes its share of
     the cache, then trains on its share of each global batch (``optimization.distributed``: see
@@ -160,13 +165,15 @@ def train(config: Any, *, resume: bool = False, progress: bool = True) -> TrainR
     device = device_for()
     dist = setup(options.distributed, device)  # torchrun / accelerate launch: join the process group
     try:
-        return _train(cfg, options, dist, device, resume=resume, progress=progress)
+        return _train(cfg, options, dist, device, resume=resume, progress=progress, allow_invalid_dataset=allow_invalid_dataset)
     finally:
         dist.close()
 
 
-def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, resume: bool, progress: bool) -> TrainResult:
+def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, resume: bool, progress: bool,
+           allow_invalid_dataset: bool = False) -> TrainResult:
     from ltxic.training.cache import build_cache, load_cached
+    from ltxic.training.dataset_gate import check_dataset_for_training
     from ltxic.models.kit import Models
     from ltxic.models.lora import save_lora
     from ltxic.models.strategies import collate, get_strategy
@@ -175,7 +182,9 @@ def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, 
     progress = progress and main
     options.progress = progress
     clock = StageClock()
-    models = Models.from_config(cfg.model, device=device, seed=cfg.optimization.seed)
+    models = Models.from_config(cfg.model, device=device, seed=cfg.optimization.seed)  # finds the files, loads little
+    with clock("dataset check"):  # before anything is cached or trained; every rank decides alike
+        checked = check_dataset_for_training(cfg, options.output_dir, allow=allow_invalid_dataset, write=main)
     video_codec, audio_codec = models.video_codec, models.audio_codec
     # token positions follow the codecs' compression (the tiny video codec is 16x in space, LTX-2's VAE 32x)
     strategy = get_strategy(cfg.training_strategy.name, cfg.training_strategy.reference_downscale_factor,
@@ -240,7 +249,9 @@ def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, 
         if main:
             summary = _step_summary(options.output_dir / METRICS_FILE) if (options.output_dir / METRICS_FILE).exists() else {}
             summary.update(recompute_blocks=getattr(model, "ltxic_recompute_blocks", None), compiled=getattr(model, "ltxic_compiled", False),
-                           activation_memory_budget=options.activation_memory_budget)
+                           activation_memory_budget=options.activation_memory_budget,
+                           dataset_check={"ok": checked.ok, "errors": len(checked.errors), "overridden": checked.overridden,
+                                          "override": checked.override})
             try:
                 write_json_atomic(options.output_dir / "stages.json", {"stages": clock.as_dict(), **summary})
             except Exception:
