@@ -266,9 +266,9 @@ def check_dataset(
             if is_outside(rel) and not ds.allow_outside_paths:
                 add(Problem(i, fld, "outside_dataset", locate_media(root, rel)[1] or rel))
                 continue
-            if not (root / rel).is_file():
-                what = "is a symbolic link loop or points nowhere" if (root / rel).is_symlink() else "does not exist"
-                add(Problem(i, fld, "missing_file", f"{rel} {what} (looked in {root})"))
+            if not (root / rel).is_file():  # missing, or a link that loops or points nowhere: say which, with the fix
+                add(Problem(i, fld, "missing_file", locate_media(root, rel, allow_outside=True)[1]
+                            or f"{rel} does not exist (looked in {root})"))
                 continue
             users.setdefault((fld, rel), []).append(i)
     if check_media:

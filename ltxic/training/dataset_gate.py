@@ -73,14 +73,16 @@ def check_dataset_for_training(cfg: Any, output_dir: Path, *, allow: bool = Fals
     check = DatasetCheck(str(path), report.ok, errors, len(report.warnings), report.identity is not None,
                          report.embedders, overridden=bool(errors) and override is not None,
                          override=override if errors else None, seconds=round(time.perf_counter() - start, 2))
-    if write:
-        write_json_atomic(Path(output_dir) / CHECK_FILE, check.to_dict())
     if errors and override is None:
-        listed = "\n".join(f"  - entry {e['entry'] if e['entry'] is not None else '-'}"
-                           f"{' (' + e['file'] + ')' if e['file'] else ''}: {e['problem']}: {e['detail']}" for e in errors)
+        items = [f"entry {e['entry'] if e['entry'] is not None else '-'}{' (' + e['file'] + ')' if e['file'] else ''}: "
+                 f"{e['problem']}: {e['detail']}" for e in errors]
+        # one error stays on one line (the one-line errors of every ltxic command); several are listed
+        listed = f" {items[0]}." if len(items) == 1 else "\n" + "\n".join(f"  - {item}" for item in items) + "\n"
         raise DatasetValidationError(
-            f"{path}: {len(errors)} validation error(s); refusing to train on it (nothing was cached or trained):\n"
-            f"{listed}\nFix each as it says (the full report: ltxic validate {path}), or train anyway with "
+            f"{path}: {len(errors)} validation error(s); refusing to train on it (nothing was cached or trained):"
+            f"{listed} Fix each as it says (the full report: ltxic validate {path}), or train anyway with "
             f"--allow-invalid-dataset (or dataset.allow_validation_errors: true); the run then records the errors it "
             f"overrode in {Path(output_dir) / CHECK_FILE}.")
+    if write:  # only for a run that goes on: a refused one leaves no file behind
+        write_json_atomic(Path(output_dir) / CHECK_FILE, check.to_dict())
     return check
