@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from ltxic.io.errors import InputError
+from ltxic.io.errors import InputError, human_bytes
 from ltxic.io.files import sha256_file, write_json_atomic
 
 MANIFEST_PATH = Path(__file__).with_name("assets_manifest.yaml")
@@ -199,19 +199,11 @@ def asset_status(
     return rows
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
-    return f"{n:.2f} TB"
-
-
 def format_status(rows: Sequence[FileStatus]) -> str:
     """A fixed-width table of :func:`asset_status` rows."""
     lines = [f"{'asset':<18} {'state':<10} {'size':>10}  path"]
     for r in rows:
-        size = ("" if r.size_exact else "~") + _human(r.expected_size)
+        size = ("" if r.size_exact else "~") + human_bytes(r.expected_size, 2)
         lines.append(f"{r.asset:<18} {r.state:<10} {size:>10}  {r.target}" + (f"  ({r.detail})" if r.detail else ""))
     counts = {s: sum(r.state == s for r in rows) for s in ("ok", "unverified", "missing", "corrupt")}
     lines.append(", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -261,13 +253,13 @@ def plan_download(
 def format_plan(plan: DownloadPlan) -> str:
     lines = [f"download root: {plan.root}"]
     for f, r in zip(plan.files, plan.rows):
-        size = ("" if f.size_exact else "~") + _human(f.size)
+        size = ("" if f.size_exact else "~") + human_bytes(f.size, 2)
         action = "fetch" if r in plan.to_fetch else "keep"
         lines.append(f"  {action:<5} {f.asset:<18} {size:>10}  {f.repo_id}/{f.filename} -> {r.target}")
     verdict = "fits" if plan.fits else "DOES NOT FIT"
     lines.append(
-        f"needed: {_human(plan.need_bytes)} for {len(plan.to_fetch)} file(s); "
-        f"free: {_human(plan.free_bytes)} on the disk of {plan.root} ({verdict})"
+        f"needed: {human_bytes(plan.need_bytes, 2)} for {len(plan.to_fetch)} file(s); "
+        f"free: {human_bytes(plan.free_bytes, 2)} on the disk of {plan.root} ({verdict})"
     )
     return "\n".join(lines)
 
@@ -276,7 +268,7 @@ def check_disk_space(plan: DownloadPlan) -> None:
     if not plan.fits:
         raise InsufficientDiskSpaceError(
             f"not enough disk space under {plan.root}: the download needs {plan.need_bytes} bytes "
-            f"({_human(plan.need_bytes)}) but only {plan.free_bytes} bytes ({_human(plan.free_bytes)}) are free. "
+            f"({human_bytes(plan.need_bytes, 2)}) but only {plan.free_bytes} bytes ({human_bytes(plan.free_bytes, 2)}) are free. "
             "Free some space, pick another --root, or fetch fewer assets with --only NAME."
         )
 

@@ -73,12 +73,13 @@ def free_bytes(path: str | os.PathLike[str]) -> int | None:
     return None
 
 
-def human_bytes(n: float) -> str:
+def human_bytes(n: float, digits: int = 1) -> str:
+    """``n`` bytes in decimal units with ``digits`` decimals: ``human_bytes(46.15e9, 2) == "46.15 GB"``."""
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.{digits}f} {unit}"
         n /= 1000
-    return f"{n:.1f} TB"
+    return f"{n:.{digits}f} TB"
 
 
 def disk_full_message(path: str | os.PathLike[str], needed: int | None = None,
