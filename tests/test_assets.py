@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import hashlib
 import http.server
 import socket
@@ -303,6 +305,56 @@ def test_crashed_run_resumes_from_its_part_file_on_the_next_run(hub, tmp_path, m
     assert get[2] == kept and get[3] == len(data) - kept
     assert (root / "models/checkpoints" / name).read_bytes() == data
     assert not part.exists()
+
+
+class _FillingDisk:
+    """A file whose disk fills after ``room`` more bytes: writes then fail as the kernel's do (ENOSPC)."""
+
+    def __init__(self, fh, room: int) -> None:
+        self.fh, self.room = fh, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.fh.write(data)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.fh.close()
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+
+def test_full_disk_mid_download_names_the_file_and_changes_nothing_in_the_tree(hub, tmp_path, monkeypatch, capsys):
+    """A full disk is not retried as a dropped connection: one message with the space needed; files already in the tree
+    stay as they were, the failed file is not placed, and its bytes stay in the .part for the next run."""
+    import builtins
+
+    import ltxic.data.assets as assets_module
+    from ltxic.cli import main
+
+    root = tmp_path / "comfy"
+    _download(hub, root, only=["distilled-lora"])
+    before = {p: p.read_bytes() for p in (root / "models").rglob("*") if p.is_file()}
+    assert before
+    monkeypatch.setattr(assets_module, "open", lambda path, mode="r", *a, **k: _FillingDisk(
+        builtins.open(path, mode, *a, **k), 100_000) if mode == "ab" else builtins.open(path, mode, *a, **k), raising=False)
+    argv = ["download", "--root", str(root), "--only", "checkpoint", "--manifest", str(hub.manifest_path)]
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub.cache_dir))
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    name = "ltx-toy-dev.safetensors"
+    assert "Traceback" not in err and "disk full" in err and name in err and "needed" in err, err
+    assert len(hub.gets(name)) == 1  # not retried as a dropped connection
+    assert {p: p.read_bytes() for p in (root / "models").rglob("*") if p.is_file()} == before
+    assert not (root / "models/checkpoints" / name).exists()
+    (part,) = (root / ".ltxic/downloads").rglob(f"{name}.*.part")
+    assert 0 < part.stat().st_size <= 100_000
 
 
 def test_corrupted_file_on_disk_is_detected_and_refetched(hub, tmp_path):

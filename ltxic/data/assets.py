@@ -13,6 +13,7 @@ run resumes from the ``.part`` on the next one (``hf_hub_download`` 2.x deletes 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -25,8 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from ltxic.io.errors import InputError, human_bytes
-from ltxic.io.files import sha256_file, write_json_atomic
+from ltxic.io.errors import InputError, disk_full_message, human_bytes, is_disk_full
+from ltxic.io.files import DiskFullError, sha256_file, write_json_atomic
 
 MANIFEST_PATH = Path(__file__).with_name("assets_manifest.yaml")
 STATE_DIR = ".ltxic"
@@ -301,6 +302,11 @@ def _http_download(
                              displayed_filename=part.name.rsplit(".", 2)[0])
                     break
                 except Exception as err:  # a dropped connection (the hub client's error types differ by version)
+                    if is_disk_full(err):  # not transient: say so, with the space the rest of the file needs
+                        left = expected_size - fh.tell() if expected_size is not None else None
+                        raise DiskFullError(errno.ENOSPC, disk_full_message(
+                            part, left, intact=f"Nothing was placed in the tree; the {fh.tell()} bytes that arrived stay "
+                                               f"in {part.name} and the next `ltxic download` resumes from them.")) from err
                     if attempt == _RESUMES or not _is_transient(err):
                         raise
             # the bytes that arrived stay in the part file; the next request asks for the rest (Range)
