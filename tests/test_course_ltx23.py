@@ -37,6 +37,7 @@ def course(tmp_path_factory) -> dict[str, Path]:
         for k in ("video_path", "reference_image", "reference_audio"):
             e[k] = str(DATA / e[k])
     data["identities"] = {k: v for k, v in data["identities"].items() if k in ("ava", "dex")}
+    data["allow_outside_paths"] = True  # the clips stay in data_samples/
     (root / "dataset.json").write_text(json.dumps(data))
     return {"root": root, "tree": root / "ComfyUI", "dataset": root / "dataset.json", "files": root / "files",
             "out": root / "executed"}

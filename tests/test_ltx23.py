@@ -46,6 +46,7 @@ def small_dataset(tmp_path_factory) -> Path:
             e[k] = str(DATA / e[k])
     data["entries"] = entries
     data["identities"] = {"ava": data["identities"]["ava"]}
+    data["allow_outside_paths"] = True  # the clips stay in data_samples/
     path = tmp_path_factory.mktemp("data") / "dataset.json"
     path.write_text(json.dumps(data))
     return path
