@@ -1,4 +1,4 @@
-"""``ltxic sample --two-stage`` beside ltx-pipelines' ``TI2VidTwoStagesPipeline``, same tree, same clip, one process.
+"""``ltxic sample --two-stage`` beside ltx-pipelines' ``TI2VidTwoStagesPipeline``, same tree, same clip, same run.
 
 Text to video with sound, LTX-2.3's defaults on both sides (ltx-pipelines' ``LTX_2_3_PARAMS``: 30 stage-1 steps with
 the multi-modal guidance, the distilled LoRA at 1.0 in stage 2), the same prompt, an empty negative prompt and one
@@ -6,7 +6,17 @@ seed. ltxic runs through its command line (``ltxic.cli.main``) and reports its o
 stages are timed by wrapping its module's helpers (``encode_prompts``, ``denoise_audio_video`` twice,
 ``upsample_video``, the video decoder, whose iterator is consumed inside the clock, and the audio decoder), with CUDA synchronized and the peak
 reset around each (:class:`ltxic.io.profiling.StageClock`). Model loading falls between the pipeline's stages and
-inside ltxic's, so compare the wall totals too. Results: ``OUT/side_by_side.json``.
+inside ltxic's, so compare the wall totals too. Each side runs in its own process (a fresh CUDA context, so
+each peak is its own), one after the other:
+
+* ``ltxic``: ``ltxic sample --two-stage`` as users run it (guidance passes batched, the default on a GPU);
+* ``ltxic-sequential``: the same with ``--no-batch-guidance``, the passes one after another as the pipelines run them;
+* ``pipelines``: ``TI2VidTwoStagesPipeline``;
+* ``ltxic-24gb``: ``--fp8 --offload-text-encoder`` with the process capped at 24 GiB
+  (``torch.cuda.set_per_process_memory_fraction``);
+* ``pipelines-24gb``: ``TI2VidTwoStagesPipeline`` with ``QuantizationPolicy.fp8_cast()`` under the same cap.
+
+Results: ``OUT/side_by_side.json``, rewritten after every side (a side that fails records its error).
 
 On a GPU, with the full-size tree (``benchmarks/ltx23_real_path.py`` shows how it is written)::
 
@@ -75,6 +85,7 @@ def run_ltxic(args: argparse.Namespace, out: Path) -> dict:
            "--height", str(args.height), "--frames", str(args.frames), "--seed", str(args.seed), "--out", str(out)]
     if args.miniature:
         cmd += ["--dtype", "float32", "--device", "cpu", "--stg-blocks", "1"]
+    cmd += SIDES[args.side]["ltxic_flags"]
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -123,8 +134,13 @@ def run_pipelines(args: argparse.Namespace) -> dict:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
+        quantization = None
+        if SIDES[args.side].get("fp8"):
+            from ltx_core.quantization import QuantizationPolicy
+
+            quantization = QuantizationPolicy.fp8_cast()
         pipe = two.TI2VidTwoStagesPipeline(str(tree / ltx23.CHECKPOINT_FILE), distilled, str(tree / ltx23.SPATIAL_UPSAMPLER_FILE),
-                                           str(tree / ltx23.GEMMA_DIR), [], device=device)
+                                           str(tree / ltx23.GEMMA_DIR), [], device=device, quantization=quantization)
         if args.miniature:
             pipe.pipeline_components.video_latent_channels = 16
             fused = pipe.stage_2_model_ledger.transformer
@@ -138,6 +154,34 @@ def run_pipelines(args: argparse.Namespace) -> dict:
             "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
 
 
+SIDES: dict[str, dict] = {
+    "ltxic": {"ltxic_flags": []},
+    "ltxic-sequential": {"ltxic_flags": ["--no-batch-guidance"]},
+    "pipelines": {},
+    "ltxic-24gb": {"ltxic_flags": ["--fp8", "--offload-text-encoder"], "cap_gib": 24},
+    "pipelines-24gb": {"fp8": True, "cap_gib": 24},
+}
+
+
+def run_side(args: argparse.Namespace) -> dict:
+    """One side in this process; its record."""
+    side = SIDES[args.side]
+    out = Path(args.out) / args.side
+    out.mkdir(parents=True, exist_ok=True)
+    record: dict = {"side": args.side}
+    if side.get("cap_gib") and torch.cuda.is_available() and not args.miniature:
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(side["cap_gib"] * 2**30 / total)
+        record["cap_gib"] = side["cap_gib"]
+    try:
+        record.update(run_pipelines(args) if args.side.startswith("pipelines") else run_ltxic(args, out))
+    except (Exception, SystemExit) as err:  # an OOM under the cap is a result too
+        record["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
+        if torch.cuda.is_available():
+            record["peak_gib_at_error"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tree", required=True, help="the ComfyUI tree with the official files")
@@ -146,16 +190,47 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=576)
     p.add_argument("--frames", type=int, default=121)
     p.add_argument("--seed", type=int, default=10)
+    p.add_argument("--sides", nargs="+", choices=list(SIDES), default=list(SIDES), help="which runs, in this order")
+    p.add_argument("--side", choices=list(SIDES), help=argparse.SUPPRESS)  # one side, in this process
+    p.add_argument("--side-timeout", type=float, default=600.0, help="seconds each side may take")
     p.add_argument("--miniature", action="store_true", help="CPU, float32, the miniature: checks the harness only")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.side:
+        (out / args.side).mkdir(parents=True, exist_ok=True)
+        (out / args.side / "record.json").write_text(json.dumps(run_side(args), indent=1) + "\n")
+        return 0
+    import os
+    import subprocess
+
     result = {"size": f"{args.width}x{args.height}x{args.frames}", "prompt": PROMPT, "miniature": args.miniature,
               "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() and not args.miniature else "cpu",
-              "ltxic": run_ltxic(args, out / "ltxic"), "ltx_pipelines": run_pipelines(args)}
-    result["time_ratio_ltxic_over_pipelines"] = round(result["ltxic"]["wall_seconds"] / result["ltx_pipelines"]["wall_seconds"], 3)
-    (out / "side_by_side.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+              "command": "python benchmarks/sample_side_by_side.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "sides": {}}
+    env = {**os.environ, "PYTORCH_CUDA_ALLOC_CONF": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")}
+    base = [sys.executable, str(Path(__file__).resolve()), "--tree", args.tree, "--out", str(out), "--width", str(args.width),
+            "--height", str(args.height), "--frames", str(args.frames), "--seed", str(args.seed)]
+    for name in args.sides:
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(base + ["--side", name] + (["--miniature"] if args.miniature else []), env=env,
+                                  timeout=args.side_timeout)
+            record_file = out / name / "record.json"
+            record = json.loads(record_file.read_text()) if record_file.is_file() else {"error": f"exit {proc.returncode}"}
+        except subprocess.TimeoutExpired:
+            record = {"error": f"timed out after {args.side_timeout:.0f} s"}
+        record["process_seconds"] = round(time.perf_counter() - t0, 1)
+        result["sides"][name] = record
+        done = {k: v for k, v in result["sides"].items() if "wall_seconds" in v}
+        for mine, theirs in (("ltxic", "pipelines"), ("ltxic-sequential", "pipelines"), ("ltxic-24gb", "pipelines-24gb")):
+            if mine in done and theirs in done:
+                result.setdefault("ratios", {})[f"{mine} / {theirs}"] = {
+                    "time": round(done[mine]["wall_seconds"] / done[theirs]["wall_seconds"], 3),
+                    "peak_memory": (round(done[mine]["peak_gib"] / done[theirs]["peak_gib"], 3)
+                                    if done[mine].get("peak_gib") and done[theirs].get("peak_gib") else None)}
+        (out / "side_by_side.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps({name: record}, indent=1), flush=True)
     return 0
 
 

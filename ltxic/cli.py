@@ -242,7 +242,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             reference_video=args.reference_guidance, reference_audio=args.audio_reference_guidance)
         config = GenerateConfig(width=args.width, height=args.height, frames=args.frames, fps=args.fps, steps=args.steps,
                                 seed=args.seed, strength=args.strength, guidance=guidance,
-                                negative_prompt=args.negative_prompt)
+                                negative_prompt=args.negative_prompt, batch_guidance=args.batch_guidance)
         run = generate_two_stage if args.two_stage else generate
         results = run(models, prompts, lora=args.lora, reference_image=args.reference_image,
                       reference_audio=args.reference_audio, consent=consent, dataset=args.dataset,
@@ -444,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", type=float, default=None,
                    help="audio-video modality guidance, both streams (LTX-2.3: 3; 1 = off)")
     p.add_argument("--rescale", type=float, default=None, help="guidance rescale, both streams (LTX-2.3: 0.7; 0 = off)")
+    p.add_argument("--batch-guidance", action=argparse.BooleanOptionalAction, default=None,
+                   help="run each step's guidance passes as one batch (default: on a GPU; same result, faster there)")
     p.add_argument("--reference-guidance", type=float, default=None,
                    help="identity guidance on the video stream: (with references - without) (LTX-2.3: 0; tiny: 3)")
     p.add_argument("--audio-reference-guidance", type=float, default=None,

@@ -500,3 +500,28 @@ def test_comfy_scale_has_comfyuis_latent_sizes_and_stays_narrow(mini: MiniatureF
             assert {k for k in plan[rel].tensors if "shortcut" not in k} == \
                 {k for k in mini_plan[rel].tensors if "shortcut" not in k}, rel
     assert miniature.plan_tree("mini") == {rel: (mini.root / rel).stat().st_size for rel in mini_plan}
+
+
+
+def test_disk_check_counts_each_disk_for_its_own_files(tmp_path) -> None:
+    """A Gemma folder linked to another disk (here /dev/shm) is counted there, not on the tree's disk."""
+    import tempfile
+
+    from ltxic.models.miniature_parts import CHECKPOINT_REL, GEMMA_DIR_REL
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a filesystem other than the test's temporary folder")
+    sizes = {CHECKPOINT_REL: 46, GEMMA_DIR_REL + "/model-00001-of-00002.safetensors": 12,
+             GEMMA_DIR_REL + "/model-00002-of-00002.safetensors": 12}
+    root = tmp_path / "tree"
+    def disks(needs):
+        return [(folder.stat().st_dev, n) for folder, n in needs]
+
+    assert disks(miniature.disk_needs(root, sizes)) == [(tmp_path.stat().st_dev, 70)]
+    with tempfile.TemporaryDirectory(dir=shm) as elsewhere:
+        (root / GEMMA_DIR_REL).parent.mkdir(parents=True)
+        (root / GEMMA_DIR_REL).symlink_to(elsewhere)
+        needs = miniature.disk_needs(root, sizes)
+        assert disks(needs) == [(tmp_path.stat().st_dev, 46), (shm.stat().st_dev, 24)]
+        assert needs[1][0] == Path(elsewhere).resolve()

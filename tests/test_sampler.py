@@ -223,3 +223,36 @@ def test_distilled_path_and_video_only(model, inputs) -> None:
     assert video.shape == (1, 16, 3, 2, 3) and audio.shape == (1, 4, 18, 4)
     video, audio = run(model, inputs, SamplingConfig(**{**CFG.__dict__, "generate_audio": False}), strategy="ic", ref_audio_latent=None)
     assert audio is None and video.shape == (1, 16, 3, 2, 3)
+
+
+def test_batched_guidance_passes_equal_the_passes_one_by_one(model, inputs) -> None:
+    """LTX-2.3's four passes (conditional, negative, STG, modality) in one batch give the sequential result.
+
+    One forward a step instead of four; the identity pass (fewer tokens) still runs on its own.
+    """
+    guided = with_guidance(CFG, video_cfg=3.0, audio_cfg=7.0, video_stg=1.0, video_stg_blocks=(1,), audio_stg=1.0,
+                           audio_stg_blocks=(1,), video_modality=3.0, audio_modality=3.0, video_rescale=0.7,
+                           audio_rescale=0.7, reference_audio=3.0)
+    calls = []
+    hook = model.register_forward_hook(lambda module, args, out: calls.append(args[0].latent.shape[0]))
+    try:
+        one_by_one = run(model, inputs, replace(guided, batch_guidance=False))
+        sequential_calls = list(calls)
+        calls.clear()
+        batched = run(model, inputs, replace(guided, batch_guidance=True))
+    finally:
+        hook.remove()
+    steps = CFG.steps
+    assert sequential_calls == [1] * (5 * steps)
+    assert calls == [4, 1] * steps
+    torch.testing.assert_close(batched[0], one_by_one[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(batched[1], one_by_one[1], atol=1e-5, rtol=0)
+    # a negative prompt of another length cannot share the batch: the passes then run one by one
+    calls.clear()
+    hook = model.register_forward_hook(lambda module, args, out: calls.append(args[0].latent.shape[0]))
+    try:
+        longer_negative = run(model, inputs, replace(guided, batch_guidance=True),
+                              negative_video_context=torch.zeros(1, 7, 128), negative_audio_context=torch.zeros(1, 7, 64))
+    finally:
+        hook.remove()
+    assert calls == [1] * (5 * steps) and torch.isfinite(longer_negative[0]).all()

@@ -206,19 +206,35 @@ def _release(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def disk_needs(root: Path, sizes: Mapping[str, int]) -> list[tuple[Path, int]]:
+    """Bytes each disk must take for files ``sizes`` (relative path -> bytes) under ``root``, largest first.
+
+    Folders of the tree may be links to other disks (a text encoder on a second drive, say): a file counts on the
+    disk its folder resolves to (the nearest existing folder, for one not made yet).
+    """
+    by_disk: dict[int, tuple[Path, int]] = {}
+    for rel, size in sizes.items():
+        probe = (root / rel).parent
+        while not probe.exists():
+            probe = probe.parent
+        probe = probe.resolve()
+        dev = probe.stat().st_dev
+        folder, need = by_disk.get(dev, (probe, 0))
+        by_disk[dev] = (folder, need + size)
+    return sorted(by_disk.values(), key=lambda item: -item[1])
+
+
 def _check_disk(root: Path, plans: Mapping[str, FilePlan], routes: Mapping[str, Mapping[str, str]]) -> None:
-    """Fail before writing when the disk cannot hold the tree (old files stay until their new copy is complete)."""
-    new = {rel: fp.nbytes for rel, fp in plans.items()}
-    old = {rel: (root / rel).stat().st_size if (root / rel).is_file() else 0 for rel in new}
+    """Fail before writing when a disk cannot hold its part of the tree (old files stay until their new copy is
+    complete; the largest file being replaced counts on the disk that takes the most)."""
+    old = {rel: (root / rel).stat().st_size if (root / rel).is_file() else 0 for rel in plans}
     transient = max((sum(old[r] for r in set(route.values())) for route in routes.values()), default=0)
-    need = sum(new.values()) - sum(old.values()) + transient + (1 << 30)
-    probe = root
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < need:
-        raise DiskFullError(errno.ENOSPC, f"{root}: the tree needs about {need / 1e9:.1f} GB free on that disk, "
-                                          f"{free / 1e9:.1f} GB are. Free some space or write it elsewhere.")
+    for i, (folder, need) in enumerate(disk_needs(root, {rel: fp.nbytes - old[rel] for rel, fp in plans.items()})):
+        need += (transient if i == 0 else 0) + (1 << 30)
+        free = shutil.disk_usage(folder).free
+        if free < need:
+            raise DiskFullError(errno.ENOSPC, f"{folder}: the tree needs about {need / 1e9:.1f} GB free on that disk, "
+                                              f"{free / 1e9:.1f} GB are. Free some space or write it elsewhere.")
 
 
 def build_miniature(

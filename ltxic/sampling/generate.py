@@ -79,6 +79,7 @@ class GenerateConfig:
     negative_prompt: str | None = None  # None: the kit's (LTX-2.3: ltx-pipelines' DEFAULT_NEGATIVE_PROMPT; tiny: "")
     strategy: str | None = None
     reference_downscale_factor: int | None = None
+    batch_guidance: bool | None = None  # the guidance passes as one batch (SamplingConfig); None = on a CUDA device
 
     def for_kit(self, kit_name: str) -> GenerateConfig:
         """A copy with ``steps``, ``guidance`` and ``negative_prompt`` filled in with the kit's defaults where they are ``None``."""
@@ -309,7 +310,7 @@ def generate(
             width=config.width, height=config.height, frames=config.frames, fps=config.fps, steps=config.steps,
             distilled=config.distilled, seed=seed, guidance=config.guidance, schedule_tokens=config.schedule_tokens,
             audio_mel_bins=getattr(models.audio_codec, "latent_mel_bins", None),
-            video_geometry=video_geometry, audio_geometry=audio_geometry,
+            video_geometry=video_geometry, audio_geometry=audio_geometry, batch_guidance=config.batch_guidance,
         )
         video, audio = sample_latents(
             model, v_ctx, a_ctx, context_mask=mask,

@@ -192,11 +192,12 @@ class TwoStagePipeline:
         guidance: Guidance | None = None,
         negative_prompt: str | None = None,
         schedule_tokens: int | None = None,
+        batch_guidance: bool | None = None,
     ) -> TwoStageResult:
         """One clip. ``stage1_steps`` and ``guidance`` (stage 1; stage 2 is unguided, as in ltx-pipelines) default to
         the kit's (:func:`ltxic.sampling.guidance.kit_steps`, :meth:`Guidance.for_kit`), ``negative_prompt`` too
         (:func:`ltxic.sampling.guidance.kit_negative_prompt`); ``schedule_tokens`` as in
-        :class:`ltxic.sampling.sampler.SamplingConfig` (4096 = ltx-pipelines' schedule)."""
+        :class:`ltxic.sampling.sampler.SamplingConfig` (4096 = ltx-pipelines' schedule), ``batch_guidance`` too."""
         m = self.models
         guidance = guidance if guidance is not None else Guidance.for_kit(m.name)
         stage1_steps = stage1_steps if stage1_steps is not None else kit_steps(m.name)
@@ -252,7 +253,7 @@ class TwoStagePipeline:
                 load_lora(model, self.ic_lora, strength=self.ic_lora_strength)
             model = self._on(model)
             cfg1 = SamplingConfig(width=width // 2, height=height // 2, steps=stage1_steps, distilled=stage1_distilled, seed=seed,
-                                  guidance=guidance, schedule_tokens=schedule_tokens, **common)
+                                  guidance=guidance, schedule_tokens=schedule_tokens, batch_guidance=batch_guidance, **common)
             # one noise stream for both stages, as ltx-pipelines' GaussianNoiser
             generator = torch.Generator(device="cpu").manual_seed(seed)
             video1, audio1 = sample_latents(
@@ -369,7 +370,8 @@ def generate_two_stage(
         r = pipe(prompt, reference_image=reference_image, reference_audio=reference_audio, consent=record,
                  identity=identity, width=config.width, height=config.height, frames=config.frames, fps=config.fps,
                  seed=seed, stage1_steps=config.steps, stage1_distilled=config.distilled, guidance=config.guidance,
-                 negative_prompt=config.negative_prompt, schedule_tokens=config.schedule_tokens)
+                 negative_prompt=config.negative_prompt, schedule_tokens=config.schedule_tokens,
+                 batch_guidance=config.batch_guidance)
         gen = Generation(prompt=prompt, seed=seed, video_latent=r.video_latent, audio_latent=r.audio_latent,
                          frames=r.frames, waveform=r.waveform, sample_rate=r.sample_rate, fps=r.fps,
                          reference_image=read_image(reference_image) if reference_image is not None else None,
