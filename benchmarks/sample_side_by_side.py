@@ -9,8 +9,8 @@ reset around each (:class:`ltxic.io.profiling.StageClock`). Model loading falls 
 inside ltxic's, so compare the wall totals too. Each side runs in its own process (a fresh CUDA context, so
 each peak is its own), one after the other:
 
-* ``ltxic``: ``ltxic sample --two-stage`` as users run it (guidance passes batched, the default on a GPU);
-* ``ltxic-sequential``: the same with ``--no-batch-guidance``, the passes one after another as the pipelines run them;
+* ``ltxic``: ``ltxic sample --two-stage`` as users run it (the guidance passes one after another, as the pipelines);
+* ``ltxic-batched``: the same with ``--batch-guidance`` (a step's passes as one batch);
 * ``pipelines``: ``TI2VidTwoStagesPipeline``;
 * ``ltxic-24gb``: ``--fp8 --offload-text-encoder`` with the process capped at 24 GiB
   (``torch.cuda.set_per_process_memory_fraction``);
@@ -145,9 +145,14 @@ def run_pipelines(args: argparse.Namespace) -> dict:
             pipe.pipeline_components.video_latent_channels = 16
             fused = pipe.stage_2_model_ledger.transformer
             pipe.stage_2_model_ledger.transformer = lambda: fused().float()
+        # the tiling their own command line (ti2vid_two_stages.main) decodes with; untiled, a 960x576x121 decode
+        # alone runs one H200 out of memory
+        from ltx_core.model.video_vae import TilingConfig
+
         video, audio = pipe(prompt=PROMPT, negative_prompt="", seed=args.seed, height=args.height, width=args.width,
                             num_frames=args.frames, frame_rate=24.0, num_inference_steps=LTX_2_3_PARAMS.num_inference_steps,
-                            video_guider_params=video_params, audio_guider_params=audio_params, images=[])
+                            video_guider_params=video_params, audio_guider_params=audio_params, images=[],
+                            tiling_config=TilingConfig.default())
         frames = sum(chunk.shape[0] for chunk in video)
         wall = time.perf_counter() - t0
     return {"wall_seconds": round(wall, 2), "frames": int(frames), "stages": clock.as_dict(),
@@ -156,11 +161,26 @@ def run_pipelines(args: argparse.Namespace) -> dict:
 
 SIDES: dict[str, dict] = {
     "ltxic": {"ltxic_flags": []},
-    "ltxic-sequential": {"ltxic_flags": ["--no-batch-guidance"]},
+    "ltxic-batched": {"ltxic_flags": ["--batch-guidance"]},
     "pipelines": {},
     "ltxic-24gb": {"ltxic_flags": ["--fp8", "--offload-text-encoder"], "cap_gib": 24},
     "pipelines-24gb": {"fp8": True, "cap_gib": 24},
 }
+
+
+def _track_process_peak():
+    """The stage clocks reset CUDA's peak counter at every stage; keep the process's own peak across the resets."""
+    if not torch.cuda.is_available():
+        return lambda: 0
+    seen = [0]
+    reset = torch.cuda.reset_peak_memory_stats
+
+    def keeping_peak(*a, **k):
+        seen[0] = max(seen[0], torch.cuda.max_memory_allocated())
+        return reset(*a, **k)
+
+    torch.cuda.reset_peak_memory_stats = keeping_peak
+    return lambda: max(seen[0], torch.cuda.max_memory_allocated())
 
 
 def run_side(args: argparse.Namespace) -> dict:
@@ -173,10 +193,17 @@ def run_side(args: argparse.Namespace) -> dict:
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(side["cap_gib"] * 2**30 / total)
         record["cap_gib"] = side["cap_gib"]
+    peak = _track_process_peak()
     try:
         record.update(run_pipelines(args) if args.side.startswith("pipelines") else run_ltxic(args, out))
+        if torch.cuda.is_available():
+            record["peak_gib"] = round(peak() / 2**30, 2)
     except (Exception, SystemExit) as err:  # an OOM under the cap is a result too
         record["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
+        import traceback
+
+        record["where"] = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno} {f.name}"
+                           for f in traceback.extract_tb(err.__traceback__)][-8:]
         if torch.cuda.is_available():
             record["peak_gib_at_error"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return record
@@ -223,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         record["process_seconds"] = round(time.perf_counter() - t0, 1)
         result["sides"][name] = record
         done = {k: v for k, v in result["sides"].items() if "wall_seconds" in v}
-        for mine, theirs in (("ltxic", "pipelines"), ("ltxic-sequential", "pipelines"), ("ltxic-24gb", "pipelines-24gb")):
+        for mine, theirs in (("ltxic", "pipelines"), ("ltxic-batched", "pipelines"), ("ltxic-24gb", "pipelines-24gb")):
             if mine in done and theirs in done:
                 result.setdefault("ratios", {})[f"{mine} / {theirs}"] = {
                     "time": round(done[mine]["wall_seconds"] / done[theirs]["wall_seconds"], 3),

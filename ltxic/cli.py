@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio-video modality guidance, both streams (LTX-2.3: 3; 1 = off)")
     p.add_argument("--rescale", type=float, default=None, help="guidance rescale, both streams (LTX-2.3: 0.7; 0 = off)")
     p.add_argument("--batch-guidance", action=argparse.BooleanOptionalAction, default=None,
-                   help="run each step's guidance passes as one batch (default: on a GPU; same result, faster there)")
+                   help="run each step's guidance passes as one batch (same result; default off: no faster at LTX-2.3's size on an H200)")
     p.add_argument("--reference-guidance", type=float, default=None,
                    help="identity guidance on the video stream: (with references - without) (LTX-2.3: 0; tiny: 3)")
     p.add_argument("--audio-reference-guidance", type=float, default=None,

@@ -79,7 +79,7 @@ class GenerateConfig:
     negative_prompt: str | None = None  # None: the kit's (LTX-2.3: ltx-pipelines' DEFAULT_NEGATIVE_PROMPT; tiny: "")
     strategy: str | None = None
     reference_downscale_factor: int | None = None
-    batch_guidance: bool | None = None  # the guidance passes as one batch (SamplingConfig); None = on a CUDA device
+    batch_guidance: bool | None = None  # the guidance passes as one batch (SamplingConfig.batch_guidance); None = off
 
     def for_kit(self, kit_name: str) -> GenerateConfig:
         """A copy with ``steps``, ``guidance`` and ``negative_prompt`` filled in with the kit's defaults where they are ``None``."""

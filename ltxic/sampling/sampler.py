@@ -76,8 +76,9 @@ class SamplingConfig:
             8 x 16 audio VAE), else 4 (the tiny 4 x 4 codec).
         generate_audio: sample the audio stream too (needs an audio-video model and an audio context).
         batch_guidance: run a step's guidance passes (conditional, negative prompt, STG, modality) as one batch
-            through the transformer instead of one after another, as ltx-pipelines do; the same sums, fewer and
-            fuller kernels. ``None`` = on a CUDA device (where it is faster; on the CPU it is not).
+            through the transformer instead of one after another as ltx-pipelines do; the same sums in fewer,
+            fuller kernels. Off by default: at LTX-2.3's 960x576x121 on one H200 it gained nothing (stage 1's 2160
+            tokens already fill the GPU; ``benchmarks/results/side_by_side/``). ``None`` = off.
     """
 
     width: int = 96
@@ -268,7 +269,7 @@ def sample_latents(
         passes.append((cond, perturbed))
     if isolated is not None:
         passes.append((cond, isolated))
-    batched = config.batch_guidance if config.batch_guidance is not None else device.type == "cuda"
+    batched = bool(config.batch_guidance)
     stacked = _stack_passes(passes) if batched and len(passes) > 1 else None
 
     def denoise(c: Conditioning, sigma: torch.Tensor, perturb: BatchedPerturbationConfig = plain,
