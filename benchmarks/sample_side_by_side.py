@@ -1,7 +1,7 @@
 """``ltxic sample --two-stage`` beside ltx-pipelines' ``TI2VidTwoStagesPipeline``, same tree, same clip, same run.
 
 Text to video with sound, LTX-2.3's defaults on both sides (ltx-pipelines' ``LTX_2_3_PARAMS``: 30 stage-1 steps with
-the multi-modal guidance, the distilled LoRA at 1.0 in stage 2), the same prompt, an empty negative prompt and one
+the multi-modal guidance, the distilled LoRA at 1.0 in stage 2), the same prompt, ltx-pipelines' default negative prompt and one
 seed. ltxic runs through its command line (``ltxic.cli.main``) and reports its own ``stages.json``; the pipeline's
 stages are timed by wrapping its module's helpers (``encode_prompts``, ``denoise_audio_video`` twice,
 ``upsample_video``, the video decoder, whose iterator is consumed inside the clock, and the audio decoder), with CUDA synchronized and the peak
@@ -102,7 +102,7 @@ def run_pipelines(args: argparse.Namespace) -> dict:
     import ltx_pipelines.ti2vid_two_stages as two
     from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
     from ltx_core.loader.primitives import LoraPathStrengthAndSDOps
-    from ltx_pipelines.utils.constants import LTX_2_3_PARAMS
+    from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT, LTX_2_3_PARAMS
 
     from ltxic.io.profiling import StageClock
     from ltxic.models import ltx23
@@ -149,11 +149,14 @@ def run_pipelines(args: argparse.Namespace) -> dict:
         # alone runs one H200 out of memory
         from ltx_core.model.video_vae import TilingConfig
 
-        video, audio = pipe(prompt=PROMPT, negative_prompt="", seed=args.seed, height=args.height, width=args.width,
-                            num_frames=args.frames, frame_rate=24.0, num_inference_steps=LTX_2_3_PARAMS.num_inference_steps,
-                            video_guider_params=video_params, audio_guider_params=audio_params, images=[],
-                            tiling_config=TilingConfig.default())
-        frames = sum(chunk.shape[0] for chunk in video)
+        # under inference mode, as their command line (ti2vid_two_stages.main) runs it: the pipeline's __call__
+        # itself records autograd history, and at this size that alone runs the H200 out of memory at stage 1
+        with torch.inference_mode():
+            video, audio = pipe(prompt=PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, seed=args.seed, height=args.height, width=args.width,
+                                num_frames=args.frames, frame_rate=24.0, num_inference_steps=LTX_2_3_PARAMS.num_inference_steps,
+                                video_guider_params=video_params, audio_guider_params=audio_params, images=[],
+                                tiling_config=TilingConfig.default())
+            frames = sum(chunk.shape[0] for chunk in video)
         wall = time.perf_counter() - t0
     return {"wall_seconds": round(wall, 2), "frames": int(frames), "stages": clock.as_dict(),
             "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
