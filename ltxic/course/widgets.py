@@ -25,6 +25,7 @@ import html
 import io
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,8 @@ def figure_png(fig: Any) -> bytes:
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3f}"
     return html.escape(str(value))
@@ -99,30 +102,37 @@ def _image_widget(png: bytes) -> Any:
     return w.Image(value=png, format="png", layout=w.Layout(max_width="100%"))
 
 
+def _wrap(text: str, width: int = 22, lines: int = 4) -> str:
+    return "\n".join(textwrap.wrap(text, width, max_lines=lines, placeholder=" ..."))
+
+
 def _strip_figure(rows: Sequence[tuple[str, np.ndarray, float]], reference: np.ndarray | None, n_frames: int,
                   title: str = "") -> Any:
-    """One row per (label, frames, fps): the reference (when given), then ``n_frames`` evenly spaced frames."""
+    """One row per (label, frames, fps): ``n_frames`` evenly spaced frames with their times, the reference (when
+    given) left of the first row."""
     from ltxic.io.figures import new_figure
 
     cols = n_frames + (reference is not None)
-    fig = new_figure(figsize=(1.6 * cols + 0.4, 1.75 * len(rows) + 0.4), layout="constrained")
+    fig = new_figure(figsize=(1.5 * cols + 1.2, 1.6 * len(rows) + 0.5), layout="constrained")
     axes = fig.subplots(len(rows), cols, squeeze=False)
+    k = int(reference is not None)
     for i, (label, frames, fps) in enumerate(rows):
-        k = 0
         if reference is not None:
-            axes[i, 0].imshow(reference)
-            axes[i, 0].set_title("reference" if i == 0 else "", fontsize=9)
-            k = 1
+            if i == 0:
+                axes[0, 0].imshow(reference)
+                axes[0, 0].set_title("reference", fontsize=10)
+            else:
+                axes[i, 0].axis("off")
         picks = np.linspace(0, len(frames) - 1, n_frames).round().astype(int)
         for ax, idx in zip(axes[i, k:], picks):
             ax.imshow(frames[idx])
-            ax.set_title(f"{idx / fps:.2f} s", fontsize=8)
-        axes[i, 0].set_ylabel(label, fontsize=9)
+            ax.set_title(f"{idx / fps:.2f} s", fontsize=10)
+        axes[i, k].set_ylabel(label, fontsize=10)
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
     if title:
-        fig.suptitle(title[:110], fontsize=10)
+        fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -225,9 +235,8 @@ def checkpoint_view(key: Any, samples: Mapping[Any, Sequence[Any]], rows: Sequen
 
 
 def _checkpoint_png(view: CheckpointView, reference: np.ndarray | None, n_frames: int) -> bytes:
-    clips = [(f"sample {i}", frames, fps) for i, (_, frames, fps) in enumerate(view.clips)]
-    captions = "; ".join(dict.fromkeys(c for c, _, _ in view.clips if c))
-    return figure_png(_strip_figure(clips, reference, n_frames, f"{_label(view.key)}: {captions}"))
+    clips = [(_wrap(caption) or f"sample {i}", frames, fps) for i, (caption, frames, fps) in enumerate(view.clips)]
+    return figure_png(_strip_figure(clips, reference, n_frames, _label(view.key)))
 
 
 def _checkpoint_html(view: CheckpointView) -> str:
@@ -235,7 +244,7 @@ def _checkpoint_html(view: CheckpointView) -> str:
 
 
 def checkpoint_explorer(samples: Mapping[Any, Sequence[Any]], rows: Sequence[Mapping[str, Any]],
-                        reference_image: Any = None, n_frames: int = 6, start: Any = None) -> Explorer:
+                        reference_image: Any = None, n_frames: int = 5, start: Any = None) -> Explorer:
     """A slider over the checkpoints (the keys of ``samples``, in their order): it shows that checkpoint's sample
     frames beside the reference and its scores. Starts at ``start`` (default: the last checkpoint)."""
     import ipywidgets as w
@@ -260,16 +269,16 @@ def checkpoint_explorer(samples: Mapping[Any, Sequence[Any]], rows: Sequence[Map
 
 
 def plot_checkpoint_strips(samples: Mapping[Any, Sequence[Any]], rows: Sequence[Mapping[str, Any]],
-                           reference_image: Any = None, n_frames: int = 5) -> Any:
-    """Every checkpoint's first sample in one figure (one row each, the reference first), its face and voice scores
-    in the row's label: what the slider moves over, for a page without a kernel."""
-    strips = []
+                           reference_image: Any = None, n_frames: int = 4) -> Any:
+    """Every checkpoint's first sample in one figure (one row each), its face and voice scores in the row's label:
+    what the slider moves over, for a page without a kernel."""
+    strips, caption = [], ""
     for key in samples:
-        view = checkpoint_view(key, samples, rows)
-        caption, frames, fps = view.clips[0]
-        face, voice = view.scores.get("face_similarity"), view.scores.get("voice_similarity")
+        caption, frames, fps = _clip(samples[key][0])
+        scores = next((r for r in rows if r.get("step") == key), {})
+        face, voice = scores.get("face_similarity"), scores.get("voice_similarity")
         strips.append((f"{_label(key)}\nface {_cell(face)}\nvoice {_cell(voice)}", frames, fps))
-    return _strip_figure(strips, _reference(reference_image), n_frames, "every checkpoint, first sample")
+    return _strip_figure(strips, _reference(reference_image), n_frames, f"every checkpoint: {caption}"[:100])
 
 
 # ----------------------------------------------------------------------------------------------- lesson 06: strength x guidance
@@ -311,7 +320,7 @@ def _grid_axes(rows: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[flo
 def _cell_png(row: Mapping[str, Any], reference: np.ndarray | None, n_frames: int) -> bytes:
     label = f"strength {row['lora_strength']:g}\nguidance {row['reference_guidance']:g}"
     return figure_png(_strip_figure([(label, np.asarray(row["_frames"]), row.get("fps", 24.0))], reference, n_frames,
-                                    row.get("prompt", "")))
+                                    row.get("prompt", "")[:100]))
 
 
 def _cell_html(row: Mapping[str, Any]) -> str:
@@ -319,7 +328,7 @@ def _cell_html(row: Mapping[str, Any]) -> str:
             + _table([row], _SCORE_COLUMNS))
 
 
-def guidance_explorer(rows: Sequence[Mapping[str, Any]], reference_image: Any = None, n_frames: int = 6,
+def guidance_explorer(rows: Sequence[Mapping[str, Any]], reference_image: Any = None, n_frames: int = 5,
                       strength: float = 1.0, scale: float | None = None) -> Explorer:
     """LoRA strength and reference-guidance sliders over :func:`guidance_grid`'s clips: the chosen clip's frames
     beside the reference, and its face and voice scores. Starts at ``strength`` and ``scale`` (default: the
@@ -356,25 +365,25 @@ def plot_guidance_grid(rows: Sequence[Mapping[str, Any]], reference_image: Any =
 
     strengths, scales = _grid_axes(rows)
     reference = _reference(reference_image)
-    fig = new_figure(figsize=(1.9 * (len(scales) + 1), 2.0 * len(strengths) + 0.5), layout="constrained")
+    fig = new_figure(figsize=(2.1 * (len(scales) + 1), 2.2 * len(strengths) + 0.7), layout="constrained")
     axes = fig.subplots(len(strengths), len(scales) + 1, squeeze=False)
     for i, s in enumerate(strengths):
         if reference is not None and i == 0:
             axes[i, 0].imshow(reference)
-            axes[i, 0].set_title("reference", fontsize=9)
+            axes[i, 0].set_title("reference", fontsize=10)
         for j, g in enumerate(scales):
             row = grid_cell(rows, s, g)
             frames = np.asarray(row["_frames"])
             axes[i, j + 1].imshow(frames[int(round(frame * (len(frames) - 1)))])
             axes[i, j + 1].set_title(f"guidance {g:g}\nface {_cell(row['face_similarity'])} voice "
-                                     f"{_cell(row['voice_similarity'])}", fontsize=8)
-        axes[i, 1].set_ylabel(f"strength {s:g}", fontsize=9)
+                                     f"{_cell(row['voice_similarity'])}", fontsize=10)
+        axes[i, 1].set_ylabel(f"LoRA strength {s:g}", fontsize=10)
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
             if ax is axes[i, 0] and (reference is None or i > 0):
                 ax.axis("off")
-    fig.suptitle("IC-LoRA strength x reference guidance: " + str(rows[0].get("prompt", ""))[:70], fontsize=10)
+    fig.suptitle("IC-LoRA strength x reference guidance\n" + _wrap(str(rows[0].get("prompt", "")), 80, 2), fontsize=11)
     return fig
 
 
@@ -412,7 +421,7 @@ def _drift_figure(curve: DriftCurve, fps: float, windows: Sequence[float]) -> An
     values = [float(v) for v in curve.per_frame if np.isfinite(v)]
     ax.set(xlabel="time (s)", ylabel="face similarity to the reference", title="Identity drift by window length",
            ylim=(min([-0.1] + [v - 0.05 for v in values]), 1.05))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return fig
 
 
