@@ -68,8 +68,9 @@ def _cell(value: Any) -> str:
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
     """An HTML table of ``rows`` (``columns``: key, header); a column that no row fills is left out."""
     columns = [(k, h) for k, h in columns if any(r.get(k) is not None for r in rows)]
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(k))}</td>" for k, _ in columns) + "</tr>" for r in rows)
+    pad = 'style="padding:0.1em 0.8em 0.1em 0"'  # raw HTML gets no table style from the book's theme
+    head = "".join(f"<th {pad}>{html.escape(h)}</th>" for _, h in columns)
+    body = "".join("<tr>" + "".join(f"<td {pad}>{_cell(r.get(k))}</td>" for k, _ in columns) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -244,7 +245,7 @@ def _checkpoint_html(view: CheckpointView) -> str:
 
 
 def checkpoint_explorer(samples: Mapping[Any, Sequence[Any]], rows: Sequence[Mapping[str, Any]],
-                        reference_image: Any = None, n_frames: int = 5, start: Any = None) -> Explorer:
+                        reference_image: Any = None, n_frames: int = 4, start: Any = None) -> Explorer:
     """A slider over the checkpoints (the keys of ``samples``, in their order): it shows that checkpoint's sample
     frames beside the reference and its scores. Starts at ``start`` (default: the last checkpoint)."""
     import ipywidgets as w
@@ -328,7 +329,7 @@ def _cell_html(row: Mapping[str, Any]) -> str:
             + _table([row], _SCORE_COLUMNS))
 
 
-def guidance_explorer(rows: Sequence[Mapping[str, Any]], reference_image: Any = None, n_frames: int = 5,
+def guidance_explorer(rows: Sequence[Mapping[str, Any]], reference_image: Any = None, n_frames: int = 4,
                       strength: float = 1.0, scale: float | None = None) -> Explorer:
     """LoRA strength and reference-guidance sliders over :func:`guidance_grid`'s clips: the chosen clip's frames
     beside the reference, and its face and voice scores. Starts at ``strength`` and ``scale`` (default: the
