@@ -402,10 +402,10 @@ def drift_view(curve: DriftCurve, window_s: float, fps: float) -> tuple[DriftCur
     c = rewindow(curve, window_s, fps)
     finite = np.isfinite(c.similarity)
     if not finite.any():
-        return c, f"{window_s:g} s windows: no window has a face"
+        return c, f"{window_s:.3g} s windows: no window has a face"
     i = int(np.nanargmin(np.where(finite, c.similarity, np.nan)))
     spread = float(np.nanmax(c.similarity) - np.nanmin(c.similarity))
-    return c, (f"{window_s:g} s windows ({len(c.times)}): lowest {c.similarity[i]:.3f} around {c.times[i]:.2f} s, "
+    return c, (f"{window_s:.3g} s windows ({len(c.times)}): lowest {c.similarity[i]:.3f} around {c.times[i]:.2f} s, "
                f"highest minus lowest {spread:.3f}")
 
 
@@ -418,7 +418,7 @@ def _drift_figure(curve: DriftCurve, fps: float, windows: Sequence[float]) -> An
     ax.plot(t, curve.per_frame, ".", color="0.7", ms=4, label="every frame")
     for w_s in windows:
         c = rewindow(curve, w_s, fps)
-        ax.plot(c.times, c.similarity, "o-", ms=4, label=f"{w_s:g} s windows")
+        ax.plot(c.times, c.similarity, "o-", ms=4, label=f"{w_s:.3g} s windows")
     values = [float(v) for v in curve.per_frame if np.isfinite(v)]
     ax.set(xlabel="time (s)", ylabel="face similarity to the reference", title="Identity drift by window length",
            ylim=(min([-0.1] + [v - 0.05 for v in values]), 1.05))
@@ -440,7 +440,7 @@ def drift_explorer(curve: DriftCurve, fps: float, windows: Sequence[float] | Non
 
     png, line = render(start)
     plot, text = _image_widget(png), w.HTML(value=line)
-    slider = w.SelectionSlider(options=[(f"{c:g} s", c) for c in choices], value=start, description="window",
+    slider = w.SelectionSlider(options=[(f"{c:.3g} s", c) for c in choices], value=start, description="window",
                                continuous_update=False)
 
     def show(change: dict) -> None:
