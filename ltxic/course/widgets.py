@@ -44,7 +44,8 @@ __all__ = [
 GRID_STRENGTHS = (0.0, 0.5, 1.0)
 GRID_SCALES = (0.0, 1.0, 3.0)  # the tiny kit's identity guidance is 3 on the face and 1 on the voice
 _SCORE_COLUMNS = (("face_similarity", "face"), ("voice_similarity", "voice"), ("face_found", "face found"),
-                  ("lip_sync_correlation", "lip sync"), ("background_match", "scene kept"), ("motion_match", "motion kept"))
+                  ("lip_sync_correlation", "lip sync"), ("background_match", "scene kept"),
+                  ("motion_match", "motion kept"))
 
 
 # ----------------------------------------------------------------------------------------------- shared pieces
@@ -282,7 +283,7 @@ def plot_checkpoint_strips(samples: Mapping[Any, Sequence[Any]], rows: Sequence[
     return _strip_figure(strips, _reference(reference_image), n_frames, f"every checkpoint: {caption}"[:100])
 
 
-# ----------------------------------------------------------------------------------------------- lesson 06: strength x guidance
+# ----------------------------------------------------------------------------------------------- lesson 06: the grid
 def _grid_name(strength: float, scale: float) -> str:
     return f"strength {strength:g}, reference guidance {scale:g}"
 
@@ -341,10 +342,11 @@ def guidance_explorer(rows: Sequence[Mapping[str, Any]], reference_image: Any = 
     first = grid_cell(rows, strength, scales[-1] if scale is None else scale)
     frames = _image_widget(_cell_png(first, reference, n_frames))
     scores = w.HTML(value=_cell_html(first))
+    wide = {"description_width": "initial"}
     s_slider = w.SelectionSlider(options=[(f"{v:g}", v) for v in strengths], value=first["lora_strength"],
-                                 description="LoRA strength", continuous_update=False, style={"description_width": "initial"})
+                                 description="LoRA strength", continuous_update=False, style=wide)
     g_slider = w.SelectionSlider(options=[(f"{v:g}", v) for v in scales], value=first["reference_guidance"],
-                                 description="reference guidance", continuous_update=False, style={"description_width": "initial"})
+                                 description="reference guidance", continuous_update=False, style=wide)
 
     def show(_: dict) -> None:
         row = grid_cell(rows, s_slider.value, g_slider.value)
@@ -389,7 +391,8 @@ def plot_guidance_grid(rows: Sequence[Mapping[str, Any]], reference_image: Any =
 
 
 # ----------------------------------------------------------------------------------------------- lesson 07: drift
-def window_choices(curve: DriftCurve, fps: float, candidates: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)) -> list[float]:
+def window_choices(curve: DriftCurve, fps: float,
+                   candidates: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)) -> list[float]:
     """Window lengths (s) worth a slider stop for this clip: at least two frames, at most half the clip (so there
     are at least three windows), and the curve's own length."""
     duration = len(curve.per_frame) / fps
