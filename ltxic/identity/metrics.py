@@ -30,7 +30,7 @@ __all__ = [
     "CheckpointSample", "DriftCurve", "IdentityModels", "LipSync", "background_colour", "caption_adherence",
     "clip_lip_sync", "compare_checkpoints", "drift_curve", "equal_error_rate", "face_similarity", "identity_models",
     "identity_scores", "identity_windows", "lip_sync", "motion_direction", "pick_checkpoint", "plot_checkpoint_comparison",
-    "plot_drift", "ValidationScorer", "validation_scorer", "voice_similarity",
+    "plot_drift", "rewindow", "ValidationScorer", "validation_scorer", "voice_similarity",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -449,6 +449,16 @@ def drift_curve(
     times = (starts + min(win, n) / 2) / fps
     return DriftCurve(times.astype(np.float32), _window_means(per_frame, starts, win), per_frame, float(window_s),
                       embedders=e.label())
+
+
+def rewindow(curve: DriftCurve, window_s: float, fps: float) -> DriftCurve:
+    """``curve``'s face similarity again in windows of ``window_s`` seconds (hop half a window), from its per-frame
+    scores: no embedder runs again. Voice and lip sync were measured per window of the old length, so they are not
+    carried over."""
+    starts, win = _windows(len(curve.per_frame), window_s, fps)
+    times = (starts + min(win, len(curve.per_frame)) / 2) / fps
+    return DriftCurve(times.astype(np.float32), _window_means(curve.per_frame, starts, win), curve.per_frame,
+                      float(window_s), embedders=curve.embedders)
 
 
 def identity_windows(
