@@ -1,9 +1,35 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, and how the suite shares the cores (pytest-xdist, ``-n auto --dist loadgroup``)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
-import torch
+
+# Each worker compiles into its own inductor cache: two processes writing one cache have corrupted it.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"torchinductor_ltxic_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"))
+
+import torch  # noqa: E402  (after the cache folder is set)
+
+# Tests that read the executed course (one session fixture, minutes to build) run on one worker.
+COURSE_FILES = {"test_notebooks.py", "test_book.py", "test_jupyterlab.py"}
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker a core, at most 4 (the course and a ComfyUI server are heavy; memory, not cores,
+    bounds more)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """``--dist loadgroup`` with a group per test file (module fixtures are built once, as without xdist), and one
+    group for every file that reads the executed course."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            name = item.path.name
+            item.add_marker(pytest.mark.xdist_group("course" if name in COURSE_FILES else name))
 
 
 @pytest.fixture(scope="module")
