@@ -74,7 +74,7 @@ def recommended_lora(out_dir: str | Path, models: Any, lora_path: str | Path | N
     from ltxic.models.lora import read_lora_metadata
 
     path = lesson_lora(out_dir, models, None)
-    step = read_lora_metadata(path).get("step")
+    step = read_lora_metadata(path).get("ltxic_step")
     folder_step = path.parent.name.rpartition("_")[2]
     found = int(step) if step and str(step).isdigit() else (int(folder_step) if folder_step.isdigit() else None)
     return ChosenLoRA(path, found, f"no {RECOMMENDED_FILE} for base {models.name!r} in {out_dir} (lesson 05 not run): "
