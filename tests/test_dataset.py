@@ -385,3 +385,21 @@ def test_the_trainer_accepts_the_paired_toy_dataset(paired_toy, tmp_path):
     first, _ = load_cached(report.entries[0])
     assert first["video_latent"].shape[-3:] == (4, 8, 8)  # 25 frames -> 4 latent frames, 128 px / 16 -> 8
     assert first["reference_image_latent"].shape[-3] == 1 and first["reference_audio_latent"].numel() > 0
+
+
+def test_report_plot_draws_what_its_titles_promise():
+    """The planted problems: the luminance title names red only when an outlier is drawn red, and the silent voice
+    gets a visible red bar with a label (it used to sit at the axis floor with no width)."""
+    import ltxic
+
+    report = ltxic.validate_dataset(Path(__file__).resolve().parents[1] / "data_samples" / "dataset_bad.json")
+    fig = plot_report(report)
+    lum_ax, voice_ax = fig.axes[1], fig.axes[2]
+    reds = [p for p in lum_ax.patches if p.get_facecolor()[:3] == pytest.approx((0.839, 0.153, 0.157), abs=0.01)]
+    assert ("red" in lum_ax.get_title()) == bool(reds)
+    silent = [i for i, v in enumerate(report.voices) if "silent" in v.path]
+    assert silent, "dataset_bad.json plants a silent voice"
+    for i in silent:
+        bar = voice_ax.patches[i]
+        assert bar.get_width() > 5 and bar.get_facecolor()[:3] == pytest.approx((0.839, 0.153, 0.157), abs=0.01)
+    assert any(t.get_text().startswith("silent") for t in voice_ax.texts)

@@ -190,19 +190,22 @@ def test_compile_auto_leaves_blocks_eager_on_a_cpu(tmp_path, tiny_kit) -> None:
 
 
 def test_the_speed_plot_shows_the_committed_h200_results() -> None:
-    """Lesson 04's bars, on the committed call 11 results: the plain loop grey, the trainer blue, the 78 GiB cap."""
+    """Lesson 04's bars, on the committed call 11 results: the plain loop grey, the trainer blue, the H100's memory
+    line from the one place the course reads it."""
     import matplotlib
 
+    from ltxic.course.facts import h100_memory_gib
     from ltxic.training.speed import plot_step_speed
 
     matplotlib.use("Agg")
     folder = Path(__file__).parents[1] / "benchmarks" / "results" / "train_speed" / "call11"
     rows = {label: json.loads((folder / f"{name}.json").read_text()) for label, name in
             (("plain, run 11", "plain"), ("ltx23_h100, run 11", "fast"))}
-    fig = plot_step_speed(rows)
+    fig = plot_step_speed(rows, cap_gib=h100_memory_gib())
     ax_time, ax_mem = fig.axes
     assert [b.get_height() for b in ax_time.patches] == [r["step_median_s"] for r in rows.values()]
     assert [b.get_height() for b in ax_mem.patches] == [r["peak_gib"] for r in rows.values()]
     assert [matplotlib.colors.to_hex(b.get_facecolor()) for b in ax_time.patches] == ["#808080", "#1f77b4"]
-    assert [line.get_ydata()[0] for line in ax_mem.lines] == [78.0]
+    assert [line.get_ydata()[0] for line in ax_mem.lines] == [h100_memory_gib()]
+    assert f"{h100_memory_gib():.1f} GiB" in ax_mem.get_title()
     assert [t.get_text() for t in ax_time.get_xticklabels()] == ["plain\nrun 11", "ltx23_h100\nrun 11"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,16 +39,12 @@ def plot_report(report: ValidationReport) -> Figure:
         med = float(np.median(lum))
         ax.axhline(med, color="black", lw=1, label=f"median {med:.0f}")
         ax.legend(loc="upper right")
-    ax.set(title="mean luminance per clip (red: outlier)", xlabel="clip", ylabel="luma 0-255")
+    n_out = sum(c == "tab:red" for c in colours)
+    # the title says what the colours mean only for what is drawn
+    ax.set(title=f"mean luminance per clip (red: {n_out} lighting outlier{'s' if n_out != 1 else ''})" if n_out
+           else "mean luminance per clip (no lighting outlier)", xlabel="clip", ylabel="luma 0-255")
 
-    ax = axes[1, 0]
-    floor = -80.0
-    lv = [max(v.rms_dbfs, floor) for v in report.voices]
-    ax.barh(range(len(lv)), [x - floor for x in lv], left=floor, color="tab:purple")
-    ax.set_yticks(range(len(lv)), [Path(v.path).name for v in report.voices], fontsize=7)
-    ax.axvline(report.rules.quiet_dbfs, color="tab:red", ls="--", lw=1, label=f"quiet < {report.rules.quiet_dbfs:g} dBFS")
-    ax.set(title="voice reference level (RMS)", xlabel="dBFS")
-    ax.legend(loc="lower left")
+    _plot_voice_levels(axes[1, 0], report)
 
     ax = axes[1, 1]
     ff = [c.face_fraction for c in report.clips]
@@ -58,6 +54,24 @@ def plot_report(report: ValidationReport) -> Figure:
            ylim=(0, 1.05))
     fig.suptitle(report.summary().splitlines()[0])
     return fig
+
+
+def _plot_voice_levels(ax: Any, report: ValidationReport) -> None:
+    """One bar per reference voice from a floor below the quietest, so a silent clip still has a bar: purple when
+    fine, red when quiet or silent, and the silent ones labelled."""
+    silent = {p.detail.split(":")[0] for p in report.problems if p.problem == "silent_reference_audio"}
+    quiet = report.rules.quiet_dbfs
+    levels = [v.rms_dbfs if np.isfinite(v.rms_dbfs) else -120.0 for v in report.voices]
+    floor = min([-80.0, *levels]) - 10.0
+    colours = ["tab:red" if v.path in silent or level < quiet else "tab:purple" for v, level in zip(report.voices, levels)]
+    ax.barh(range(len(levels)), [level - floor for level in levels], left=floor, color=colours)
+    for i, (v, level) in enumerate(zip(report.voices, levels)):
+        if v.path in silent:
+            ax.text(level + 1.0, i, f"silent ({level:.0f} dBFS)", va="center", fontsize=7, color="tab:red")
+    ax.set_yticks(range(len(levels)), [Path(v.path).name for v in report.voices], fontsize=7)
+    ax.axvline(quiet, color="tab:red", ls="--", lw=1, label=f"quiet < {quiet:g} dBFS")
+    ax.set(title="voice reference level (RMS; red: quiet or silent)", xlabel="dBFS", xlim=(floor, 0.0))
+    ax.legend(loc="lower right")
 
 
 def save_report_plots(report: ValidationReport, out_png: str | os.PathLike[str]) -> Path:

@@ -167,10 +167,11 @@ def free_after_oom(device: torch.device) -> None:
 __all__ = ["LADDER_STEPS", "Recompute", "RecomputePlan", "block_count", "compile_blocks", "set_recompute"]
 
 
-def plot_step_speed(results: Mapping[str, Mapping[str, Any]], cap_gib: float = 78.0) -> Any:
+def plot_step_speed(results: Mapping[str, Mapping[str, Any]], *, cap_gib: float, card: str = "H100 80 GB") -> Any:
     """Median step time and peak GPU memory side by side, one bar per ``label -> result`` (the per-variant JSON of
     ``benchmarks/train_speed.py``): grey for plain loops (labels starting with "plain"), blue for ltxic's trainer,
-    and ``cap_gib`` as a dashed line. Compare bars of one run only: step times move between machines."""
+    and ``card``'s memory ``cap_gib`` as a dashed line (the course passes ``ltxic.course.facts.card_memory_gib()``,
+    so every chart draws the same line). Compare bars of one run only: step times move between machines."""
     import matplotlib.pyplot as plt
 
     labels = list(results)
@@ -180,7 +181,7 @@ def plot_step_speed(results: Mapping[str, Mapping[str, Any]], cap_gib: float = 7
     ax_time.set(ylabel="median step (s)", title="compare within a run")
     ax_mem.bar(labels, [r["peak_gib"] for r in results.values()], color=colors)
     ax_mem.axhline(cap_gib, ls="--", color="grey", lw=1)
-    ax_mem.set(ylabel="peak GPU memory (GiB)", title=f"{cap_gib:g} GiB: what an H100 80 GB leaves")
+    ax_mem.set(ylabel="peak GPU memory (GiB)", title=f"dashed: an {card}'s {cap_gib:.1f} GiB")
     for ax in (ax_time, ax_mem):
         ax.set_xticks(range(len(labels)), [label.replace(", ", "\n") for label in labels], fontsize=8)
     return fig

@@ -57,7 +57,7 @@ def options_from_config(cfg: Any) -> TrainOptions:
     )
 
 
-def _sample_from_cache(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Any:
+def sample_from_cache(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Any:
     """A cached entry (tensors with a leading batch dim of 1) as the strategies' ``EncodedSample``."""
     from ltxic.models.strategies import EncodedSample
 
@@ -211,7 +211,7 @@ def _train(cfg: Any, options: TrainOptions, dist: Any, device: torch.device, *, 
             "dataset.resolution_buckets, set model.text_encoder_offload: true (Gemma streamed from host memory), "
             "or cache on a larger card: the cache (dataset.cache_dir) is reused by later runs."
         ) from err
-    samples = [_sample_from_cache(*load_cached(e)) for e in report.entries]
+    samples = [sample_from_cache(*load_cached(e)) for e in report.entries]
     with clock("validation prompts"):
         validate = _validator(cfg, strategy, models, device)
     # caching is done: Gemma and the VAE encoders leave the card before the transformer arrives
