@@ -2,10 +2,12 @@
 
 * :class:`VideoCodec` wraps ltx-core's ``VideoEncoder`` / ``VideoDecoder`` (the LTX-2 video VAE) at a small
   width. What differs from the real VAE: 16 latent channels instead of 128 (the tiny transformer's
-  ``in_channels``), 16x spatial compression instead of 32x (a 128x128 toy clip becomes an 8x8 grid: at 32x a
-  whole face would fall in one or two latent cells and its traits blur away), one residual layer per stage,
-  no timestep-conditioned decoder, and a plain autoencoder loss (no GAN or perceptual loss). Time is
-  compressed 8x exactly as in LTX-2, the first frame kept on its own: ``F' = (F - 1) / 8 + 1``.
+  ``in_channels``), 8x spatial compression instead of 32x (a 128x128 toy clip becomes a 16x16 grid: at 32x a
+  whole face would fall in one or two latent cells, and at 16x the 8x8 grid held only 23.6 dB of the clip, a
+  blur), a 2x2 patchify instead of 4x4, one residual layer per stage, no timestep-conditioned decoder, and a
+  plain autoencoder loss (no GAN or perceptual loss). Time is compressed 8x exactly as in LTX-2, the first
+  frame kept on its own: ``F' = (F - 1) / 8 + 1``. Files keep the block list they were trained with in their
+  metadata, so a codec of another geometry loads as it was built.
 * :class:`AudioCodec` wraps ltx-core's ``AudioProcessor`` (log-mel, 16 kHz, hop 160, 64 mels),
   ``AudioEncoder`` and ``AudioDecoder`` (4x down in time and mel: 25 latents/s, ``(B, 1, T, 16)`` latents,
   C*M = 16 where LTX-2 has 8*16 = 128) with mono input. The real model turns mels into waveforms with a
@@ -41,32 +43,40 @@ from ltxic.models.latents import AudioGeometry, VideoGeometry
 _R1 = {"num_layers": 1}
 _X2 = {"multiplier": 2}
 
-# ltx-core's VAE config schema ("vae": {...}), as stored in real checkpoints.
-TINY_VIDEO_CONFIG: dict[str, Any] = {
-    "vae": {
-        "dims": 3,
-        "in_channels": 3,
-        "out_channels": 3,
-        "latent_channels": 16,
-        "patch_size": 4,
-        # encoder: after patchify (4x) 2x time, then 2x all, 2x all: 8x time, 16x space
-        "encoder_blocks": [
-            ["res_x", _R1], ["compress_time_res", _X2], ["compress_all_res", _X2], ["res_x", _R1],
-            ["compress_all_res", _X2], ["res_x", _R1],
-        ],
-        # the decoder builds these in reverse order (ltx-core convention)
-        "decoder_blocks": [
-            ["res_x", _R1], ["compress_time", _X2], ["compress_all", _X2], ["res_x", _R1],
-            ["compress_all", _X2], ["res_x", _R1],
-        ],
-        "decoder_base_channels": 16,
-        "norm_layer": "pixel_norm",
-        "latent_log_var": "uniform",
-        "causal_decoder": False,
-        "timestep_conditioning": False,
-        "spatial_padding_mode": "zeros",
+
+def video_codec_config(latent_channels: int = 16, decoder_base_channels: int = 16) -> dict[str, Any]:
+    """ltx-core's VAE config schema (``"vae": {...}``, as stored in real checkpoints) for a tiny video codec:
+    a 2x2 patchify, then 2x all, 2x all, 2x time (8x time, 8x space), a residual layer after each stage. The
+    encoder starts at ``latent_channels`` features and doubles them at each stage up to 128; the decoder lists the
+    same stages (ltx-core builds them in reverse) from ``8 * decoder_base_channels`` features."""
+    patch, down = 2, ["compress_all", "compress_all", "compress_time"]
+    encoder, decoder = [["res_x", _R1]], [["res_x", _R1]]
+    width = latent_channels
+    for name in down:
+        grow = 2 if width < 128 else 1
+        width *= grow
+        encoder += [[f"{name}_res", {"multiplier": grow}], ["res_x", _R1]]
+        decoder += [[name, _X2], ["res_x", _R1]]
+    return {
+        "vae": {
+            "dims": 3,
+            "in_channels": 3,
+            "out_channels": 3,
+            "latent_channels": latent_channels,
+            "patch_size": patch,
+            "encoder_blocks": encoder,
+            "decoder_blocks": decoder,
+            "decoder_base_channels": decoder_base_channels,
+            "norm_layer": "pixel_norm",
+            "latent_log_var": "uniform",
+            "causal_decoder": False,
+            "timestep_conditioning": False,
+            "spatial_padding_mode": "zeros",
+        }
     }
-}
+
+
+TINY_VIDEO_CONFIG: dict[str, Any] = video_codec_config()
 
 # ltx-core's audio VAE config schema ("audio_vae": {...}).
 TINY_AUDIO_CONFIG: dict[str, Any] = {
