@@ -21,15 +21,15 @@ SAMPLES_TINY = Path(__file__).resolve().parent.parent / "data_samples" / "tiny"
 def test_video_codec_shapes_geometry_and_tokens() -> None:
     torch.manual_seed(0)
     codec = VideoCodec().eval()
-    assert codec.geometry == VideoGeometry(temporal=8, spatial=8)
+    assert codec.geometry == VideoGeometry(temporal=8, spatial=16)
     frames = torch.rand(1, 3, 17, 64, 96) * 2 - 1
     with torch.no_grad():
         z = codec.encode(frames)
-        assert z.shape == (1, 16, 3, 8, 12)
+        assert z.shape == (1, 16, 3, 4, 6)
         out = codec.decode(z)
     assert out.shape == frames.shape and out.abs().max() <= 1 and torch.isfinite(out).all()
     tokens, pos = video_tokens(z, fps=24.0, geometry=codec.geometry)
-    assert tokens.shape == (1, 3 * 8 * 12, 16) and pos.shape == (1, 3, 288, 2)
+    assert tokens.shape == (1, 3 * 4 * 6, 16) and pos.shape == (1, 3, 72, 2)
     with pytest.raises(CodecError, match="8k\\+1"):
         codec.encode(torch.zeros(1, 3, 16, 64, 64))
 

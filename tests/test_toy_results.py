@@ -129,7 +129,7 @@ def test_codec_windows_and_8x_geometry() -> None:
     assert torch.equal(first[:, 1:] - first[:, :-1], torch.ones(2, 4, dtype=torch.long))  # consecutive frames
     assert first[0, 0] // 9 == 2 and first[1, 0] // 9 == 0  # from the clips asked for
     assert torch.equal(_windows(pool, idx, 9, torch.Generator()), pool[idx])
-    codec = VideoCodec(video_codec_config(32))
+    codec = VideoCodec(video_codec_config(32, spatial=8))
     assert codec.geometry.spatial == 8 and codec.latent_channels == 32
     grows = [b[1]["multiplier"] for b in codec.config["vae"]["encoder_blocks"] if b[0].startswith("compress")]
     assert grows == [2, 2, 1]  # 32 -> 64 -> 128, then capped

@@ -2,12 +2,13 @@
 
 * :class:`VideoCodec` wraps ltx-core's ``VideoEncoder`` / ``VideoDecoder`` (the LTX-2 video VAE) at a small
   width. What differs from the real VAE: 16 latent channels instead of 128 (the tiny transformer's
-  ``in_channels``), 8x spatial compression instead of 32x (a 128x128 toy clip becomes a 16x16 grid: at 32x a
-  whole face would fall in one or two latent cells, and at 16x the 8x8 grid held only 23.6 dB of the clip, a
-  blur), a 2x2 patchify instead of 4x4, one residual layer per stage, no timestep-conditioned decoder, and a
-  plain autoencoder loss (no GAN or perceptual loss). Time is compressed 8x exactly as in LTX-2, the first
-  frame kept on its own: ``F' = (F - 1) / 8 + 1``. Files keep the block list they were trained with in their
-  metadata, so a codec of another geometry loads as it was built.
+  ``in_channels``), 16x spatial compression instead of 32x (a 128x128 toy clip becomes an 8x8 grid: at 32x a
+  whole face would fall in one or two latent cells and its traits blur away), one residual layer per stage,
+  no timestep-conditioned decoder, and a plain autoencoder loss (no GAN or perceptual loss). Time is
+  compressed 8x exactly as in LTX-2, the first frame kept on its own: ``F' = (F - 1) / 8 + 1``.
+  :func:`video_codec_config` also builds an 8x codec (a 16x16 grid at 128 px), for a sharper kit
+  (``tiny_pretrain --spatial 8``). Files keep the block list they were trained with in their metadata, so a
+  codec of either geometry loads as it was built.
 * :class:`AudioCodec` wraps ltx-core's ``AudioProcessor`` (log-mel, 16 kHz, hop 160, 64 mels),
   ``AudioEncoder`` and ``AudioDecoder`` (4x down in time and mel: 25 latents/s, ``(B, 1, T, 16)`` latents,
   C*M = 16 where LTX-2 has 8*16 = 128) with mono input. The real model turns mels into waveforms with a
@@ -44,19 +45,29 @@ _R1 = {"num_layers": 1}
 _X2 = {"multiplier": 2}
 
 
-def video_codec_config(latent_channels: int = 16, decoder_base_channels: int = 16) -> dict[str, Any]:
-    """ltx-core's VAE config schema (``"vae": {...}``, as stored in real checkpoints) for a tiny video codec:
-    a 2x2 patchify, then 2x all, 2x all, 2x time (8x time, 8x space), a residual layer after each stage. The
-    encoder starts at ``latent_channels`` features and doubles them at each stage up to 128; the decoder lists the
-    same stages (ltx-core builds them in reverse) from ``8 * decoder_base_channels`` features."""
-    patch, down = 2, ["compress_all", "compress_all", "compress_time"]
-    encoder, decoder = [["res_x", _R1]], [["res_x", _R1]]
-    width = latent_channels
-    for name in down:
-        grow = 2 if width < 128 else 1
-        width *= grow
-        encoder += [[f"{name}_res", {"multiplier": grow}], ["res_x", _R1]]
-        decoder += [[name, _X2], ["res_x", _R1]]
+def video_codec_config(latent_channels: int = 16, spatial: int = 16, decoder_base_channels: int = 16) -> dict[str, Any]:
+    """ltx-core's VAE config schema (``"vae": {...}``, as stored in real checkpoints) for a tiny video codec.
+
+    ``spatial=16`` is the shipped codec's block list (4x4 patchify, 2x time, 2x all, 2x all). ``spatial=8`` keeps
+    twice the grid (2x2 patchify, then 2x all, 2x all, 2x time, a residual layer after each stage), with encoder
+    widths from ``latent_channels`` doubling up to 128. Time is compressed 8x in both. The decoder lists the same
+    stages (ltx-core builds them in reverse) from ``8 * decoder_base_channels`` features.
+    """
+    if spatial == 16:
+        encoder = [["res_x", _R1], ["compress_time_res", _X2], ["compress_all_res", _X2], ["res_x", _R1],
+                   ["compress_all_res", _X2], ["res_x", _R1]]
+        decoder = [["res_x", _R1], ["compress_time", _X2], ["compress_all", _X2], ["res_x", _R1],
+                   ["compress_all", _X2], ["res_x", _R1]]
+        patch = 4
+    elif spatial == 8:
+        encoder, decoder, patch, width = [["res_x", _R1]], [["res_x", _R1]], 2, latent_channels
+        for name in ("compress_all", "compress_all", "compress_time"):
+            grow = 2 if width < 128 else 1
+            width *= grow
+            encoder += [[f"{name}_res", {"multiplier": grow}], ["res_x", _R1]]
+            decoder += [[name, _X2], ["res_x", _R1]]
+    else:
+        raise ValueError(f"video_codec_config: spatial must be 8 or 16, got {spatial}")
     return {
         "vae": {
             "dims": 3,

@@ -71,6 +71,7 @@ class PretrainConfig:
     codec_pool: int = 2048
     codec_frames: int = 17  # stage 1 trains on random windows of this many frames (8k+1): the codec is convolutional
     latent_channels: int = 16  # video latent channels = the transformer's in_channels
+    spatial: int = 16  # the video codec's spatial compression: 16 (the shipped codec) or 8 (a 16x16 grid at 128 px)
     audio_codec_from: str | None = None  # stage 1 trains the video codec only and keeps this folder's audio codec
     max_codec_seconds: float | None = None  # end stage 1 after this long (the learning rate follows the clock)
     steps: int = 6000
@@ -238,7 +239,7 @@ def codec_metrics(video: VideoCodec, audio: AudioCodec, frames: torch.Tensor, wa
 def train_codecs(cfg: PretrainConfig, pool_frames: torch.Tensor, pool_waves: torch.Tensor, eval_frames, eval_waves, ckpt: Checkpoint, state, record):
     device = cfg.device
     torch.manual_seed(cfg.seed)
-    video = VideoCodec(video_codec_config(cfg.latent_channels)).to(device)
+    video = VideoCodec(video_codec_config(cfg.latent_channels, cfg.spatial)).to(device)
     if cfg.audio_codec_from:
         audio, train_audio = AudioCodec.load(Path(cfg.audio_codec_from) / AUDIO_CODEC_FILE, device), False
     else:
@@ -577,6 +578,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--codec-lr", type=float, help="stage 1 peak learning rate")
     p.add_argument("--codec-frames", type=int, help="stage 1 trains on random windows of this many frames (8k+1)")
     p.add_argument("--latent-channels", type=int, help="video latent channels (the transformer's in_channels follow)")
+    p.add_argument("--spatial", type=int, choices=(8, 16), help="the video codec's spatial compression (default 16)")
     p.add_argument("--audio-codec-from", metavar="DIR", help=f"stage 1 trains the video codec only and keeps DIR/{AUDIO_CODEC_FILE}")
     p.add_argument("--max-codec-seconds", type=float, help="end stage 1 after this long (the record says where it stopped)")
     args = p.parse_args(argv)
@@ -584,7 +586,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.smoke and not cfg.device.startswith("cuda"):
         cfg.workers = 0
     for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr",
-                 "codec_lr", "codec_frames", "latent_channels", "audio_codec_from", "max_codec_seconds"):
+                 "codec_lr", "codec_frames", "latent_channels", "spatial", "audio_codec_from", "max_codec_seconds"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.no_bf16:
