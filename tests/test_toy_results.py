@@ -114,6 +114,8 @@ def test_drift_summary_reads_change_against_noise() -> None:
     assert "drift is measurable" in f["text"] and "5.0 s clip" in f["text"]
     short = drift_summary(_curve(np.linspace(0.8, 0.4, 24), window_s=1.0), 24.0)  # one window
     assert not short["measurable"] and "fewer than two windows" in short["text"]
+    slight = drift_summary(_curve(np.linspace(0.78, 0.80, 120)), 24.0)  # steady frames: tiny noise, tiny change
+    assert slight["change"] == pytest.approx(0.02, abs=0.005) and not slight["measurable"]
     three = drift_summary(_curve(np.linspace(0.8, 0.4, 24)), 24.0)  # a clear fall, but only three windows
     assert not three["measurable"] and "too short or too steady" in three["text"]
     picks = lowest_window_frames(fading, 24.0, n_frames=4)

@@ -15,11 +15,13 @@ import numpy as np
 from ltxic.identity.metrics import DriftCurve
 
 
-def drift_summary(curve: DriftCurve, fps: float) -> dict[str, Any]:
+def drift_summary(curve: DriftCurve, fps: float, min_change: float = 0.05) -> dict[str, Any]:
     """First and last window's face similarity, their difference (``change``, negative: the identity fades), the
-    noise of a window mean (median over windows of the per-frame standard deviation over sqrt(frames)), the lowest
-    window's time, and ``measurable``: whether the change exceeds twice that noise and the clip holds at least four
-    windows. ``text`` states it in a sentence with those numbers."""
+    noise of a window mean (median over windows of the per-frame standard deviation over sqrt(frames)), the range
+    of the window means, the lowest window's time, and ``measurable``: whether the clip holds at least four windows
+    and the change exceeds both twice that noise and ``min_change`` (neighbouring frames are alike, so the noise of
+    a window mean alone understates how much two windows of a steady clip differ). ``text`` states it in a sentence
+    with those numbers."""
     sims = np.asarray(curve.similarity, np.float64)
     finite = np.flatnonzero(np.isfinite(sims))
     per_frame = np.asarray(curve.per_frame, np.float64)
@@ -40,11 +42,12 @@ def drift_summary(curve: DriftCurve, fps: float) -> dict[str, Any]:
     noise = float(np.median(errs)) if errs else float("nan")
     change = last - first
     lowest = float(curve.times[finite[np.argmin(sims[finite])]])
-    measurable = bool(len(finite) >= 4 and np.isfinite(noise) and abs(change) > 2 * noise)
+    measurable = bool(len(finite) >= 4 and np.isfinite(noise) and abs(change) > max(2 * noise, min_change))
     verdict = ("drift is measurable here" if measurable else
                "this clip is too short or too steady for drift to stand out of the noise")
     text = (f"{seconds:.1f} s clip, {len(finite)} windows of {curve.window_s:g} s: face similarity {first:.2f} in the first "
-            f"window, {last:.2f} in the last (change {change:+.2f}, noise of a window mean {noise:.3f}); {verdict}.")
+            f"window, {last:.2f} in the last (change {change:+.2f}; windows range {np.nanmin(sims):.2f}-{np.nanmax(sims):.2f}; "
+            f"noise of a window mean {noise:.3f}; a change under {min_change:g} counts as none): {verdict}.")
     return {"windows": int(len(finite)), "seconds": seconds, "measurable": measurable, "first": first, "last": last,
             "change": change, "noise": noise, "lowest_s": lowest, "text": text}
 
