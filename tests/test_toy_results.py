@@ -74,7 +74,8 @@ def test_recommendation_file_round_trip(tmp_path) -> None:
     path = write_recommendation(tmp_path / "out", {"step": 200, "why": "best"}, checkpoints, rows)
     assert path.name == RECOMMENDED_FILE
     data = json.loads(path.read_text())
-    assert data["step"] == 200 and data["path"] == str(checkpoints[1][1]) and data["scores"]["face_similarity"] == pytest.approx(0.6)
+    assert data["step"] == 200 and data["checkpoint"] == str(checkpoints[1][1])
+    assert data["path"] == str(checkpoints[1][1] / "lora.safetensors") and data["scores"]["face_similarity"] == pytest.approx(0.6)
     assert read_recommendation(tmp_path / "out") == data
     assert read_recommendation(tmp_path / "nowhere") is None
     with pytest.raises(ValueError, match="not among"):
