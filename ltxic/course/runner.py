@@ -231,11 +231,11 @@ def notebook_problems(path: str | Path) -> list[str]:
 # ----------------------------------------------------------------------------------------------- the lessons' run
 
 #: The CPU-sized training run of lesson 04 (its ``parameters`` cell holds the same values; a test checks).
-TRAINING_LESSON_DEFAULTS = {"steps": 300, "checkpoint_interval": 100, "validation_interval": 300, "validation_steps": 8}
+TRAINING_LESSON_DEFAULTS = {"steps": 300, "checkpoint_interval": 100, "validation_interval": 100, "validation_steps": 8}
 
 
 def lesson_training_config(run_dir: str | Path, *, config_name: str = "tiny_cpu", steps: int = 300,
-                           checkpoint_interval: int = 100, validation_interval: int = 300, validation_steps: int = 8,
+                           checkpoint_interval: int = 100, validation_interval: int = 100, validation_steps: int = 8,
                            comfyui_root: str | Path | None = None, dataset_file: str | Path | None = None,
                            overrides: dict[str, Any] | None = None, check_files: bool = True) -> Any:
     """A shipped config shortened the way lesson 04's parameters shorten it, writing into ``run_dir``.

@@ -6,6 +6,9 @@
   whole face would fall in one or two latent cells and its traits blur away), one residual layer per stage,
   no timestep-conditioned decoder, and a plain autoencoder loss (no GAN or perceptual loss). Time is
   compressed 8x exactly as in LTX-2, the first frame kept on its own: ``F' = (F - 1) / 8 + 1``.
+  :func:`video_codec_config` also builds an 8x codec (a 16x16 grid at 128 px), for a sharper kit
+  (``tiny_pretrain --spatial 8``). Files keep the block list they were trained with in their metadata, so a
+  codec of either geometry loads as it was built.
 * :class:`AudioCodec` wraps ltx-core's ``AudioProcessor`` (log-mel, 16 kHz, hop 160, 64 mels),
   ``AudioEncoder`` and ``AudioDecoder`` (4x down in time and mel: 25 latents/s, ``(B, 1, T, 16)`` latents,
   C*M = 16 where LTX-2 has 8*16 = 128) with mono input. The real model turns mels into waveforms with a
@@ -41,32 +44,50 @@ from ltxic.models.latents import AudioGeometry, VideoGeometry
 _R1 = {"num_layers": 1}
 _X2 = {"multiplier": 2}
 
-# ltx-core's VAE config schema ("vae": {...}), as stored in real checkpoints.
-TINY_VIDEO_CONFIG: dict[str, Any] = {
-    "vae": {
-        "dims": 3,
-        "in_channels": 3,
-        "out_channels": 3,
-        "latent_channels": 16,
-        "patch_size": 4,
-        # encoder: after patchify (4x) 2x time, then 2x all, 2x all: 8x time, 16x space
-        "encoder_blocks": [
-            ["res_x", _R1], ["compress_time_res", _X2], ["compress_all_res", _X2], ["res_x", _R1],
-            ["compress_all_res", _X2], ["res_x", _R1],
-        ],
-        # the decoder builds these in reverse order (ltx-core convention)
-        "decoder_blocks": [
-            ["res_x", _R1], ["compress_time", _X2], ["compress_all", _X2], ["res_x", _R1],
-            ["compress_all", _X2], ["res_x", _R1],
-        ],
-        "decoder_base_channels": 16,
-        "norm_layer": "pixel_norm",
-        "latent_log_var": "uniform",
-        "causal_decoder": False,
-        "timestep_conditioning": False,
-        "spatial_padding_mode": "zeros",
+
+def video_codec_config(latent_channels: int = 16, spatial: int = 16, decoder_base_channels: int = 16) -> dict[str, Any]:
+    """ltx-core's VAE config schema (``"vae": {...}``, as stored in real checkpoints) for a tiny video codec.
+
+    ``spatial=16`` is the shipped codec's block list (4x4 patchify, 2x time, 2x all, 2x all). ``spatial=8`` keeps
+    twice the grid (2x2 patchify, then 2x all, 2x all, 2x time, a residual layer after each stage), with encoder
+    widths from ``latent_channels`` doubling up to 128. Time is compressed 8x in both. The decoder lists the same
+    stages (ltx-core builds them in reverse) from ``8 * decoder_base_channels`` features.
+    """
+    if spatial == 16:
+        encoder = [["res_x", _R1], ["compress_time_res", _X2], ["compress_all_res", _X2], ["res_x", _R1],
+                   ["compress_all_res", _X2], ["res_x", _R1]]
+        decoder = [["res_x", _R1], ["compress_time", _X2], ["compress_all", _X2], ["res_x", _R1],
+                   ["compress_all", _X2], ["res_x", _R1]]
+        patch = 4
+    elif spatial == 8:
+        encoder, decoder, patch, width = [["res_x", _R1]], [["res_x", _R1]], 2, latent_channels
+        for name in ("compress_all", "compress_all", "compress_time"):
+            grow = 2 if width < 128 else 1
+            width *= grow
+            encoder += [[f"{name}_res", {"multiplier": grow}], ["res_x", _R1]]
+            decoder += [[name, _X2], ["res_x", _R1]]
+    else:
+        raise ValueError(f"video_codec_config: spatial must be 8 or 16, got {spatial}")
+    return {
+        "vae": {
+            "dims": 3,
+            "in_channels": 3,
+            "out_channels": 3,
+            "latent_channels": latent_channels,
+            "patch_size": patch,
+            "encoder_blocks": encoder,
+            "decoder_blocks": decoder,
+            "decoder_base_channels": decoder_base_channels,
+            "norm_layer": "pixel_norm",
+            "latent_log_var": "uniform",
+            "causal_decoder": False,
+            "timestep_conditioning": False,
+            "spatial_padding_mode": "zeros",
+        }
     }
-}
+
+
+TINY_VIDEO_CONFIG: dict[str, Any] = video_codec_config()
 
 # ltx-core's audio VAE config schema ("audio_vae": {...}).
 TINY_AUDIO_CONFIG: dict[str, Any] = {

@@ -41,10 +41,10 @@ from ltx_core.components.patchifiers import AudioPatchifier, VideoLatentPatchifi
 from ltx_core.model.transformer.modality import Modality
 from tqdm.auto import tqdm
 
-from ltxic.models.codecs import AudioCodec, VideoCodec
+from ltxic.models.codecs import AudioCodec, VideoCodec, video_codec_config
 from ltxic.io.files import atomic_path, sha256_file, write_json_atomic
 from ltxic.models.latents import audio_tokens, video_tokens
-from ltxic.models.transformer import build_transformer, count_parameters, save_transformer
+from ltxic.models.transformer import build_transformer, count_parameters, preset_config, save_transformer
 from ltxic.models.text_encoder import TextEncoder, build_vocab
 from ltxic.models.tiny import AUDIO_CODEC_FILE, RECORD_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
 from ltxic.toy.identity import make_identity
@@ -69,6 +69,11 @@ class PretrainConfig:
     codec_batch: int = 16
     codec_lr: float = 1e-3
     codec_pool: int = 2048
+    codec_frames: int = 17  # stage 1 trains on random windows of this many frames (8k+1): the codec is convolutional
+    latent_channels: int = 16  # video latent channels = the transformer's in_channels
+    spatial: int = 16  # the video codec's spatial compression: 16 (the shipped codec) or 8 (a 16x16 grid at 128 px)
+    audio_codec_from: str | None = None  # stage 1 trains the video codec only and keeps this folder's audio codec
+    max_codec_seconds: float | None = None  # end stage 1 after this long (the learning rate follows the clock)
     steps: int = 6000
     batch: int = 64
     lr: float = 4e-4
@@ -137,10 +142,28 @@ def sample_sigmas(n: int, shift: float, gen: torch.Generator) -> torch.Tensor:
     return shift * s / (1 + (shift - 1) * s)
 
 
-def _lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+def _lr_at(step: int, total: int, peak: float, warmup: int, elapsed_frac: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay over the run; ``elapsed_frac`` (time used / time allowed) moves the
+    decay forward when a time limit will end the run before ``total`` steps."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    frac = max((step - warmup) / max(1, total - warmup), elapsed_frac)
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def _time_frac(t0: float, limit: float | None) -> float:
+    return 0.0 if limit is None else (time.time() - t0) / limit
+
+
+def _windows(pool: torch.Tensor, idx: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
+    """A random window of ``length`` frames from each clip ``pool[idx]`` (pool: (N, F, H, W, 3), on any device),
+    gathered where the pool lies: one indexing op, no per-clip copies."""
+    n_frames = pool.shape[1]
+    if length >= n_frames:
+        return pool[idx.to(pool.device)]
+    starts = torch.randint(n_frames - length + 1, (len(idx),), generator=gen)
+    t = (starts[:, None] + torch.arange(length)[None]).to(pool.device)
+    return pool[idx.to(pool.device)[:, None], t]
 
 
 class Checkpoint:
@@ -179,14 +202,17 @@ def _same_length(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.
     return a[:, :, :n], b[:, :, :n]
 
 
-def _codec_losses(video: VideoCodec, audio: AudioCodec, x: torch.Tensor, mel: torch.Tensor, noise: float, gen_dev: torch.Generator | None):
+def _codec_losses(video: VideoCodec, audio: AudioCodec | None, x: torch.Tensor, mel: torch.Tensor | None, noise: float,
+                  gen_dev: torch.Generator | None):
     zv = video.encoder(x)
     zv_n = zv + noise * torch.randn(zv.shape, device=zv.device, generator=gen_dev)
     rec = video.decoder(zv_n)
+    v_loss = F.l1_loss(rec.float(), x) + F.mse_loss(rec.float(), x)
+    if audio is None:  # the audio codec is kept as it is
+        return v_loss, torch.zeros((), device=x.device), 1e-3 * zv.float().pow(2).mean()
     za = audio.encode_mel(mel)
     za_n = za + noise * torch.randn(za.shape, device=za.device, generator=gen_dev)
     mel_rec = audio.decode_mel(za_n)
-    v_loss = F.l1_loss(rec.float(), x) + F.mse_loss(rec.float(), x)
     a_loss = F.l1_loss(*_same_length(mel_rec.float(), mel))
     reg = 1e-3 * (zv.float().pow(2).mean() + za.float().pow(2).mean())  # keeps latent scale bounded against the noise
     return v_loss, a_loss, reg
@@ -213,51 +239,75 @@ def codec_metrics(video: VideoCodec, audio: AudioCodec, frames: torch.Tensor, wa
 def train_codecs(cfg: PretrainConfig, pool_frames: torch.Tensor, pool_waves: torch.Tensor, eval_frames, eval_waves, ckpt: Checkpoint, state, record):
     device = cfg.device
     torch.manual_seed(cfg.seed)
-    video, audio = VideoCodec().to(device), AudioCodec().to(device)
-    params = [*video.parameters(), *audio.parameters()]
+    video = VideoCodec(video_codec_config(cfg.latent_channels, cfg.spatial)).to(device)
+    if cfg.audio_codec_from:
+        audio, train_audio = AudioCodec.load(Path(cfg.audio_codec_from) / AUDIO_CODEC_FILE, device), False
+    else:
+        audio, train_audio = AudioCodec().to(device), True
+    params = [*video.parameters(), *(audio.parameters() if train_audio else [])]
     opt = torch.optim.AdamW(params, lr=cfg.codec_lr, weight_decay=0.0)
     start = 0
     if state and state.get("stage") == 1:
         video.load_state_dict(state["video"]), audio.load_state_dict(state["audio"]), opt.load_state_dict(state["opt"])
         start = state["step"]
+    if not train_audio:
+        record["audio_codec_from"] = {"folder": cfg.audio_codec_from, "sha256": sha256_file(Path(cfg.audio_codec_from) / AUDIO_CODEC_FILE)}
     record["codec_eval_before"] = record.get("codec_eval_before") or codec_metrics(video, audio, eval_frames, eval_waves, device)
-    video.train(), audio.train()
+    video.train(), audio.train(train_audio)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     losses: list[list[float]] = record.setdefault("codec_losses", [])
+    # the pool lives where training runs (uint8: 1024 clips of 49x128x128 are 2.5 GB), so a batch is one gather
+    pool_frames = pool_frames.to(device)
+    pending: list[torch.Tensor] = []
     bar = tqdm(range(start, cfg.codec_steps), desc="stage 1: codecs", initial=start, total=cfg.codec_steps)
+    t_start = time.time()
     for step in bar:
+        if cfg.max_codec_seconds is not None and time.time() - t_start > cfg.max_codec_seconds:
+            record["codec_stopped_early"] = {"step": step, "of": cfg.codec_steps, "reason": f"--max-codec-seconds {cfg.max_codec_seconds:g}"}
+            break
         gen.manual_seed(cfg.seed * 1_000_003 + step)  # batch of a step is fixed: resuming replays the same data
         idx = torch.randint(len(pool_frames), (cfg.codec_batch,), generator=gen)
-        x = to_video_tensor(pool_frames[idx]).to(device, non_blocking=True)
-        with torch.no_grad():
-            mel = audio.mel(pool_waves[idx].to(device))
+        x = to_video_tensor(_windows(pool_frames, idx, cfg.codec_frames, gen))
+        mel = None
+        if train_audio:
+            with torch.no_grad():
+                mel = audio.mel(pool_waves[idx].to(device))
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, cfg.codec_steps, cfg.codec_lr, max(1, cfg.codec_steps // 20))
+            group["lr"] = _lr_at(step, cfg.codec_steps, cfg.codec_lr, max(1, cfg.codec_steps // 20),
+                                 _time_frac(t_start, cfg.max_codec_seconds))
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
-            v_loss, a_loss, reg = _codec_losses(video, audio, x, mel, cfg.latent_noise, None)
+            v_loss, a_loss, reg = _codec_losses(video, audio if train_audio else None, x, mel, cfg.latent_noise, None)
         loss = v_loss + a_loss + reg
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        losses.append([round(v_loss.item(), 5), round(a_loss.item(), 5)])
-        bar.set_postfix(video=f"{v_loss.item():.4f}", mel=f"{a_loss.item():.4f}")
+        pending.append(torch.stack([v_loss.detach(), a_loss.detach()]))
+        if len(pending) == 25 or step + 1 == cfg.codec_steps or (step + 1) % cfg.ckpt_every == 0:  # few device syncs
+            values = torch.stack(pending).float().cpu().tolist()
+            losses.extend([[round(v, 5), round(a, 5)] for v, a in values])
+            pending.clear()
+            bar.set_postfix(video=f"{values[-1][0]:.4f}", mel=f"{values[-1][1]:.4f}")
         if (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.codec_steps:
             ckpt.save({"stage": 1, "step": step + 1, "video": video.state_dict(), "audio": audio.state_dict(),
                        "opt": opt.state_dict(), "record": _json_safe(record)})
 
+    if pending:  # stopped early between flushes
+        losses.extend([[round(v, 5), round(a, 5)] for v, a in torch.stack(pending).float().cpu().tolist()])
     # latent statistics of the raw encoder means over the pool: afterwards latents are ~unit variance
     video.eval(), audio.eval()
     with torch.no_grad():
         zs, zas = [], []
         for i in range(0, min(len(pool_frames), 512), 16):
-            zs.append(video.encode(to_video_tensor(pool_frames[i : i + 16]).to(device)).float())
-            zas.append(audio.encode(pool_waves[i : i + 16].to(device)).float())
+            zs.append(video.encode(to_video_tensor(pool_frames[i : i + 16])).float())
+            if train_audio:
+                zas.append(audio.encode(pool_waves[i : i + 16].to(device)).float())
         zv = torch.cat(zs).transpose(0, 1).flatten(1)  # (C, everything)
-        za = torch.cat(zas)
-        za = za.permute(0, 2, 1, 3).flatten(2).flatten(0, 1)  # (B*T, C*M), ltx-core's audio token layout
         video.set_latent_stats(zv.mean(1), zv.std(1))
-        audio.set_latent_stats(za.mean(0), za.std(0))
+        if train_audio:  # a kept audio codec already has its statistics
+            za = torch.cat(zas)
+            za = za.permute(0, 2, 1, 3).flatten(2).flatten(0, 1)  # (B*T, C*M), ltx-core's audio token layout
+            audio.set_latent_stats(za.mean(0), za.std(0))
     record["codec_eval_after"] = codec_metrics(video, audio, eval_frames, eval_waves, device)
     return video, audio
 
@@ -347,7 +397,9 @@ def fm_eval(model, text, layout: TokenLayout, zv, za, caps, cfg: PretrainConfig)
 
 def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, zv_pool, za_pool, caps, eval_set, ckpt: Checkpoint, state, record):
     device = cfg.device
-    model = build_transformer("tiny", seed=cfg.seed).to(device)
+    config = preset_config("tiny")  # the transformer reads the codec's latents: its in/out channels follow them
+    config["transformer"]["in_channels"] = config["transformer"]["out_channels"] = video.latent_channels
+    model = build_transformer(config, seed=cfg.seed).to(device)
     text = TextEncoder(vocab=toy_vocabulary()).to(device)
     torch.manual_seed(cfg.seed)
     params = [*model.parameters(), *text.parameters()]
@@ -384,7 +436,8 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
         blank = drop[:, None] & (torch.arange(tokens.shape[1], device=device) > 0)
         tokens, mask = torch.where(blank, pad, tokens), torch.where(blank, 0, mask)
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)))
+            group["lr"] = _lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)),
+                                 _time_frac(t_start, cfg.max_train_seconds))
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
             lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na)
         loss = lv + la
@@ -522,11 +575,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--from-codecs", metavar="DIR", help="skip stage 1 and train the transformer on these codecs (a folder with "
                    f"{VIDEO_CODEC_FILE} and {AUDIO_CODEC_FILE})")
     p.add_argument("--lr", type=float, help="stage 2 peak learning rate")
+    p.add_argument("--codec-lr", type=float, help="stage 1 peak learning rate")
+    p.add_argument("--codec-frames", type=int, help="stage 1 trains on random windows of this many frames (8k+1)")
+    p.add_argument("--latent-channels", type=int, help="video latent channels (the transformer's in_channels follow)")
+    p.add_argument("--spatial", type=int, choices=(8, 16), help="the video codec's spatial compression (default 16)")
+    p.add_argument("--audio-codec-from", metavar="DIR", help=f"stage 1 trains the video codec only and keeps DIR/{AUDIO_CODEC_FILE}")
+    p.add_argument("--max-codec-seconds", type=float, help="end stage 1 after this long (the record says where it stopped)")
     args = p.parse_args(argv)
     cfg = PretrainConfig.smoke_config(args.out) if args.smoke else PretrainConfig(out=args.out, device=args.device)
     if not args.smoke and not cfg.device.startswith("cuda"):
         cfg.workers = 0
-    for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr"):
+    for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr",
+                 "codec_lr", "codec_frames", "latent_channels", "spatial", "audio_codec_from", "max_codec_seconds"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.no_bf16:

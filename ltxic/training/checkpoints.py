@@ -120,6 +120,18 @@ def list_checkpoints(output_dir: str | os.PathLike[str]) -> list[tuple[int, Path
     return sorted(found)
 
 
+def validation_clips(output_dir: str | os.PathLike[str]) -> dict[int, list[Path]]:
+    """``step -> [validation mp4s]`` of a run (``output_dir/validation/step_NNNNNN/*.mp4``), steps ascending."""
+    root = Path(output_dir) / "validation"
+    found: dict[int, list[Path]] = {}
+    if root.is_dir():
+        for child in sorted(root.iterdir()):
+            clips = sorted(child.glob("*.mp4")) if child.is_dir() and child.name.startswith("step_") else []
+            if clips and child.name[5:].isdigit():
+                found[int(child.name[5:])] = clips
+    return dict(sorted(found.items()))
+
+
 def latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     """The newest *complete* checkpoint; half-written or damaged ones are skipped with a warning."""
     for step, folder in reversed(list_checkpoints(output_dir)):

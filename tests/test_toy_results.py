@@ -1,0 +1,138 @@
+"""What the lessons show across training: face travel (the prompted motion, measured), frame strips over steps,
+the recommended checkpoint file, validation clips by step, the drift verdict, and the 8x tiny video codec."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ltxic.identity.drift_check import drift_summary, lowest_window_frames
+from ltxic.identity.metrics import DriftCurve
+from ltxic.identity.motion import MOVES_AT_LEAST, STILL_BELOW, expects_travel, face_travel, motion_table
+from ltxic.identity.recommend import RECOMMENDED_FILE, read_recommendation, write_recommendation
+from ltxic.models.codecs import VideoCodec, video_codec_config
+from ltxic.models.tiny_pretrain import _windows
+from ltxic.sampling.strips import even_picks, frame_strips
+from ltxic.toy import Scene, make_identity, render_clip
+from ltxic.training.checkpoints import validation_clips
+
+
+def _clip(action: str, framing: str, seed: int = 3):
+    return render_clip(make_identity(5), Scene("blue", "bright", framing, action, True), seed=seed, frames=25)
+
+
+def test_face_travel_separates_a_walk_from_standing_still() -> None:
+    walk, still = _clip("walks across", "medium shot"), _clip("speaks", "close-up")
+    w, s = face_travel(walk.frames), face_travel(still.frames)
+    assert w.found == 1.0 and s.found == 1.0
+    assert w.travel >= MOVES_AT_LEAST  # left to right: positive
+    assert s.distance < STILL_BELOW
+    # the travel follows the renderer's true face centre
+    truth = walk.truth.face_centre[:, 0] / walk.frames.shape[2]
+    assert w.travel == pytest.approx(truth[-6:].mean() - truth[:6].mean(), abs=0.05)
+    # mirrored frames walk the other way by the same distance
+    back = face_travel(walk.frames[:, :, ::-1].copy())
+    assert back.travel == pytest.approx(-w.travel, abs=0.03)
+
+
+def test_motion_table_judges_each_caption() -> None:
+    walk, still, turn = _clip("walks across", "medium shot"), _clip("nods", "close-up"), _clip("turns head left", "close-up")
+    rows = motion_table([("walk", walk.frames, walk.caption), ("nod", still.frames, still.caption),
+                         ("turn", turn.frames, turn.caption), ("still frames, walk caption", still.frames, walk.caption)])
+    by = {r["clip"]: r for r in rows}
+    assert by["walk"]["asks"] == "moves" and by["walk"]["meets"] is True
+    assert by["nod"]["asks"] == "stays" and by["nod"]["meets"] is True
+    assert by["turn"]["asks"] is None and by["turn"]["meets"] is None  # a turn moves features, not the face box
+    assert by["still frames, walk caption"]["meets"] is False
+    assert expects_travel("a cat on a mat") is None
+
+
+def test_face_travel_without_a_face_is_nan() -> None:
+    room = np.full((9, 128, 128, 3), (62, 92, 172), np.uint8)
+    t = face_travel(room)
+    assert t.found == 0.0 and np.isnan(t.travel)
+    assert motion_table({"empty": (room, _clip("walks across", "medium shot").caption)})[0]["meets"] is None
+
+
+def test_frame_strips_rows_and_columns() -> None:
+    a, b = _clip("speaks", "close-up").frames, _clip("walks across", "medium shot").frames
+    fig = frame_strips({"base": a, "step 100": b}, 24.0, n_frames=4, reference=a[0], title="t")
+    assert len(fig.axes) == 2 * 5
+    assert [ax.get_title() for ax in fig.axes[:5]] == ["reference", "0.00 s", "0.33 s", "0.67 s", "1.00 s"]
+    assert fig.axes[5].get_ylabel() == "step 100"
+    assert even_picks(25, 4) == [0, 8, 16, 24]
+    with pytest.raises(ValueError, match="outside"):
+        frame_strips({"a": a[:5]}, 24.0, picks=[0, 9])
+
+
+def test_recommendation_file_round_trip(tmp_path) -> None:
+    checkpoints = [(100, tmp_path / "checkpoints" / "step_000100"), (200, tmp_path / "checkpoints" / "step_000200")]
+    rows = [{"step": 100, "face_similarity": 0.5}, {"step": 200, "face_similarity": np.float32(0.6)}]
+    path = write_recommendation(tmp_path / "out", {"step": 200, "why": "best"}, checkpoints, rows)
+    assert path.name == RECOMMENDED_FILE
+    data = json.loads(path.read_text())
+    assert data["step"] == 200 and data["checkpoint"] == str(checkpoints[1][1])
+    assert data["path"] == str(checkpoints[1][1] / "lora.safetensors") and data["scores"]["face_similarity"] == pytest.approx(0.6)
+    assert read_recommendation(tmp_path / "out") == data
+    assert read_recommendation(tmp_path / "nowhere") is None
+    with pytest.raises(ValueError, match="not among"):
+        write_recommendation(tmp_path / "out", {"step": 300}, checkpoints)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / RECOMMENDED_FILE).write_text('{"step": 1}')
+    with pytest.raises(ValueError, match="needs 'step' and 'path'"):
+        read_recommendation(tmp_path / "bad")
+
+
+def test_validation_clips_by_step(tmp_path) -> None:
+    for step, names in ((300, ["000_b.mp4", "001_a.mp4"]), (100, ["000_a.mp4"]), (200, [])):
+        folder = tmp_path / "validation" / f"step_{step:06d}"
+        folder.mkdir(parents=True)
+        for n in names:
+            (folder / n).write_bytes(b"x")
+    (tmp_path / "validation" / "notes.txt").write_text("-")
+    found = validation_clips(tmp_path)
+    assert list(found) == [100, 300] and [p.name for p in found[300]] == ["000_b.mp4", "001_a.mp4"]
+    assert validation_clips(tmp_path / "missing") == {}
+
+
+def _curve(per_frame: np.ndarray, fps: float = 24.0, window_s: float = 0.5) -> DriftCurve:
+    win = int(round(window_s * fps))
+    starts = np.arange(0, len(per_frame) - win + 1, win // 2)
+    sims = np.array([per_frame[s : s + win].mean() for s in starts], np.float32)
+    return DriftCurve(((starts + win / 2) / fps).astype(np.float32), sims, per_frame, window_s)
+
+
+def test_drift_summary_reads_change_against_noise() -> None:
+    rng = np.random.default_rng(0)
+    steady = _curve(0.7 + 0.02 * rng.standard_normal(120))
+    fading = _curve(np.linspace(0.8, 0.4, 120) + 0.02 * rng.standard_normal(120))
+    s, f = drift_summary(steady, 24.0), drift_summary(fading, 24.0)
+    assert not s["measurable"] and f["measurable"]
+    assert f["change"] == pytest.approx(-0.36, abs=0.05) and f["lowest_s"] > 4.0
+    assert "drift is measurable" in f["text"] and "5.0 s clip" in f["text"]
+    short = drift_summary(_curve(np.linspace(0.8, 0.4, 24), window_s=1.0), 24.0)  # one window
+    assert not short["measurable"] and "fewer than two windows" in short["text"]
+    slight = drift_summary(_curve(np.linspace(0.78, 0.80, 120)), 24.0)  # steady frames: tiny noise, tiny change
+    assert slight["change"] == pytest.approx(0.02, abs=0.005) and not slight["measurable"]
+    three = drift_summary(_curve(np.linspace(0.8, 0.4, 24)), 24.0)  # a clear fall, but only three windows
+    assert not three["measurable"] and "too short or too steady" in three["text"]
+    picks = lowest_window_frames(fading, 24.0, n_frames=4)
+    assert len(picks) == 4 and picks[-1] == 119 and picks[-1] - picks[0] == 11
+
+
+def test_codec_windows_and_8x_geometry() -> None:
+    pool = torch.arange(3 * 9).reshape(3, 9, 1, 1, 1).expand(3, 9, 2, 2, 3).to(torch.uint8)
+    idx = torch.tensor([2, 0])
+    w = _windows(pool, idx, 5, torch.Generator().manual_seed(0))
+    assert w.shape == (2, 5, 2, 2, 3)
+    first = w[:, :, 0, 0, 0].long()
+    assert torch.equal(first[:, 1:] - first[:, :-1], torch.ones(2, 4, dtype=torch.long))  # consecutive frames
+    assert first[0, 0] // 9 == 2 and first[1, 0] // 9 == 0  # from the clips asked for
+    assert torch.equal(_windows(pool, idx, 9, torch.Generator()), pool[idx])
+    codec = VideoCodec(video_codec_config(32, spatial=8))
+    assert codec.geometry.spatial == 8 and codec.latent_channels == 32
+    grows = [b[1]["multiplier"] for b in codec.config["vae"]["encoder_blocks"] if b[0].startswith("compress")]
+    assert grows == [2, 2, 1]  # 32 -> 64 -> 128, then capped
