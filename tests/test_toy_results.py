@@ -1,9 +1,8 @@
 """What the lessons show across training: face travel (the prompted motion, measured), frame strips over steps,
-the recommended checkpoint file, validation clips by step, the drift verdict, and the 8x tiny video codec."""
+validation clips by step, the drift verdict, and the 8x tiny video codec."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ import torch
 from ltxic.identity.drift_check import drift_summary, lowest_window_frames
 from ltxic.identity.metrics import DriftCurve
 from ltxic.identity.motion import MOVES_AT_LEAST, STILL_BELOW, expects_travel, face_travel, motion_table
-from ltxic.identity.recommend import RECOMMENDED_FILE, read_recommendation, write_recommendation
 from ltxic.models.codecs import VideoCodec, video_codec_config
 from ltxic.models.tiny_pretrain import _windows
 from ltxic.sampling.strips import even_picks, frame_strips
@@ -66,24 +64,6 @@ def test_frame_strips_rows_and_columns() -> None:
     assert even_picks(25, 4) == [0, 8, 16, 24]
     with pytest.raises(ValueError, match="outside"):
         frame_strips({"a": a[:5]}, 24.0, picks=[0, 9])
-
-
-def test_recommendation_file_round_trip(tmp_path) -> None:
-    checkpoints = [(100, tmp_path / "checkpoints" / "step_000100"), (200, tmp_path / "checkpoints" / "step_000200")]
-    rows = [{"step": 100, "face_similarity": 0.5}, {"step": 200, "face_similarity": np.float32(0.6)}]
-    path = write_recommendation(tmp_path / "out", {"step": 200, "why": "best"}, checkpoints, rows)
-    assert path.name == RECOMMENDED_FILE
-    data = json.loads(path.read_text())
-    assert data["step"] == 200 and data["checkpoint"] == str(checkpoints[1][1])
-    assert data["path"] == str(checkpoints[1][1] / "lora.safetensors") and data["scores"]["face_similarity"] == pytest.approx(0.6)
-    assert read_recommendation(tmp_path / "out") == data
-    assert read_recommendation(tmp_path / "nowhere") is None
-    with pytest.raises(ValueError, match="not among"):
-        write_recommendation(tmp_path / "out", {"step": 300}, checkpoints)
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / RECOMMENDED_FILE).write_text('{"step": 1}')
-    with pytest.raises(ValueError, match="needs 'step' and 'path'"):
-        read_recommendation(tmp_path / "bad")
 
 
 def test_validation_clips_by_step(tmp_path) -> None:
