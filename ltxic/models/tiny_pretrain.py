@@ -96,6 +96,21 @@ class PretrainConfig:
                    steps=20, batch=4, latent_pool=8, eval_clips=2, lr=1e-3, workers=1, bf16=False, ckpt_every=10, smoke=True)
 
 
+def _optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+
+
+def _flush_losses(pending: list[torch.Tensor], losses: list[list[float]], bar: Any, names: tuple[str, str]) -> None:
+    """Move the pending (video, audio) losses to the host in one sync, log them and show the last on the bar."""
+    values = torch.stack(pending).float().cpu().tolist()
+    losses.extend([[round(v, 5), round(a, 5)] for v, a in values])
+    pending.clear()
+    bar.set_postfix({names[0]: f"{values[-1][0]:.4f}", names[1]: f"{values[-1][1]:.4f}"})
+
+
 def toy_vocabulary() -> list[str]:
     """Every word of every toy caption, plus the alternative phrasings the caption parser accepts."""
     captions = [
@@ -278,22 +293,16 @@ def train_codecs(cfg: PretrainConfig, pool_frames: torch.Tensor, pool_waves: tor
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
             v_loss, a_loss, reg = _codec_losses(video, audio if train_audio else None, x, mel, cfg.latent_noise, None)
         loss = v_loss + a_loss + reg
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        _optimizer_step(opt, loss, params)
         pending.append(torch.stack([v_loss.detach(), a_loss.detach()]))
         if len(pending) == 25 or step + 1 == cfg.codec_steps or (step + 1) % cfg.ckpt_every == 0:  # few device syncs
-            values = torch.stack(pending).float().cpu().tolist()
-            losses.extend([[round(v, 5), round(a, 5)] for v, a in values])
-            pending.clear()
-            bar.set_postfix(video=f"{values[-1][0]:.4f}", mel=f"{values[-1][1]:.4f}")
+            _flush_losses(pending, losses, bar, ("video", "mel"))
         if (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.codec_steps:
             ckpt.save({"stage": 1, "step": step + 1, "video": video.state_dict(), "audio": audio.state_dict(),
                        "opt": opt.state_dict(), "record": _json_safe(record)})
 
     if pending:  # stopped early between flushes
-        losses.extend([[round(v, 5), round(a, 5)] for v, a in torch.stack(pending).float().cpu().tolist()])
+        _flush_losses(pending, losses, bar, ("video", "mel"))
     # latent statistics of the raw encoder means over the pool: afterwards latents are ~unit variance
     video.eval(), audio.eval()
     with torch.no_grad():
@@ -441,21 +450,15 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
             lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na)
         loss = lv + la
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        _optimizer_step(opt, loss, params)
         pending.append(torch.stack([lv.detach(), la.detach()]))
         if len(pending) == 25 or step + 1 == cfg.steps or (step + 1) % cfg.ckpt_every == 0:  # few device syncs
-            values = torch.stack(pending).float().cpu().tolist()
-            losses.extend([[round(v, 5), round(a, 5)] for v, a in values])
-            pending.clear()
-            bar.set_postfix(video=f"{values[-1][0]:.4f}", audio=f"{values[-1][1]:.4f}")
+            _flush_losses(pending, losses, bar, ("video", "audio"))
         if (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.steps:
             ckpt.save({"stage": 2, "step": step + 1, "model": model.state_dict(), "text": text.state_dict(),
                        "opt": opt.state_dict(), "record": _json_safe(record)})
     if pending:  # stopped early between flushes
-        losses.extend([[round(v, 5), round(a, 5)] for v, a in torch.stack(pending).float().cpu().tolist()])
+        _flush_losses(pending, losses, bar, ("video", "audio"))
     record["fm_eval_after"] = fm_eval(model, text, layout, *eval_set, cfg)
     return model.eval(), text.eval()
 
