@@ -443,7 +443,7 @@ def lighting_outliers(luminance: Sequence[float], z: float = 2.5, min_spread_sto
 
 def _check_all_media(root: Path, users: dict[tuple[str, str], list[int]], rules: ValidationRules,
                      detector: FaceDetector | None, report: ValidationReport, progress: bool) -> None:
-    from tqdm.auto import tqdm
+    from ltxic.io.progress import progress as tqdm
 
     from ltxic.io.media import MediaError, read_image
 
