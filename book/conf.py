@@ -25,11 +25,19 @@ extensions = ["myst_nb"]
 nb_execution_mode = "off"
 # offline: no ipywidgets JavaScript from a CDN (the staged lessons keep their progress bars as text)
 nb_ipywidgets_js = {}
+# Markdown a cell displays (display(Markdown(...)): validation and caption reports, the results table) is parsed
+# as MyST, whose syntax includes pipe tables; MyST-NB's default, CommonMark, has no tables and shows them as text.
+nb_render_markdown_format = "myst"
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 
 html_theme = "sphinx_book_theme"
 html_title = "ltxic course"
-html_theme_options = {"show_toc_level": 2}
+# no right-hand column (the page's table of contents): the article takes that width, so figures (frame strips,
+# the landing page's comparison) are shown near their own size and their labels stay legible
+html_theme_options = {"show_toc_level": 2, "secondary_sidebar_items": []}
 html_last_updated_fmt = None
 html_extra_path = ["_extra"]
+# wrapping of long code and output lines, the article at the page's width, ltxic.io.tables.Table
+html_static_path = ["_static"]
+html_css_files = ["ltxic.css"]

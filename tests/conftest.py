@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -75,8 +76,12 @@ def executed_course(tmp_path_factory):
     A failing lesson is recorded and the next one still runs, so each lesson's test reports its own failure."""
     from ltxic.course.runner import CourseError, course_threads, declared_parameters, lessons, run_lesson
 
+    from ltxic.course.runner import NOTEBOOKS_DIR
+
     root = tmp_path_factory.mktemp("course")
-    overrides = {"out_dir": str(root / "files"), "comfyui_root": str(root / "ComfyUI")}
+    # relative to the lessons' folder, as the defaults are: the outputs name no absolute path of the machine
+    overrides = {"out_dir": os.path.relpath(root / "files", NOTEBOOKS_DIR),
+                 "comfyui_root": os.path.relpath(root / "ComfyUI", NOTEBOOKS_DIR)}
     results = {}
     for nb in lessons():
         params = {k: v for k, v in overrides.items() if k in declared_parameters(nb)}
@@ -86,3 +91,29 @@ def executed_course(tmp_path_factory):
         except CourseError as err:
             results[nb.stem] = (root / "executed" / nb.name, str(err), params)
     return results
+
+
+def chromium() -> str | None:
+    """The system's Chromium (Debian's ``chromium``; ``LTXIC_CHROMIUM`` names another)."""
+    return os.environ.get("LTXIC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium through Playwright (no browser download). Without it the test is skipped, except where
+    ``LTXIC_REQUIRE_BROWSER=1`` (CI), where it fails."""
+    exe = chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        exe = None
+    if exe is None:
+        why = "no Chromium or Playwright: apt-get install chromium; pip install -e '.[test]' (see .ci/run)"
+        if os.environ.get("LTXIC_REQUIRE_BROWSER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root in a container; autoplay: the test plays clips without a click
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        yield b
+        b.close()

@@ -1,8 +1,9 @@
 """The course book: built offline from the executed lessons, and checked in a real browser (headless Chromium).
 
 The browser is Debian's ``chromium`` package, driven by Playwright with ``executable_path`` (no browser download);
-``.ci/run`` installs it. Without it the browser test is skipped, except where ``LTXIC_REQUIRE_BROWSER=1`` (CI),
-where it fails. Screenshots of the landing page and of lesson 06 go to ``$LTXIC_ARTIFACTS`` (default
+``.ci/run`` installs it (the ``browser`` fixture, ``tests/conftest.py``). Without it the browser test is skipped,
+except where ``LTXIC_REQUIRE_BROWSER=1`` (CI), where it fails. On every page it checks what a reader sees
+(:func:`page_problems`), and each check is shown to fail on a small page with its defect. Screenshots of the landing page and of lesson 06 go to ``$LTXIC_ARTIFACTS`` (default
 ``outputs/artifacts/``).
 """
 
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -103,31 +105,9 @@ def test_gpu_table_comes_from_the_benchmark() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- in Chromium
-def _chromium() -> str | None:
-    return os.environ.get("LTXIC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        exe = None
-    if exe is None:
-        why = "no Chromium or Playwright: apt-get install chromium; pip install -e '.[test]' (see .ci/run)"
-        if os.environ.get("LTXIC_REQUIRE_BROWSER") == "1":
-            pytest.fail(why)
-        pytest.skip(why)
-    with sync_playwright() as p:
-        # --no-sandbox: CI runs as root in a container; autoplay: the test plays clips without a click
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
-        yield b
-        b.close()
-
-
 _PAGE_CHECK = """async () => {
-  const images = Array.from(document.images).map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth}));
+  const images = Array.from(document.images).map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth,
+                                                          shown: i.getBoundingClientRect().width}));
   const videos = [];
   for (const v of document.querySelectorAll('video')) {
     const src = v.currentSrc || v.src || (v.querySelector('source') || {}).src || '';
@@ -147,8 +127,44 @@ _PAGE_CHECK = """async () => {
     audios.push({duration: a.duration, error: a.error && a.error.code});
   }
   const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
-  return {images, videos, audios, links};
+  const text = document.body.innerText;
+  const outputs = Array.from(document.querySelectorAll('.cell_output')).map(o => o.innerText).join('\\n');
+  return {images, videos, audios, links, text, outputs};
 }"""
+
+# What a reader must not see. A pipe table's rule line (| --- | ---: |) left as text; a progress bar short of 100%;
+# a Python warning; in a cell's output an absolute path, and anywhere a path of this machine.
+PIPE_TABLE = re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.M)
+UNFINISHED_BAR = re.compile(r"(?<![\d.])\d{1,2}%\|")
+PYTHON_WARNING = re.compile(r"\b[A-Z]\w*Warning: |warnings\.warn\(")
+ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"(\[=:,]))/(?:[\w.+-]+/)+[\w.+-]*", re.M)
+# A figure shown below this share of its pixels (at a 1280 px window) has labels too small to read: the lessons'
+# smallest labels are 7-9 pt at 100 dpi, 10-12.5 px, so 0.65 keeps them at 6.5 px and up.
+MIN_IMAGE_SCALE = 0.65
+MACHINE_PATHS = sorted({str(REPO_ROOT), tempfile.gettempdir() + "/", str(Path.home()) + "/", sys.prefix} - {"/"})
+
+
+def page_problems(name: str, result: dict) -> list[str]:
+    """What a reader of one page would see go wrong, from :data:`_PAGE_CHECK`'s ``result``."""
+    problems = [f"{name}: image {i['src'][:80]} did not load" for i in result["images"] if not i["width"]]
+    problems += [f"{name}: image {i['src'][-40:]} shown at {i['shown'] / i['width']:.2f} of its width, its labels too "
+                 f"small to read" for i in result["images"] if i["width"] and i["shown"] / i["width"] < MIN_IMAGE_SCALE]
+    for v in result["videos"]:
+        if v["fetched"] <= 0 or not v["duration"] or v["duration"] != v["duration"] or v["error"]:
+            problems.append(f"{name}: video {v} cannot be played")
+        elif not v["audioBytes"]:
+            problems.append(f"{name}: video {v} played without sound")
+    problems += [f"{name}: audio {a} cannot be played" for a in result["audios"]
+                 if a["error"] or not a["duration"] or a["duration"] != a["duration"]]
+    text = result["text"]
+    problems += [f"{name}: a Markdown table shown as text: {m.group(0).strip()[:60]!r}" for m in PIPE_TABLE.finditer(text)]
+    problems += [f"{name}: a progress bar stopped at {m.group(0)!r}" for m in UNFINISHED_BAR.finditer(text)]
+    problems += [f"{name}: a Python warning: {m.group(0)!r}" for m in PYTHON_WARNING.finditer(text)]
+    problems += [f"{name}: an absolute path in an output: {m.group(0)!r}" for m in ABSOLUTE_PATH.finditer(result["outputs"])]
+    # as the start of a path: "../../tmp/x" (relative, from a test's temporary folder) names no folder of the machine
+    problems += [f"{name}: a path of this machine: {p!r}" for p in MACHINE_PATHS
+                 if re.search(r"(?<![\w.])" + re.escape(p), text)]
+    return problems
 
 
 def _internal_link_problems(page: Path, links: list[str], root: Path) -> list[str]:
@@ -168,8 +184,9 @@ def _internal_link_problems(page: Path, links: list[str], root: Path) -> list[st
 
 
 def test_book_in_chromium(book: Path, browser, executed_course) -> None:
-    """Every chapter in headless Chromium: images decode, every clip has a fetchable source, a duration, and
-    sound, no link inside the book is broken, and nothing outside the book is requested."""
+    """Every chapter in headless Chromium: what a reader sees is right (:func:`page_problems`: images decode at a
+    legible scale, every clip plays with sound, no table or progress bar left as text, no warning, no path of the
+    machine), no link inside the book is broken, and nothing outside the book is requested."""
     pages = [book / "book" / "index.html", book / "book" / "runpod.html",
              *(book / "notebooks" / f"{nb.stem}.html" for nb in lessons())]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -183,14 +200,7 @@ def test_book_in_chromium(book: Path, browser, executed_course) -> None:
         page.goto(path.as_uri(), wait_until="load")
         result = page.evaluate(_PAGE_CHECK)
         seen[f"{path.parent.name}/{path.stem}"] = result
-        problems += [f"{path.name}: image {i['src'][:80]} did not load" for i in result["images"] if not i["width"]]
-        for v in result["videos"]:
-            if v["fetched"] <= 0 or not v["duration"] or v["duration"] != v["duration"] or v["error"]:
-                problems.append(f"{path.name}: video {v} cannot be played")
-            elif not v["audioBytes"]:
-                problems.append(f"{path.name}: video {v} played without sound")
-        problems += [f"{path.name}: audio {a} cannot be played" for a in result["audios"]
-                     if a["error"] or not a["duration"] or a["duration"] != a["duration"]]
+        problems += page_problems(path.name, result)
         problems += _internal_link_problems(path, result["links"], book)
         if path == book / "book" / "index.html":
             page.screenshot(path=str(ARTIFACTS / "book_landing.png"), full_page=True)
@@ -208,5 +218,54 @@ def test_book_in_chromium(book: Path, browser, executed_course) -> None:
         assert len(seen[f"notebooks/{nb.stem}"]["images"]) >= pictures, f"{nb.stem}: pictures missing from its page"
     assert len(seen["notebooks/06_inference"]["videos"]) >= 2 and len(seen["notebooks/06_inference"]["audios"]) >= 1
     assert len(seen["notebooks/07_drift"]["videos"]) >= 1
-    assert any("course_result" in i["src"] for i in seen["book/index"]["images"])
+    result = next(i for i in seen["book/index"]["images"] if "course_result" in i["src"])
+    assert result["shown"] / result["width"] >= 0.85, "the landing page's comparison: its score labels must be legible"
     assert (ARTIFACTS / "book_landing.png").stat().st_size > 0 and (ARTIFACTS / "book_06_inference.png").stat().st_size > 0
+
+
+def _page_result(browser, html: str, folder: Path) -> dict:
+    page_file = folder / "page.html"
+    page_file.write_text(f"<!doctype html><html><body>{html}</body></html>")
+    page = browser.new_page()
+    page.goto(page_file.as_uri(), wait_until="load")
+    result = page.evaluate(_PAGE_CHECK)
+    page.close()
+    return result
+
+
+def test_each_page_check_fails_on_its_defect(browser, tmp_path: Path) -> None:
+    """One small page per defect the browser test looks for: each is named, and a clean page passes."""
+    import base64
+
+    import imageio_ffmpeg
+
+    clip = next((REPO_ROOT / "data_samples" / "clips").glob("*.mp4"))
+    shutil.copy(clip, tmp_path / "voiced.mp4")
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(clip), "-an", "-c:v", "copy",
+                    str(tmp_path / "silent.mp4")], check=True)
+    from PIL import Image
+
+    Image.new("RGB", (600, 200), "white").save(tmp_path / "figure.png")
+    out = '<div class="cell_output"><pre>{}</pre></div>'
+    embedded = {}  # as the book embeds its clips (IPython's Video with embed=True)
+    for name in ("voiced", "silent"):
+        data = base64.b64encode((tmp_path / f"{name}.mp4").read_bytes()).decode()
+        embedded[name] = f'<video controls><source src="data:video/mp4;base64,{data}" type="video/mp4"></video>'
+    clean = ('<table class="ltxic-table"><tr><th>step</th></tr><tr><td>100</td></tr></table>'
+             + out.format("training: 100%|##########| 300/300 [00:55&lt;00:00] ../outputs/course/x.mp4 it/s")
+             + '<img src="figure.png">' + embedded["voiced"])
+    assert page_problems("clean", _page_result(browser, clean, tmp_path)) == []
+    defects = {
+        out.format("| step | face |\n| ---: | ---: |\n| 100 | 0.5 |"): "a Markdown table shown as text",
+        out.format("training:   0%|          | 0/300 [00:00&lt;?, ?it/s]"): "a progress bar stopped at '0%|'",
+        out.format("lesson.py:3: UserWarning: the kit is missing"): "a Python warning: 'UserWarning: '",
+        out.format("LoRA: /srv/runs/04_training/lora.safetensors"): "an absolute path in an output: '/srv/runs/",
+        f"<p>written to {REPO_ROOT}/outputs</p>": f"a path of this machine: '{REPO_ROOT}'",
+        '<img src="missing.png">': "image file://",
+        '<img src="figure.png" style="width: 240px">': "shown at 0.40 of its width",
+        embedded["silent"]: "played without sound",
+        '<video controls src="missing.mp4"></video>': "cannot be played",
+    }
+    for html, expected in defects.items():
+        found = page_problems("defect", _page_result(browser, html, tmp_path))
+        assert len(found) == 1 and expected in found[0], (html, found)

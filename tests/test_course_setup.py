@@ -4,6 +4,7 @@ course's data; anywhere else it changes nothing."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ltxic.course.runner import COURSE_REPOSITORY, gpu_config, lessons, notebook_setup
+from ltxic.course.runner import BOOK_DIR, COURSE_REPOSITORY, REPO_ROOT, gpu_config, lessons, notebook_setup
 
 LESSONS = lessons()
 
@@ -31,6 +32,21 @@ def test_every_lesson_has_the_badge_and_the_same_first_cell() -> None:
         assert _setup_cell(nb) == first, f"{nb.name}: its first code cell is not the setup cell"
         title = nbformat.read(nb, as_version=4).cells[0].source
         assert f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{nb.name})" in title
+
+
+def test_every_repository_link_is_the_one_constant() -> None:
+    """The course's repository is named once (``ltxic.course.runner.COURSE_REPOSITORY``): every Colab badge, every
+    setup cell's install and every clone command in the docs use it (notebooks/README.md says how to change it)."""
+    # a badge's target, a pip install from git, a clone (links to other projects' sources are not the course's)
+    url = re.compile(r"(?:colab\.research\.google\.com/github/|git\+https://github\.com/|git clone https://github\.com/)"
+                     r"([\w.-]+/[\w.-]+)")
+    slug = COURSE_REPOSITORY.removeprefix("https://github.com/")
+    docs = [REPO_ROOT / "README.md", REPO_ROOT / "notebooks" / "README.md", *sorted(BOOK_DIR.glob("*.md"))]
+    texts = {str(p.relative_to(REPO_ROOT)): p.read_text() for p in [*docs, *LESSONS]}
+    found = {(name, m.group(1).removesuffix(".git").split("/blob")[0]) for name, text in texts.items()
+             for m in url.finditer(text)}
+    assert {name for name, _ in found} >= {f"notebooks/{nb.name}" for nb in LESSONS} | {"book/runpod.md"}
+    assert {(name, s) for name, s in found if s != slug} == set(), f"links to another repository than {COURSE_REPOSITORY}"
 
 
 def test_setup_cell_is_a_no_op_outside_colab(tmp_path: Path) -> None:
@@ -87,3 +103,28 @@ def test_setup_on_colab_fetches_the_course_data(tmp_path: Path, monkeypatch: pyt
 def test_gpu_config_per_card() -> None:
     assert [gpu_config(g) for g in (None, 15.0, 23.6, 44.4, 79.1, 139.8)] == \
         ["tiny_cpu", "tiny_cpu", "ltx23_24gb", "ltx23_24gb", "ltx23_h100", "ltx23_h100"]
+
+
+@pytest.mark.notebooks
+def test_executed_copy_reruns_where_it_lies(executed_course, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An executed copy runs again from its own folder (as JupyterLab opens it there): its first code cell makes the
+    folder the lesson ran in the working folder, so ``../data_samples`` resolves; without that cell it does not."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from ltxic.course.runner import WORKING_FOLDER_TAG
+
+    copy, failure, _ = executed_course["03_captions"]
+    assert failure is None, failure
+    nb = nbformat.read(copy, as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert WORKING_FOLDER_TAG in first.metadata.tags
+    assert re.search(r'working_folder\("\.\./[^"]*"\)', first.source), "a path relative to the copy's folder"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    run = dict(kernel_name="python3", cwd=str(copy.parent), progress_bar=False, log_output=False, execution_timeout=300)
+    again = papermill.execute_notebook(str(copy), str(tmp_path / "again.ipynb"), **run)
+    assert not [o for c in again.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    nb.cells.remove(first)
+    nbformat.write(nb, tmp_path / "unanchored.ipynb")
+    with pytest.raises(PapermillExecutionError, match="data_samples"):
+        papermill.execute_notebook(str(tmp_path / "unanchored.ipynb"), str(tmp_path / "unanchored_out.ipynb"), **run)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ltxic.course.runner import BOOK_DIR, REPO_ROOT, CourseError, lessons, run_course
+from ltxic.course.runner import BOOK_DIR, REPO_ROOT, WORKING_FOLDER_TAG, CourseError, lessons, run_course
 
 RESULT_TAG = "course-result"
 _WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -38,8 +38,13 @@ _AUDIO_CALL = re.compile(r"audio_player\(")
 __all__ = ["RESULT_TAG", "build_book", "ensure_executed", "executed_copy_problems", "gpu_run_table", "output_problems"]
 
 
+def _added_by_run(cell: Any) -> bool:
+    """papermill's cell of the parameters passed, or the working-folder cell ``run_lesson`` puts in a copy."""
+    return bool({INJECTED_TAG, WORKING_FOLDER_TAG} & set(cell.metadata.get("tags", [])))
+
+
 def _code_sources(nb: Any) -> list[str]:
-    return [c.source for c in nb.cells if c.cell_type == "code" and INJECTED_TAG not in c.metadata.get("tags", [])]
+    return [c.source for c in nb.cells if c.cell_type == "code" and not _added_by_run(c)]
 
 
 def executed_copy_problems(executed: str | Path, lesson: str | Path) -> list[str]:
@@ -57,7 +62,7 @@ def executed_copy_problems(executed: str | Path, lesson: str | Path) -> list[str
     if _code_sources(nb) != _code_sources(nbformat.read(lesson, as_version=4)):
         problems.append(f"{executed}: its code differs from {lesson} (the lesson changed since it ran)")
     for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
+        if cell.cell_type != "code" or WORKING_FOLDER_TAG in cell.metadata.get("tags", []):
             continue
         if any(o.output_type == "error" for o in cell.outputs):
             problems.append(f"{executed}: cell {i} failed")
@@ -168,6 +173,7 @@ def _stage(source: Path, executed: list[Path]) -> None:
     for path in executed:
         nb = nbformat.read(path, as_version=4)
         nb.metadata.pop("widgets", None)
+        nb.cells = [c for c in nb.cells if WORKING_FOLDER_TAG not in c.metadata.get("tags", [])]
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 cell.source = _BADGE.sub(r"[Open this lesson in Colab](\1)", cell.source)

@@ -24,6 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 BOOK_DIR = REPO_ROOT / "book"
 PARAMETERS_TAG = "parameters"
+#: The cell ``run_lesson`` puts at the top of an executed copy, so the copy runs again from the folder it lies in.
+WORKING_FOLDER_TAG = "ltxic-working-folder"
 KERNEL_NAME = "python3"
 _LESSON_NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 
@@ -100,6 +102,7 @@ def run_lesson(
     from papermill.exceptions import PapermillExecutionError
 
     notebook = Path(notebook).resolve()
+    home = lesson_home(notebook)
     # Only the parameters this lesson declares: papermill would inject the others as unused globals.
     declared = declared_parameters(notebook)
     parameters = {k: v for k, v in (parameters or {}).items() if k in declared}
@@ -117,7 +120,7 @@ def run_lesson(
     try:
         papermill.execute_notebook(
             str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
-            cwd=str(notebook.parent), progress_bar=False, log_output=False, execution_timeout=timeout,
+            cwd=str(home), progress_bar=False, log_output=False, execution_timeout=timeout,
         )
     except PapermillExecutionError as err:
         raise CourseError(f"{notebook.name}: cell {err.exec_count} failed with {err.ename}: {err.evalue}. "
@@ -128,7 +131,57 @@ def run_lesson(
                 del os.environ[k]
             else:
                 os.environ[k] = v
+        if output.is_file():
+            set_working_folder(output, home)
     return LessonRun(notebook, output, time.perf_counter() - start)
+
+
+def lesson_home(notebook: str | Path) -> Path:
+    """The folder a lesson's relative paths (``../data_samples``) start from: the notebook's own folder, or for an
+    executed copy the folder its working-folder cell names (:func:`set_working_folder`)."""
+    import nbformat
+
+    notebook = Path(notebook).resolve()
+    nb = nbformat.read(notebook, as_version=4)
+    cell = next((c for c in nb.cells if WORKING_FOLDER_TAG in c.metadata.get("tags", [])), None)
+    match = re.search(r"working_folder\(\"([^\"]*)\"\)", cell.source) if cell is not None else None
+    return (notebook.parent / match.group(1)).resolve() if match else notebook.parent
+
+
+def set_working_folder(copy: str | Path, home: str | Path) -> None:
+    """Put (or renew) a first code cell in the executed ``copy`` that makes ``home``, the folder the lesson ran in,
+    the working folder, named relative to the copy's folder: the copy then runs again from where it lies (in
+    JupyterLab, or ``papermill`` with the copy's folder as working folder), as long as the two folders keep their
+    places. The cell shows no output; the book leaves it out."""
+    import nbformat
+
+    copy = Path(copy)
+    nb = nbformat.read(copy, as_version=4)
+    nb.cells = [c for c in nb.cells if WORKING_FOLDER_TAG not in c.metadata.get("tags", [])]
+    relative = Path(os.path.relpath(Path(home).resolve(), copy.parent.resolve())).as_posix()
+    cell = nbformat.v4.new_code_cell(
+        "# ltxic course ran this lesson in the folder below (relative to this copy): its paths start there\n"
+        f"from ltxic.course.runner import working_folder\n\nworking_folder(\"{relative}\")",
+        metadata={"tags": [WORKING_FOLDER_TAG]})
+    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, cell)
+    nbformat.write(nb, copy)
+
+
+_FIRST_FOLDER: Path | None = None
+
+
+def working_folder(relative: str) -> Path:
+    """Make ``relative`` (to the folder the kernel started in) the working folder; running it again in the same
+    kernel changes nothing. The first cell of an executed copy calls it (:func:`set_working_folder`)."""
+    global _FIRST_FOLDER
+    if _FIRST_FOLDER is None:
+        _FIRST_FOLDER = Path.cwd()
+    folder = (_FIRST_FOLDER / relative).resolve()
+    if not folder.is_dir():
+        raise CourseError(f"{relative}: no such folder beside this copy; the lesson ran there. Open the lesson in "
+                          f"notebooks/ instead, or run `ltxic course` again to write fresh copies")
+    os.chdir(folder)
+    return folder
 
 
 def run_course(
@@ -144,7 +197,7 @@ def run_course(
     ``threads``: the kernels' CPU threads; ``None`` is :func:`course_threads` (1 on a machine without a GPU), 0
     leaves the environment's.
     """
-    from tqdm.auto import tqdm
+    from ltxic.io.progress import progress as tqdm
 
     todo = lessons(notebooks_dir, only)
     unknown = set(parameters or {}) - {name for nb in todo for name in declared_parameters(nb)}
@@ -278,12 +331,11 @@ def lesson_models(comfyui_root: str | Path | None = None, **kwargs: Any) -> Any:
     given), else the tiny kit.
 
     A ``comfyui_root`` without the checkpoint (the CI value of every lesson's ``comfyui_root``, a folder lesson 01
-    only plans into) falls back to the tiny kit with a warning naming the missing file and the download command.
+    only plans into) falls back to the tiny kit with a printed note naming the missing file and the download command.
     """
-    import warnings
-
     import torch
 
+    from ltxic.io.tables import shown_path
     from ltxic.models.kit import Models
     from ltxic.models.ltx23 import CHECKPOINT_FILE
 
@@ -291,8 +343,10 @@ def lesson_models(comfyui_root: str | Path | None = None, **kwargs: Any) -> Any:
         return Models.tiny()
     checkpoint = Path(comfyui_root) / CHECKPOINT_FILE
     if not checkpoint.exists():
-        warnings.warn(f"{checkpoint}: missing, so this lesson runs the tiny kit. For LTX-2.3 fetch the files with "
-                      f"`ltxic download --root {comfyui_root}` (lesson 01)", stacklevel=2)
+        # an expected case (a CPU run, CI), said in the cell's output as a note: a Python warning would carry the
+        # kernel's temporary file path and read as a fault
+        print(f"note: {shown_path(checkpoint)} is missing, so this lesson runs the tiny kit. For LTX-2.3 fetch the "
+              f"files with `ltxic download --root {shown_path(comfyui_root)}` (lesson 01)")
         return Models.tiny()
     # bfloat16 is the GPU precision; a CPU runs float32 (the miniature of the files, in CI)
     kwargs.setdefault("dtype", torch.bfloat16 if torch.cuda.is_available() else torch.float32)
@@ -322,25 +376,27 @@ def lesson_lora(out_dir: str | Path, models: Any, lora_path: str | Path | None =
     return path
 
 
-def lesson_stages(run_dir: str | Path) -> str | None:
-    """``stages.json`` in ``run_dir`` as a table: seconds and peak GPU memory per stage. A training run's
-    (``ltxic.train``: caching with Gemma and the VAE encoders, transformer load, validation, plus the median step) or
-    a generation's (:func:`lesson_generate` with ``two_stage``, ``ltxic sample --two-stage``); ``None`` when there is
-    none."""
+def lesson_stages(run_dir: str | Path) -> Any:
+    """``stages.json`` in ``run_dir`` as a :class:`~ltxic.io.tables.Table`: seconds and peak GPU memory per stage. A
+    training run's (``ltxic.train``: caching with Gemma and the VAE encoders, transformer load, validation, plus the
+    median step in its title) or a generation's (:func:`lesson_generate` with ``two_stage``, ``ltxic sample
+    --two-stage``); ``None`` when there is none."""
     import json
 
-    from ltxic.io.profiling import StageClock
+    from ltxic.io.tables import Table
 
     path = Path(run_dir) / "stages.json"
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    lines = [StageClock.from_dict(data.get("stages", {})).table()]
+    title = ""
     if data.get("steps"):
         peak = data.get("step_peak_gib")
-        lines.append(f"{data['steps']} training steps: median {data['step_seconds_median']:.2f} s/step"
-                     + (f", peak {peak:.1f} GiB" if peak is not None else " (peak memory: GPU only)"))
-    return "\n".join(lines)
+        title = (f"{data['steps']} training steps: median {data['step_seconds_median']:.2f} s/step"
+                 + (f", peak {peak:.1f} GiB" if peak is not None else " (peak memory: GPU only)"))
+    rows = [{"stage": name, "seconds": round(s.get("seconds") or 0.0, 2), "calls": s.get("calls"), "peak GiB": s.get("peak_gib")}
+            for name, s in data.get("stages", {}).items()]
+    return Table(rows, columns=["stage", "seconds", "calls", "peak GiB"], digits=2, title=title)
 
 
 def lesson_checkpoints(run_dir: str | Path, base: str = "tiny") -> list[tuple[int, Path]]:

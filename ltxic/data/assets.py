@@ -428,7 +428,7 @@ def download_assets(
     """
     if transfer not in ("auto", "hub", "http"):
         raise ValueError(f"transfer must be 'auto', 'hub' or 'http', got {transfer!r}")
-    from tqdm.auto import tqdm
+    from ltxic.io.progress import progress as tqdm
 
     root = Path(root)
     assets = select_assets(manifest if manifest is not None else load_manifest(), only)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ltxic.data.buckets import ResolutionBucket
 from ltxic.io.errors import InputError
+from ltxic.io.tables import shown_path
 
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
@@ -213,7 +214,7 @@ def locate_media(root: Path, raw: str, allow_outside: bool = False) -> tuple[Pat
     if p.is_symlink() or (not p.exists() and (root / raw).is_symlink()):
         return None, f"{raw!r} is a symbolic link loop or points nowhere; replace the link by the real file"
     if not p.is_file():
-        return None, f"{raw!r} does not exist (looked for {p}); fix the path or remove the entry"
+        return None, f"{raw!r} does not exist (looked for {shown_path(p)}); fix the path or remove the entry"
     if p.stat().st_size == 0:
         return None, f"{raw!r} is empty (0 bytes); re-export or re-copy it"
     return p, None

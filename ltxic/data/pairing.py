@@ -335,7 +335,7 @@ def pair_folder(
     def rel(p: Path) -> str:
         return Path(os.path.relpath(p.resolve(), root.resolve())).as_posix()
 
-    from tqdm.auto import tqdm
+    from ltxic.io.progress import progress as tqdm
 
     # every identity's clips agree (or the pairing is refused) before any file is written
     agreements = {name: agree_on_clips(clips[name], matcher, name=repr(name)) if matcher is not None else None

@@ -24,6 +24,7 @@ from ltxic.io.files import sha256_file
 from ltxic.data.captions import is_placeholder_caption
 from ltxic.data.dataset import Dataset, ValidationRules, consented_media, is_outside, load_dataset, locate_media
 from ltxic.io.media import sample_frames
+from ltxic.io.tables import shown_path
 
 @dataclass
 class Problem:
@@ -261,14 +262,14 @@ def check_dataset(
             rel = getattr(e, fld)
             if rel is None:
                 if fld != "reference_audio":
-                    add(Problem(i, fld, "missing_field", f"{fld} is empty; set it (paths relative to {root})"))
+                    add(Problem(i, fld, "missing_field", f"{fld} is empty; set it (paths relative to {shown_path(root)})"))
                 continue
             if is_outside(rel) and not ds.allow_outside_paths:
                 add(Problem(i, fld, "outside_dataset", locate_media(root, rel)[1] or rel))
                 continue
             if not (root / rel).is_file():  # missing, or a link that loops or points nowhere: say which, with the fix
                 add(Problem(i, fld, "missing_file", locate_media(root, rel, allow_outside=True)[1]
-                            or f"{rel} does not exist (looked in {root})"))
+                            or f"{rel} does not exist (looked in {shown_path(root)})"))
                 continue
             users.setdefault((fld, rel), []).append(i)
     if check_media:
@@ -443,7 +444,7 @@ def lighting_outliers(luminance: Sequence[float], z: float = 2.5, min_spread_sto
 
 def _check_all_media(root: Path, users: dict[tuple[str, str], list[int]], rules: ValidationRules,
                      detector: FaceDetector | None, report: ValidationReport, progress: bool) -> None:
-    from tqdm.auto import tqdm
+    from ltxic.io.progress import progress as tqdm
 
     from ltxic.io.media import MediaError, read_image
 

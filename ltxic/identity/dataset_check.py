@@ -59,7 +59,7 @@ def check_identity(ds: Any, root: Path, report: Any, *, embedders: Any = "auto",
 
     Faces are located and embedded ``faces_per_second`` times a second (every frame's mouth is still measured for
     lip sync). Missing optional packages become one warning with the fix, not a failure."""
-    from tqdm.auto import tqdm
+    from ltxic.io.progress import progress as tqdm
 
     from ltxic.identity.embedders import MissingExtraError, NoFaceError, SampleRateError, SilentAudioError
     from ltxic.identity.select import identity_models

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from ltxic.io.progress import progress as tqdm
 
 from ltxic.identity.toy_views import CodecViews, parallel, parallel_iter
 from ltxic.io.files import atomic_path, write_json_atomic

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from ltxic.io.progress import progress as tqdm
 
 from ltxic.io.files import atomic_path, write_json_atomic
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from ltxic.io.progress import progress as tqdm
 
 
 def parallel_iter(fn, jobs: list, workers: int, desc: str):

@@ -6,5 +6,7 @@
 * :mod:`~ltxic.io.media`: video, audio and image files (``read_video``, ``write_video``, ``read_audio``, ``probe_video``,
   ``sample_frames``, ``resample``, ``MediaError``);
 * :mod:`~ltxic.io.figures`: ``new_figure`` (matplotlib figures that render the same in JupyterLab and the book);
-* :mod:`~ltxic.io.profiling`: ``StageClock`` and ``StepTimer`` (seconds and peak GPU memory per stage, ``stages.json``).
+* :mod:`~ltxic.io.profiling`: ``StageClock`` and ``StepTimer`` (seconds and peak GPU memory per stage, ``stages.json``);
+* :mod:`~ltxic.io.progress`: ``progress`` (tqdm bars that keep their final state in JupyterLab and saved notebooks);
+* :mod:`~ltxic.io.tables`: ``Table`` (rows shown as HTML, Markdown or text tables) and ``shown_path`` (relative paths).
 """

@@ -274,7 +274,7 @@ def build_miniature(
         if stale not in planned_shards:
             stale.unlink()
 
-    from tqdm.auto import tqdm
+    from ltxic.io.progress import progress as tqdm
 
     total = sum(fp.nbytes for fp in plans.values())
     writers: dict[str, StreamingSafetensorsWriter] = {}

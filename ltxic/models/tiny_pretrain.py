@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ltx_core.guidance.perturbations import BatchedPerturbationConfig
 from ltx_core.components.patchifiers import AudioPatchifier, VideoLatentPatchifier
 from ltx_core.model.transformer.modality import Modality
-from tqdm.auto import tqdm
+from ltxic.io.progress import progress as tqdm
 
 from ltxic.models.codecs import AudioCodec, VideoCodec, video_codec_config
 from ltxic.io.files import atomic_path, sha256_file, write_json_atomic

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ltxic.io.progress import progress as tqdm
 
 from ltxic.data.dataset import ConsentRecord, Dataset
 from ltxic.io.errors import InputError

@@ -48,7 +48,7 @@ from ltx_core.components.guiders import MultiModalGuider
 from ltx_core.components.schedulers import LTX2Scheduler
 from ltx_core.guidance.perturbations import BatchedPerturbationConfig, Perturbation, PerturbationConfig, PerturbationType
 from ltx_core.utils import to_denoised
-from tqdm.auto import tqdm
+from ltxic.io.progress import progress as tqdm
 
 from ltxic.models.latents import AudioGeometry, VideoGeometry, audio_from_tokens, audio_tokens, video_from_tokens, video_tokens
 from ltxic.models.strategies import Conditioning, Strategy, get_strategy

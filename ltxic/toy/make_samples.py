@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from ltxic.io.progress import progress as tqdm
 
 from ltxic.io.files import atomic_path, write_json_atomic
 from ltxic.io.media import write_audio, write_image, write_video

@@ -325,7 +325,7 @@ def build_cache(
     Raises :class:`DatasetError` (all problems of dataset.json at once, or a clip that cannot be decoded)
     and, when no clip fits any bucket, a :class:`DatasetError` carrying the skip report.
     """
-    from tqdm.auto import tqdm
+    from ltxic.io.progress import progress as tqdm
 
 
 

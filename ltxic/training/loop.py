@@ -464,7 +464,11 @@ def _run_training(
     if resume:
         folder = latest_checkpoint(output_dir)
         if folder is None:
-            warnings.warn(f"--resume: no complete checkpoint in {output_dir / CHECKPOINTS}; starting from step 0", stacklevel=2)
+            # a first run with resume on (a lesson run twice continues; the first time there is nothing yet) is
+            # normal, not a mistake to warn about: one line, without the machine's path
+            if main:
+                print(f"ltxic train: resume: no complete checkpoint in output.dir's {CHECKPOINTS}/ yet; starting from "
+                      f"step 0", file=sys.stderr, flush=True)
         else:
             state = load_training_state(folder)
             names = [n for n, _ in named]
@@ -496,7 +500,7 @@ def _run_training(
     if dist.enabled and main:
         print(f"ltxic train: {dist.describe(options.batch_size, options.grad_accumulation)}", file=sys.stderr, flush=True)
 
-    from tqdm.auto import tqdm
+    from ltxic.io.progress import progress as tqdm
 
     losses: list[float] = []
     bar = tqdm(total=options.steps, initial=start_step, desc="training", unit="it",
