@@ -1,10 +1,12 @@
-"""Shared test fixtures, and how the suite shares the cores (pytest-xdist, ``-n auto --dist loadgroup``)."""
+"""Shared test fixtures, and how the suite shares the cores (pytest-xdist, ``-n auto --dist loadfile``: each test
+file runs on one worker, so its module fixtures are built once and its tests keep their order)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -14,23 +16,11 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
 
 import torch  # noqa: E402  (after the cache folder is set)
 
-# Tests that read the executed course (one session fixture, minutes to build) run on one worker.
-COURSE_FILES = {"test_notebooks.py", "test_book.py", "test_jupyterlab.py"}
-
 
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto``: one worker a core, at most 4 (the course and a ComfyUI server are heavy; memory, not cores,
     bounds more)."""
     return max(1, min(4, os.cpu_count() or 1))
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """``--dist loadgroup`` with a group per test file (module fixtures are built once, as without xdist), and one
-    group for every file that reads the executed course."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            name = item.path.name
-            item.add_marker(pytest.mark.xdist_group("course" if name in COURSE_FILES else name))
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +63,29 @@ def tiny_kit(tmp_path, monkeypatch):
 def executed_course(tmp_path_factory):
     """Every lesson executed once, in order, as ``ltxic course`` runs them (papermill, the CPU defaults), with the
     files they write in a temporary folder: ``{stem: (executed copy, failure message or None, parameters)}``.
-    A failing lesson is recorded and the next one still runs, so each lesson's test reports its own failure."""
-    from ltxic.course.runner import CourseError, course_threads, declared_parameters, lessons, run_lesson
+    A failing lesson is recorded and the next one still runs, so each lesson's test reports its own failure.
 
-    from ltxic.course.runner import NOTEBOOKS_DIR
+    Under pytest-xdist the workers share one run: the first to ask builds it under a lock, the others wait and read
+    its record (the course takes minutes; running it once per worker would double the suite's time)."""
+    import json
 
-    root = tmp_path_factory.mktemp("course")
+    from filelock import FileLock
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent / "course_shared"
+    else:
+        root = tmp_path_factory.mktemp("course")
+    record = root / "results.json"
+    with FileLock(str(root) + ".lock"):
+        if not record.is_file():
+            root.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps({stem: [str(out), err, params] for stem, (out, err, params) in _run_course(root).items()}))
+    return {stem: (Path(out), err, params) for stem, (out, err, params) in json.loads(record.read_text()).items()}
+
+
+def _run_course(root: Path) -> dict[str, tuple[Path, str | None, dict]]:
+    from ltxic.course.runner import NOTEBOOKS_DIR, CourseError, course_threads, declared_parameters, lessons, run_lesson
+
     # relative to the lessons' folder, as the defaults are: the outputs name no absolute path of the machine
     overrides = {"out_dir": os.path.relpath(root / "files", NOTEBOOKS_DIR),
                  "comfyui_root": os.path.relpath(root / "ComfyUI", NOTEBOOKS_DIR)}

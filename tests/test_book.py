@@ -162,8 +162,14 @@ def page_problems(name: str, result: dict) -> list[str]:
     problems += [f"{name}: a Python warning: {m.group(0)!r}" for m in PYTHON_WARNING.finditer(text)]
     problems += [f"{name}: an absolute path in an output: {m.group(0)!r}" for m in ABSOLUTE_PATH.finditer(result["outputs"])]
     # as the start of a path: "../../tmp/x" (relative, from a test's temporary folder) names no folder of the machine
-    problems += [f"{name}: a path of this machine: {p!r}" for p in MACHINE_PATHS
-                 if re.search(r"(?<![\w.])" + re.escape(p), text)]
+    # one problem per place, named by its most specific folder (a checkout under /tmp is the checkout, not /tmp)
+    seen: list[tuple[int, int]] = []
+    for p in sorted(MACHINE_PATHS, key=len, reverse=True):
+        spans = [m.span() for m in re.finditer(r"(?<![\w.])" + re.escape(p), text)]
+        fresh = [sp for sp in spans if not any(a <= sp[0] < b for a, b in seen)]
+        if fresh:
+            problems.append(f"{name}: a path of this machine: {p!r}")
+        seen += spans
     return problems
 
 

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from ltxic.io import media
-from ltxic.course.runner import lesson_run_dir, run_course
+from ltxic.course.runner import WORKING_FOLDER_TAG, lesson_run_dir, run_course
 from ltxic.models.miniature import build_miniature
 
 DATA = Path(__file__).resolve().parent.parent / "data_samples"
@@ -46,7 +46,8 @@ def course(tmp_path_factory) -> dict[str, Path]:
 def _run(course: dict[str, Path], lesson: str, parameters: dict) -> nbformat.NotebookNode:
     (run,) = run_course(course["out"], only=[lesson], parameters=parameters)
     executed = nbformat.read(run.output, as_version=4)
-    code = [c for c in executed.cells if c.cell_type == "code"]
+    # the working-folder cell is put into the copy after the run (ltxic.course.runner.set_working_folder)
+    code = [c for c in executed.cells if c.cell_type == "code" and WORKING_FOLDER_TAG not in c.metadata.get("tags", [])]
     assert all(c.execution_count is not None for c in code)
     assert [o for c in code for o in c.outputs if o.output_type == "error"] == []
     return executed
