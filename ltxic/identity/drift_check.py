@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ltxic.identity.metrics import DriftCurve
+from ltxic.sampling.strips import even_picks
 
 
 def drift_summary(curve: DriftCurve, fps: float, min_change: float = 0.05) -> dict[str, Any]:
@@ -59,9 +60,9 @@ def lowest_window_frames(curve: DriftCurve, fps: float, n_frames: int = 6) -> li
     if n == 0:
         raise ValueError("lowest_window_frames: the curve has no frames")
     if not np.isfinite(sims).any():
-        return [int(i) for i in np.unique(np.linspace(0, n - 1, min(n_frames, n)).round())]
+        return even_picks(n, n_frames)
     win = max(1, int(round(curve.window_s * fps)))
     centre = float(curve.times[int(np.nanargmin(sims))]) * fps
     lo = int(np.clip(round(centre - win / 2), 0, max(0, n - win)))
     hi = min(n - 1, lo + win - 1)
-    return [int(i) for i in np.unique(np.linspace(lo, hi, min(n_frames, hi - lo + 1)).round())]
+    return [lo + i for i in even_picks(hi - lo + 1, n_frames)]

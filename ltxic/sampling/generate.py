@@ -49,6 +49,7 @@ from ltxic.sampling.references import (
 )
 from ltxic.sampling.guidance import Guidance, kit_negative_prompt, kit_steps
 from ltxic.sampling.sampler import SamplingConfig, sample_latents
+from ltxic.sampling.strips import even_picks
 from ltxic.models.strategies import STRATEGIES, get_strategy
 
 log = logging.getLogger(__name__)
@@ -383,7 +384,7 @@ def frames_figure(frames: np.ndarray, fps: float, n_frames: int = 6, reference: 
     count = len(frames)
     if count == 0:
         raise ValueError("frames_figure: no frames to show")
-    picks = np.unique(np.linspace(0, count - 1, min(n_frames, count)).round().astype(int))
+    picks = even_picks(count, n_frames)
     cols = len(picks) + (reference is not None)
     fig, axes = plt.subplots(1, cols, figsize=(2.0 * cols, 2.3), squeeze=False)
     axes = axes[0]
