@@ -85,7 +85,7 @@ def run_ltxic(args: argparse.Namespace, out: Path) -> dict:
            "--height", str(args.height), "--frames", str(args.frames), "--seed", str(args.seed), "--out", str(out)]
     if args.miniature:
         cmd += ["--dtype", "float32", "--device", "cpu", "--stg-blocks", "1"]
-    cmd += SIDES[args.side]["ltxic_flags"]
+    cmd += SIDES[args.side]["ltxic_flags"] + (["--steps", str(args.steps)] if args.steps else [])
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -145,6 +145,9 @@ def run_pipelines(args: argparse.Namespace) -> dict:
             pipe.pipeline_components.video_latent_channels = 16
             fused = pipe.stage_2_model_ledger.transformer
             pipe.stage_2_model_ledger.transformer = lambda: fused().float()
+        # their transformer loads, timed apart as ltxic's "stage N load"
+        for n, ledger in ((1, pipe.stage_1_model_ledger), (2, pipe.stage_2_model_ledger)):
+            ledger.transformer = timed(f"stage {n} load", ledger.transformer)
         # the tiling their own command line (ti2vid_two_stages.main) decodes with; untiled, a 960x576x121 decode
         # alone runs one H200 out of memory
         from ltx_core.model.video_vae import TilingConfig
@@ -153,7 +156,8 @@ def run_pipelines(args: argparse.Namespace) -> dict:
         # itself records autograd history, and at this size that alone runs the H200 out of memory at stage 1
         with torch.inference_mode():
             video, audio = pipe(prompt=PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, seed=args.seed, height=args.height, width=args.width,
-                                num_frames=args.frames, frame_rate=24.0, num_inference_steps=LTX_2_3_PARAMS.num_inference_steps,
+                                num_frames=args.frames, frame_rate=24.0,
+                                num_inference_steps=args.steps or LTX_2_3_PARAMS.num_inference_steps,
                                 video_guider_params=video_params, audio_guider_params=audio_params, images=[],
                                 tiling_config=TilingConfig.default())
             frames = sum(chunk.shape[0] for chunk in video)
@@ -186,6 +190,34 @@ def _track_process_peak():
     return lambda: max(seen[0], torch.cuda.max_memory_allocated())
 
 
+def _peak_allocations(snapshot: dict, top: int = 12) -> dict:
+    """Replay the allocator's trace (``torch.cuda.memory._record_memory_history``) to the moment most memory was
+    allocated, and group what was alive then by the first frame outside torch: where the peak's bytes came from."""
+    live: dict[int, tuple[int, str]] = {}
+    total = peak = 0
+    at_peak: dict[int, tuple[int, str]] = {}
+    for event in snapshot["device_traces"][0]:
+        action, addr, size = event["action"], event["addr"], event["size"]
+        if action == "alloc":
+            frames = [f for f in event.get("frames", []) if "/torch/" not in f["filename"] and f["filename"] != "??"]
+            where = " < ".join(f"{f['filename'].split('site-packages/')[-1].split('/work/')[-1]}:{f['line']} {f['name']}"
+                               for f in frames[:3])
+            live[addr] = (size, where)
+            total += size
+            if total > peak:
+                peak, at_peak = total, dict(live)
+        elif action == "free_requested" and addr in live:
+            total -= live.pop(addr)[0]
+    groups: dict[str, list[int]] = {}
+    for size, where in at_peak.values():
+        g = groups.setdefault(where, [0, 0])
+        g[0] += size
+        g[1] += 1
+    rows = sorted(groups.items(), key=lambda kv: -kv[1][0])
+    return {"peak_gib_traced": round(peak / 2**30, 3), "tensors_alive": len(at_peak),
+            "by_origin": [{"gib": round(b / 2**30, 3), "tensors": n, "where": w} for w, (b, n) in rows[:top]]}
+
+
 def run_side(args: argparse.Namespace) -> dict:
     """One side in this process; its record."""
     side = SIDES[args.side]
@@ -197,10 +229,15 @@ def run_side(args: argparse.Namespace) -> dict:
         torch.cuda.set_per_process_memory_fraction(side["cap_gib"] * 2**30 / total)
         record["cap_gib"] = side["cap_gib"]
     peak = _track_process_peak()
+    trace = args.memory_trace and torch.cuda.is_available()
+    if trace:
+        torch.cuda.memory._record_memory_history(max_entries=2_000_000, stacks="python")
     try:
         record.update(run_pipelines(args) if args.side.startswith("pipelines") else run_ltxic(args, out))
         if torch.cuda.is_available():
             record["peak_gib"] = round(peak() / 2**30, 2)
+        if trace:
+            record["memory_trace"] = _peak_allocations(torch.cuda.memory._snapshot())
     except (Exception, SystemExit) as err:  # an OOM under the cap is a result too
         record["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
         import traceback
@@ -220,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=576)
     p.add_argument("--frames", type=int, default=121)
     p.add_argument("--seed", type=int, default=10)
+    p.add_argument("--steps", type=int, default=None, help="stage-1 steps (default: LTX-2.3's 30)")
+    p.add_argument("--memory-trace", action="store_true",
+                   help="record CUDA allocations and report what was alive at the peak, by origin (slows the run)")
     p.add_argument("--sides", nargs="+", choices=list(SIDES), default=list(SIDES), help="which runs, in this order")
     p.add_argument("--side", choices=list(SIDES), help=argparse.SUPPRESS)  # one side, in this process
     p.add_argument("--side-timeout", type=float, default=600.0, help="seconds each side may take")
@@ -241,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PYTORCH_CUDA_ALLOC_CONF": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")}
     base = [sys.executable, str(Path(__file__).resolve()), "--tree", args.tree, "--out", str(out), "--width", str(args.width),
             "--height", str(args.height), "--frames", str(args.frames), "--seed", str(args.seed)]
+    base += (["--steps", str(args.steps)] if args.steps else []) + (["--memory-trace"] if args.memory_trace else [])
     for name in args.sides:
         t0 = time.perf_counter()
         try:

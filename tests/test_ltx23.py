@@ -152,7 +152,8 @@ def test_download_train_sample_from_the_command_line(tree, small_dataset, tmp_pa
     (mp4,) = out.glob("*.mp4")
     info = media.probe_video(mp4)
     assert info.has_audio and (info.width, info.height, info.frames) == (128, 128, 25)
-    assert {"text encode", "stage 1", "upsample", "stage 2", "decode"} <= set(json.loads((out / "stages.json").read_text())["stages"])
+    assert {"text encode", "stage 1 load", "stage 1", "upsample", "stage 2 load", "stage 2", "decode"} <= set(
+        json.loads((out / "stages.json").read_text())["stages"])
 
     # ...and without consent for the references it refuses
     assert main(["sample", "--comfyui-root", str(root), "--lora", str(lora), "--two-stage",
@@ -236,6 +237,51 @@ def test_released_parts_come_back_on_use(tree) -> None:
     b = models.text_encoder.encode(["a person speaks"])[0]
     assert torch.equal(a, b)
     shutil.rmtree(tree / "unused", ignore_errors=True)
+
+
+def test_transformer_load_reads_only_the_transformers_weights(tree) -> None:
+    """The checkpoint files the text connectors under the transformer's prefix; the loader must not read them (at
+    full size they are 3.3 GB on the GPU beside the model while it loads)."""
+    from ltx_core.loader.registry import DummyRegistry
+
+    checkpoint = tree / ltx23.CHECKPOINT_FILE
+    with safe_open(str(checkpoint), framework="pt") as fh:
+        filed = {k.removeprefix("model.diffusion_model.") for k in fh.keys() if k.startswith("model.diffusion_model.")}
+    for fp8 in (False, True):
+        model = ltx23.load_transformer(checkpoint, dtype=torch.float32, fp8=fp8)
+        own = set(model.state_dict())
+        assert any("embeddings_connector" in k for k in filed - own)  # what there is to skip
+        builder = ltx23.transformer_builder(checkpoint, fp8=fp8)
+        read = builder.load_sd([str(checkpoint)], registry=DummyRegistry(), device=torch.device("cpu"),
+                               sd_ops=builder.model_sd_ops).sd
+        assert set(read) == own
+
+
+def test_two_stage_upsampler_never_shares_the_device_with_a_transformer(tree) -> None:
+    """Kept on the device (offload_device=None), each model is built for its stage and freed after it: the upsampler
+    runs with no transformer alive, and neither is left once the clip is done."""
+    import gc
+
+    from ltx_core.model.transformer.model import LTXModel
+    from ltx_core.model.upsampler import LatentUpsampler
+
+    from ltxic.sampling.pipeline import TwoStagePipeline
+
+    def alive(cls: type) -> int:
+        return sum(issubclass(type(o), cls) for o in gc.get_objects())  # type(): no __class__ lookups
+
+    models = Models.from_comfyui(tree, device="cpu", dtype=torch.float32)
+    seen: list[int] = []
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: seen.append(alive(LTXModel)) if isinstance(module, LatentUpsampler) else None)
+    try:
+        pipe = TwoStagePipeline(models, device="cpu", offload_device=None)
+        result = pipe("A person nods in a blue room.", width=128, height=128, frames=25, stage1_steps=2)
+    finally:
+        hook.remove()
+    assert result.frames.shape[:3] == (25, 128, 128)
+    gc.collect()
+    assert seen == [0] and alive(LatentUpsampler) == 0 and alive(LTXModel) == 0 and models.has_upsampler
 
 
 def _randomize(model: torch.nn.Module, std: float = 0.05) -> None:

@@ -41,7 +41,8 @@ class Models:
     ) -> None:
         self._transformer = transformer if isinstance(transformer, torch.nn.Module) else None
         self._build_transformer = None if isinstance(transformer, torch.nn.Module) else transformer
-        self._upsampler = upsampler
+        self._upsampler = upsampler if upsampler is None or isinstance(upsampler, torch.nn.Module) else None
+        self._build_upsampler = None if upsampler is None or isinstance(upsampler, torch.nn.Module) else upsampler
         self.video_codec = video_codec
         self.audio_codec = audio_codec
         self.text_encoder = text_encoder
@@ -176,9 +177,22 @@ class Models:
 
     @property
     def upsampler(self) -> torch.nn.Module | None:
-        if self._upsampler is not None and not isinstance(self._upsampler, torch.nn.Module):
-            self._upsampler = self._upsampler()
+        """The spatial upsampler, built on first use when the kit was made with a builder (:meth:`release_upsampler`)."""
+        if self._upsampler is None and self._build_upsampler is not None:
+            self._upsampler = self._build_upsampler()
         return self._upsampler
+
+    @property
+    def has_upsampler(self) -> bool:
+        """Whether the kit has (or can build) a spatial upsampler, without building it."""
+        return self._upsampler is not None or self._build_upsampler is not None
+
+    def release_upsampler(self) -> None:
+        """Drop the upsampler where the kit builds it on demand (it is rebuilt on next use), so it does not sit on
+        the GPU beside the transformer."""
+        if self._build_upsampler is not None and self._upsampler is not None:
+            self._upsampler = None
+            _free_cuda()
 
     @property
     def device(self) -> torch.device:
@@ -219,11 +233,15 @@ class Models:
         """Drop the transformer (it is rebuilt on next use when the kit was made with a builder)."""
         if self._build_transformer is not None:
             self._transformer = None
-            import gc
+            _free_cuda()
 
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+
+def _free_cuda() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class _MissingTextEncoder:

@@ -31,7 +31,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -503,6 +503,59 @@ class TextEncoder:
 # ----------------------------------------------------------------------------------------- the transformer
 
 
+@dataclass(frozen=True)
+class OnlyKeys:
+    """ltx-core state-dict ops (``SDOps``) that also skip every key the model being built does not have, so the loader
+    never reads those tensors."""
+
+    inner: Any
+    keys: frozenset[str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name}+only-model-keys"
+
+    @property
+    def mapping(self) -> tuple[Any, ...]:
+        return self.inner.mapping
+
+    def apply_to_key(self, key: str) -> str | None:
+        new = self.inner.apply_to_key(key)
+        return new if new in self.keys else None
+
+    def apply_to_key_value(self, key: str, value: torch.Tensor) -> Any:
+        return self.inner.apply_to_key_value(key, value)
+
+
+def transformer_builder(checkpoint: PathLike, *, fp8: bool = False,
+                        loras: Sequence[tuple[PathLike, float]] = ()) -> Any:
+    """ltx-core's ``SingleGPUModelBuilder`` for the LTX-2.3 transformer in ``checkpoint`` (see :func:`load_transformer`).
+
+    It reads only the transformer's own weights: the checkpoint also files the text embeddings connectors under the
+    transformer's prefix, and ltx-core's loader would read them onto the device with the rest and drop them only after
+    the build (3.3 GB at full size: the whole of the load's excess over the model).
+    """
+    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
+    from ltx_core.loader.sd_ops import SDOps
+    from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
+    from ltx_core.model.transformer import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
+    from ltx_core.quantization import QuantizationPolicy
+
+    sd_ops, module_ops = LTXV_MODEL_COMFY_RENAMING_MAP, ()
+    if fp8:
+        policy = QuantizationPolicy.fp8_cast()
+        sd_ops = SDOps(name=f"{sd_ops.name}+fp8", mapping=(*sd_ops.mapping, *policy.sd_ops.mapping))
+        module_ops = policy.module_ops  # the policy casts the block Linears; the rest stays as stored
+    builder = SingleGPUModelBuilder(model_class_configurator=LTXModelConfigurator, model_path=str(checkpoint),
+                                    model_sd_ops=sd_ops, module_ops=module_ops)
+    keys = frozenset(builder.meta_model(builder.model_config(), module_ops).state_dict())
+    builder = replace(builder, model_sd_ops=OnlyKeys(sd_ops, keys))
+    for path, strength in loras:
+        read_safetensors_header(Path(path))
+        builder = builder.lora(str(path), float(strength), LTXV_LORA_COMFY_RENAMING_MAP)
+    return builder
+
+
 def load_transformer(checkpoint: PathLike, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
                      fp8: bool = False, loras: Sequence[tuple[PathLike, float]] = ()) -> nn.Module:
     """The LTX-2.3 ``LTXModel`` from the checkpoint (ltx-core's builder and ComfyUI renaming map).
@@ -512,24 +565,9 @@ def load_transformer(checkpoint: PathLike, *, device: str | torch.device = "cpu"
     ``loras`` (path, strength) are fused into the weights while loading, as ltx-pipelines build their stage-2
     model with the distilled LoRA: no adapter memory (the rank-384 distilled LoRA as adapters is 8 GB).
     """
-    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
-    from ltx_core.loader.sd_ops import SDOps
-    from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
-    from ltx_core.model.transformer import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
-    from ltx_core.quantization import QuantizationPolicy
-
     config = check_checkpoint(checkpoint)
-    sd_ops, module_ops, build_dtype = LTXV_MODEL_COMFY_RENAMING_MAP, (), dtype
-    if fp8:
-        policy = QuantizationPolicy.fp8_cast()
-        sd_ops = SDOps(name=f"{sd_ops.name}+fp8", mapping=(*sd_ops.mapping, *policy.sd_ops.mapping))
-        module_ops, build_dtype = policy.module_ops, None  # the policy casts the block Linears; the rest stays as stored
-    builder = SingleGPUModelBuilder(model_class_configurator=LTXModelConfigurator, model_path=str(checkpoint),
-                                    model_sd_ops=sd_ops, module_ops=module_ops)
-    for path, strength in loras:
-        read_safetensors_header(Path(path))
-        builder = builder.lora(str(path), float(strength), LTXV_LORA_COMFY_RENAMING_MAP)
-    model = build_part(builder, "transformer", checkpoint, device=torch.device(device), dtype=build_dtype,
+    builder = transformer_builder(checkpoint, fp8=fp8, loras=loras)
+    model = build_part(builder, "transformer", checkpoint, device=torch.device(device), dtype=None if fp8 else dtype,
                        prefix="model.diffusion_model.")
     # every weight in the compute dtype (fp8 block weights stay fp8): the fp8 policy keeps the rest as stored, and
     # ltx-core's LoRA fusion leaves the weights it did not touch in the file's dtype
@@ -555,6 +593,7 @@ __all__ = [
     "EmbeddingsProcessorConfigurator",
     "GemmaConfigurator",
     "LTX23Files",
+    "OnlyKeys",
     "TextEncoder",
     "VideoCodec",
     "build_part",
@@ -562,5 +601,6 @@ __all__ = [
     "check_gemma_root",
     "gemma_config",
     "load_transformer",
+    "transformer_builder",
     "load_upsampler",
 ]

@@ -202,9 +202,8 @@ class TwoStagePipeline:
         guidance = guidance if guidance is not None else Guidance.for_kit(m.name)
         stage1_steps = stage1_steps if stage1_steps is not None else kit_steps(m.name)
         negative_prompt = negative_prompt if negative_prompt is not None else kit_negative_prompt(m.name)
-        upsampler = self.upsampler if self.upsampler is not None else m.upsampler
         distilled_lora = self.distilled_lora if self.distilled_lora is not None else m.distilled_lora
-        if upsampler is None:
+        if self.upsampler is None and not m.has_upsampler:
             raise ValueError("two stages need the spatial upsampler: Models.ltx23(spatial_upsampler=...) or "
                              "TwoStagePipeline(upsampler=...); fetch it with `ltxic download --only spatial-upscaler`")
         vgeo, ageo = m.video_codec.geometry, m.audio_codec.geometry
@@ -246,12 +245,13 @@ class TwoStagePipeline:
 
         common = dict(fps=fps, frames=frames, video_geometry=vgeo, audio_geometry=ageo,
                       audio_mel_bins=getattr(m.audio_codec, "latent_mel_bins", None))
-        # stage 1: half resolution, base + IC-LoRA, references
-        with self._stage("stage 1"):
+        # stage 1: half resolution, base + IC-LoRA, references (loading timed apart, as ltx-pipelines load between stages)
+        with self._stage("stage 1 load"):
             model = m.transformer
             if self.ic_lora is not None:
                 load_lora(model, self.ic_lora, strength=self.ic_lora_strength)
             model = self._on(model)
+        with self._stage("stage 1"):
             cfg1 = SamplingConfig(width=width // 2, height=height // 2, steps=stage1_steps, distilled=stage1_distilled, seed=seed,
                                   guidance=guidance, schedule_tokens=schedule_tokens, batch_guidance=batch_guidance, **common)
             # one noise stream for both stages, as ltx-pipelines' GaussianNoiser
@@ -262,7 +262,13 @@ class TwoStagePipeline:
                 generator=generator,
             )
         stages.append(StageLog("stage1", tuple(video1.shape), None if audio1 is None else tuple(audio1.shape), str(self.device)))
-        if self.stage2_transformer is not None:
+        # as ltx-pipelines: stage 2 gets a model of its own with the distilled LoRA fused into its weights, so the
+        # stage-1 model (and its IC-LoRA adapters) leaves the card now, before the upsampler comes on
+        fused = distilled_lora is not None and self.stage2_transformer is None and m.can_fuse_loras
+        if fused:
+            del model
+            m.release_transformer()  # the next prompt rebuilds the base
+        elif self.stage2_transformer is not None:
             self._off(model)
 
         # spatial upscale x2 (ltx-core upsample_video: un-normalize, upsample, normalize)
@@ -270,20 +276,19 @@ class TwoStagePipeline:
 
         with self._stage("upsample"):
             codec = self._on(m.video_codec)
-            up = self._on(upsampler)
+            up = self._on(self.upsampler if self.upsampler is not None else m.upsampler)
             upscaled = upsample_video(video1.to(self.device), codec.encoder, up)
-            self._off(up)
+            del up
+            if self.upsampler is None and self.offload_device is None:
+                m.release_upsampler()  # built on demand: freed, so it does not sit beside the stage-2 model
+            else:
+                self._off(self.upsampler if self.upsampler is not None else m.upsampler)
             self._off(codec)
         stages.append(StageLog("upscale", tuple(upscaled.shape), None, str(self.device)))
 
         # stage 2: full resolution refine, base + distilled LoRA, no references
-        with self._stage("stage 2"):
-            fused = distilled_lora is not None and self.stage2_transformer is None and m.can_fuse_loras
+        with self._stage("stage 2 load"):
             if fused:
-                # as ltx-pipelines: a stage-2 model with the distilled LoRA fused into its weights, built after the
-                # stage-1 model (and its IC-LoRA adapters) left the card; the next prompt rebuilds the base
-                del model
-                m.release_transformer()
                 model2 = m.transformer_with_loras([(distilled_lora, self.distilled_lora_strength)])
             else:
                 model2 = self.stage2_transformer if self.stage2_transformer is not None else model
@@ -292,6 +297,7 @@ class TwoStagePipeline:
                 elif lora_modules(model2):
                     set_lora_strength(model2, 0.0)  # the IC-LoRA stays out of the refine, as in ic_lora.py
             model2 = self._on(model2)
+        with self._stage("stage 2"):
             cfg2 = SamplingConfig(width=width, height=height, sigmas=tuple(self.stage2_sigmas), seed=seed, **common)
             video2, audio2 = sample_latents(
                 model2, v_ctx, a_ctx, context_mask=mask, initial_video_latent=upscaled,
