@@ -144,6 +144,24 @@ def test_real_kit_defaults_are_ltx_pipelines_ltx_2_3_params() -> None:
     assert kit_negative_prompt("ltx-2.3-22b") == DEFAULT_NEGATIVE_PROMPT and kit_negative_prompt("tiny") == ""
 
 
+def test_pipelines_constants_load_without_the_pipelines() -> None:
+    """ltxic reads ltx-pipelines' constants from their file: the same values, without importing every pipeline (a
+    fresh interpreter, so nothing else imported them first)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from ltxic.sampling.guidance import pipelines_constants as c; m = c(); "
+            "print(json.dumps([m.DEFAULT_NEGATIVE_PROMPT, list(m.DISTILLED_SIGMA_VALUES), "
+            "'ltx_pipelines' in sys.modules, 'transformers' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    negative, sigmas, pipelines_imported, transformers_imported = json.loads(out)
+    from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT, DISTILLED_SIGMA_VALUES
+
+    assert negative == DEFAULT_NEGATIVE_PROMPT and sigmas == list(DISTILLED_SIGMA_VALUES)
+    assert not pipelines_imported and not transformers_imported
+
+
 def test_one_stage_equals_ti2vid_one_stage_pipeline(tree, models, features, monkeypatch) -> None:
     import ltx_pipelines.ti2vid_one_stage as one
 

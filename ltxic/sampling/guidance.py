@@ -27,7 +27,12 @@ Facts followed, with sources:
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import sys
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ltx_core.components.guiders import MultiModalGuiderParams
@@ -158,13 +163,27 @@ class Guidance:
                        **{k: float(data[k]) for k in ("reference_video", "reference_audio") if data.get(k) is not None})
 
 
+@functools.cache
+def pipelines_constants() -> ModuleType:
+    """ltx-pipelines' ``utils/constants.py`` (LTX-2.3's defaults: the negative prompt, the distilled sigmas), loaded by
+    itself. Importing it the usual way first runs ``ltx_pipelines/__init__``, which imports every pipeline and
+    transformers' image stack: seconds of every ``ltxic sample`` spent on one string."""
+    spec = importlib.util.find_spec("ltx_pipelines")  # finds the package without running its __init__
+    if spec is None or spec.origin is None:
+        raise ImportError("ltx-pipelines is not installed; install ltxic's dependencies (pip install -e .)")
+    name = "ltxic._ltx_pipelines_constants"
+    module_spec = importlib.util.spec_from_file_location(name, Path(spec.origin).parent / "utils" / "constants.py")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # its dataclasses look their module up
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def kit_negative_prompt(name: str) -> str:
     """The default negative prompt for a kit: ltx-pipelines' ``DEFAULT_NEGATIVE_PROMPT`` (their command line's default)
     for LTX-2.3; empty for the tiny kit, whose text encoder knows only the toy captions' words."""
     if name.startswith("ltx-2.3"):
-        from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT
-
-        return DEFAULT_NEGATIVE_PROMPT
+        return pipelines_constants().DEFAULT_NEGATIVE_PROMPT
     return ""
 
 
@@ -184,4 +203,4 @@ SETTINGS_HELP: dict[str, str] = {
     "reference_audio": "identity guidance on the audio stream: toward the prediction with the voice reference (0 = off)",
 }
 
-__all__ = ["LTX23_STEPS", "SETTINGS_HELP", "TINY_STEPS", "Guidance", "StreamGuidance", "kit_negative_prompt", "kit_steps"]
+__all__ = ["LTX23_STEPS", "SETTINGS_HELP", "TINY_STEPS", "Guidance", "StreamGuidance", "kit_negative_prompt", "kit_steps", "pipelines_constants"]

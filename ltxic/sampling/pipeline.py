@@ -383,7 +383,8 @@ def generate_two_stage(
                          reference_image=read_image(reference_image) if reference_image is not None else None,
                          notes=list(r.notes))
         if out is not None:
-            gen.path = r.write(out / f"{i:03d}_{slug(prompt)}.mp4")
+            with clock("write mp4"):
+                gen.path = r.write(out / f"{i:03d}_{slug(prompt)}.mp4")
         gens.append(gen)
     if out is not None:
         write_json_atomic(out / "stages.json", {"stages": clock.as_dict()})  # the layout ltxic train writes

@@ -52,7 +52,7 @@ from ltxic.io.progress import progress as tqdm
 
 from ltxic.models.latents import AudioGeometry, VideoGeometry, audio_from_tokens, audio_tokens, video_from_tokens, video_tokens
 from ltxic.models.strategies import Conditioning, Strategy, get_strategy
-from ltxic.sampling.guidance import Guidance
+from ltxic.sampling.guidance import Guidance, pipelines_constants
 
 
 @dataclass
@@ -123,9 +123,7 @@ def sigma_schedule(config: SamplingConfig, video_tokens_count: int) -> torch.Ten
             )
         return sigmas
     if config.distilled:
-        from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES
-
-        return torch.tensor(DISTILLED_SIGMA_VALUES, dtype=torch.float32)
+        return torch.tensor(pipelines_constants().DISTILLED_SIGMA_VALUES, dtype=torch.float32)
     if config.steps < 2:
         # LTX2Scheduler stretches the last non-zero sigma to 0.1: with one step that sigma is 1 and it divides by 0
         raise ValueError(f"SamplingConfig.steps must be >= 2 for the LTX2Scheduler schedule, got {config.steps}; "
