@@ -128,3 +128,22 @@ def test_executed_copy_reruns_where_it_lies(executed_course, tmp_path: Path, mon
     nbformat.write(nb, tmp_path / "unanchored.ipynb")
     with pytest.raises(PapermillExecutionError, match="data_samples"):
         papermill.execute_notebook(str(tmp_path / "unanchored.ipynb"), str(tmp_path / "unanchored_out.ipynb"), **run)
+
+
+def test_lesson_kernels_talk_over_local_sockets(tmp_path: Path) -> None:
+    """``ltxic course`` starts its kernels with IPC transport: over TCP, ipykernel writes a warning about unencrypted
+    traffic into every run's output (the default manager shows it, so the check can fail)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    code = ("import sys, papermill; from ltxic.course.runner import local_kernel_manager; kw = {} if sys.argv[1] == 'tcp' "
+            "else {'kernel_manager_class': local_kernel_manager()}; papermill.execute_notebook(sys.argv[2], sys.argv[3], "
+            "kernel_name='python3', progress_bar=False, **kw)")
+    stderr = {}
+    for transport in ("tcp", "ipc"):
+        out = tmp_path / f"{transport}.ipynb"
+        run = subprocess.run([sys.executable, "-c", code, transport, str(tmp_path / "in.ipynb"), str(out)],
+                             capture_output=True, text=True, check=True, timeout=120)
+        stderr[transport] = run.stderr
+        assert nbformat.read(out, as_version=4).cells[0].outputs[0]["text"] == "42\n"
+    assert "running over TCP" in stderr["tcp"] and "running over TCP" not in stderr["ipc"]

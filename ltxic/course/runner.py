@@ -121,6 +121,7 @@ def run_lesson(
         papermill.execute_notebook(
             str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
             cwd=str(home), progress_bar=False, log_output=False, execution_timeout=timeout,
+            kernel_manager_class=local_kernel_manager(),
         )
     except PapermillExecutionError as err:
         raise CourseError(f"{notebook.name}: cell {err.exec_count} failed with {err.ename}: {err.evalue}. "
@@ -134,6 +135,20 @@ def run_lesson(
         if output.is_file():
             set_working_folder(output, home)
     return LessonRun(notebook, output, time.perf_counter() - start)
+
+
+def local_kernel_manager() -> type:
+    """A kernel manager that talks to its kernel over local (IPC) sockets instead of TCP: the kernel runs on this
+    machine anyway, and over TCP ipykernel prints a warning about unencrypted traffic into every course run."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class LocalKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc" if os.name == "posix" else "tcp"
+
+    return LocalKernelManager
 
 
 def lesson_home(notebook: str | Path) -> Path:
