@@ -74,3 +74,21 @@ def test_smoke_tune_changes_the_decoder_only_and_records_it(tmp_path) -> None:
     assert losses[-1] < losses[0], losses
     assert saved["decoder_parameters"] > sum(p.numel() for p in old.decoder.parameters())
     assert not (out / "decoder_checkpoint.pt").exists()
+
+
+@pytest.mark.skipif(not (SAMPLES_TINY / DECODER_RECORD_FILE).is_file(), reason="the shipped decoder is the pretrained one")
+def test_shipped_decoder_is_the_recorded_one_and_the_course_says_its_psnr() -> None:
+    """The shipped video codec is the file its decoder record describes; the chain of runs starts from the pretrained
+    codec, measured as the pretrain record measured it; the course's facts give the record's PSNR."""
+    from ltxic.course.facts import tiny_kit_markdown
+    from ltxic.io.files import sha256_file
+
+    record = json.loads((SAMPLES_TINY / DECODER_RECORD_FILE).read_text())
+    assert record["sha256"] == sha256_file(SAMPLES_TINY / "video_codec.safetensors") and record["encoder_identical"]
+    first = record
+    while "record" in first["source"]:
+        first = first["source"]["record"]
+    pretrain = json.loads((SAMPLES_TINY / "pretrain_record.json").read_text())
+    assert first["eval_before"]["video_psnr_db"] == pretrain["codec_eval_after"]["video_psnr_db"]
+    assert record["eval_after"]["video_psnr_db"] > first["eval_before"]["video_psnr_db"]
+    assert f"{record['eval_after']['video_psnr_db']:.1f} dB PSNR" in tiny_kit_markdown()
