@@ -99,7 +99,12 @@ def test_training_writes_loadable_weights_and_record(tmp_path):
     assert emb.face.embed_crops(np.zeros((2, 48, 48, 3), np.uint8)).shape == (2, 64)
     # fine-tuning one embedder keeps the other exactly
     ft = tmp_path / "ft"
-    train_embedders(ft, steps=2, identities=6, clips=4, device="cpu", seed=1, workers=1, eval_identities=3, init=tmp_path, only="voice")
+    ft_record = train_embedders(ft, steps=2, identities=6, clips=4, device="cpu", seed=1, workers=1, eval_identities=3,
+                                init=tmp_path, only="voice")
+    # the fine-tune's record keeps the record of the weights it started from (the first run had none)
+    assert "init_record" not in record
+    assert ft_record["init_record"] == json.loads((tmp_path / RECORD_FILE).read_text())
+    assert json.loads((ft / RECORD_FILE).read_text())["init_record"]["steps"] == 3
     tuned = load_embedders(ft)
     for a, b in zip(emb.face.state_dict().values(), tuned.face.state_dict().values()):
         assert np.array_equal(a.numpy(), b.numpy())

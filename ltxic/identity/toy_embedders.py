@@ -533,7 +533,8 @@ def train_embedders(
 ) -> dict:
     """Render a pool of toy identities, train both embedders, measure held-out EER, save weights and record.
 
-    ``init``: start from the weights in that folder (fine-tuning, e.g. after the toy world changed);
+    ``init``: start from the weights in that folder (fine-tuning, e.g. after the toy world changed); its record,
+    if any, is kept in the new record as ``init_record``;
     ``only="face"|"voice"``: train that one and keep the other from ``init``; ``codec_views``: a folder with the
     tiny codecs whose round trips join the training views and the evaluation (:class:`CodecViews`).
     """
@@ -594,6 +595,9 @@ def train_embedders(
         "file_bytes": sizes,
         "held_out": metrics,
     }
+    if init is not None and (Path(init) / RECORD_FILE).is_file():
+        # the weights' history: the record of the run this one started from, which nests its own start in turn
+        record["init_record"] = json.loads((Path(init) / RECORD_FILE).read_text())
     write_json_atomic(out / RECORD_FILE, record)
     _CACHE.clear()
     return record
