@@ -38,22 +38,16 @@ from ltxic.io.files import sha256_file, write_json_atomic
 from ltxic.io.progress import progress as tqdm
 from ltxic.models.codecs import AudioCodec, VideoCodec
 from ltxic.models.tiny import AUDIO_CODEC_FILE, VIDEO_CODEC_FILE
-from ltxic.models.tiny_pretrain import EVAL_SEED_BASE, TRAIN_SEED_BASE, Checkpoint, codec_metrics, render_clips, to_video_tensor
+from ltxic.models.tiny_pretrain import (EVAL_SEED_BASE, TRAIN_SEED_BASE, Checkpoint, ToyRunConfig, codec_metrics, json_safe,
+                                        lr_at, optimizer_step, render_clips, time_frac, to_video_tensor)
 
 DECODER_RECORD_FILE = "decoder_record.json"
 DECODER_CKPT_FILE = "decoder_checkpoint.pt"
 
 
 @dataclass
-class DecoderTuneConfig:
+class DecoderTuneConfig(ToyRunConfig):
     codecs: str = "data_samples/tiny"  # folder with the source video codec (and the audio codec the metrics use)
-    out: str = "data_samples/tiny"
-    device: str = "cpu"
-    seed: int = 0
-    width: int = 128
-    height: int = 128
-    frames: int = 49
-    fps: float = 24.0
     pool: int = 1536  # training clips, rendered and encoded once (seeds of the pretraining range)
     eval_clips: int = 64  # held-out clips of codec_metrics (the pretrain record's seeds)
     curve_clips: int = 16  # held-out clips scored every `curve_every` steps
@@ -68,7 +62,6 @@ class DecoderTuneConfig:
     extra_layers: int = 0  # residual layers added to each decoder stage, initialised as the identity
     max_seconds: float | None = None  # end training after this long; the learning rate follows the clock
     bf16: bool = True
-    workers: int = 0  # render processes (0: all cores)
     ckpt_every: int = 1000
     smoke: bool = False
 
@@ -118,7 +111,7 @@ def same_encoder(a: str | Path, b: str | Path) -> bool:
 # ---------------------------------------------------------------- data
 
 def _render_frames(cfg: DecoderTuneConfig, seeds: list[int], desc: str) -> tuple[torch.Tensor, torch.Tensor]:
-    clips = list(render_clips(cfg, seeds, desc))  # type: ignore[arg-type]  # reads width, height, frames, fps, workers
+    clips = list(render_clips(cfg, seeds, desc))
     return torch.from_numpy(np.stack([c[0] for c in clips])), torch.from_numpy(np.stack([c[1] for c in clips]))
 
 
@@ -141,14 +134,6 @@ def held_out_psnr(video: VideoCodec, latents: torch.Tensor, frames: torch.Tensor
     return round(10 * math.log10(4.0 / (se / frames.numel())), 3)
 
 
-def _lr(step: int, cfg: DecoderTuneConfig, time_frac: float) -> float:
-    """Linear warm-up, then cosine decay over the steps or the clock, whichever ends first."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    frac = max((step - cfg.warmup) / max(1, cfg.steps - cfg.warmup), time_frac)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-
-
 # ---------------------------------------------------------------- training
 
 def tune_decoder(cfg: DecoderTuneConfig, command: list[str] | None = None) -> dict[str, Any]:
@@ -162,8 +147,7 @@ def tune_decoder(cfg: DecoderTuneConfig, command: list[str] | None = None) -> di
     src_file = src / VIDEO_CODEC_FILE
     source = VideoCodec.load(src_file)
     audio = AudioCodec.load(src / AUDIO_CODEC_FILE, device)
-    ckpt = Checkpoint(out, cfg)  # type: ignore[arg-type]  # keys the checkpoint by this config's fields
-    ckpt.path = out / DECODER_CKPT_FILE
+    ckpt = Checkpoint(out, cfg, DECODER_CKPT_FILE)  # keyed by this config's fields
     state = ckpt.load()
     record: dict[str, Any] = dict(state["record"]) if state else {}
     record.update({"command": command or sys.argv, "config": asdict(cfg), "torch": torch.__version__,
@@ -217,15 +201,12 @@ def tune_decoder(cfg: DecoderTuneConfig, command: list[str] | None = None) -> di
             z = z + level * torch.randn(z.shape, generator=noise_gen, device=device)
         x = to_video_tensor(pool_frames[idx])
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg, 0.0 if limit is None else (time.time() - t_start) / limit)
+            group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup, time_frac(t_start, limit))
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
             rec = video.decode(z, clamp=False)
         rec = rec.float()
         loss = cfg.l1 * F.l1_loss(rec, x) + cfg.mse * F.mse_loss(rec, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimizer_step(opt, loss, params)
         pending.append(loss.detach())
         if (step + 1) % cfg.curve_every == 0 or step + 1 == cfg.steps:  # the only host syncs of the loop
             mean_loss = round(torch.stack(pending).mean().item(), 5)
@@ -233,7 +214,7 @@ def tune_decoder(cfg: DecoderTuneConfig, command: list[str] | None = None) -> di
             curve.append([step + 1, held_out_psnr(video, curve_latents, curve_frames), mean_loss])
             bar.set_postfix({"loss": f"{mean_loss:.4f}", "psnr": f"{curve[-1][1]:.2f}"})
         if (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.steps:
-            ckpt.save({"step": step + 1, "decoder": video.decoder.state_dict(), "opt": opt.state_dict(), "record": _plain(record)})
+            ckpt.save({"step": step + 1, "decoder": video.decoder.state_dict(), "opt": opt.state_dict(), "record": json_safe(record)})
     else:
         step = cfg.steps
     record["steps_done"] = step
@@ -255,13 +236,9 @@ def tune_decoder(cfg: DecoderTuneConfig, command: list[str] | None = None) -> di
     record["sha256"] = sha256_file(target)
     record["wall_s"] = round(ckpt.elapsed(), 1)
     record["device_name"] = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
-    write_json_atomic(out / DECODER_RECORD_FILE, _plain(record))
+    write_json_atomic(out / DECODER_RECORD_FILE, json_safe(record))
     ckpt.path.unlink(missing_ok=True)
     return record
-
-
-def _plain(record: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(record))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -57,7 +57,10 @@ TRAIN_SEED_BASE, EVAL_SEED_BASE = 1_000_000, 9_000_000
 
 
 @dataclass
-class PretrainConfig:
+class ToyRunConfig:
+    """What the tiny kit's training scripts share: the output folder, device and seed, and the toy clips they render
+    (:func:`render_clips` reads the size and ``workers``)."""
+
     out: str = "data_samples/tiny"
     device: str = "cpu"
     seed: int = 0
@@ -65,6 +68,11 @@ class PretrainConfig:
     height: int = 128
     frames: int = 49
     fps: float = 24.0
+    workers: int = 0  # render processes (0: all CPU cores)
+
+
+@dataclass
+class PretrainConfig(ToyRunConfig):
     codec_steps: int = 1500
     codec_batch: int = 16
     codec_lr: float = 1e-3
@@ -82,7 +90,6 @@ class PretrainConfig:
     sigma_shift: float = 1.5  # shifts logit-normal sigmas toward noise, as LTX-2's schedule does
     caption_dropout: float = 0.1  # empty captions teach the unconditional branch used by CFG
     latent_noise: float = 0.1  # noise added to codec latents in training: decoders tolerate diffusion errors
-    workers: int = 0  # 0: all CPU cores
     bf16: bool = True
     max_train_seconds: float | None = None  # stop stage 2 early (recorded) so a time-limited session still saves
     compile: bool = False  # torch.compile the training forward: the tiny model's steps are bound by Python dispatch
@@ -96,7 +103,8 @@ class PretrainConfig:
                    steps=20, batch=4, latent_pool=8, eval_clips=2, lr=1e-3, workers=1, bf16=False, ckpt_every=10, smoke=True)
 
 
-def _optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+    """One step: zero the gradients, backpropagate ``loss``, clip ``params``' gradient norm to 1, step."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -128,7 +136,7 @@ def _render(args: tuple[int, int, int, int, float]) -> tuple[np.ndarray, np.ndar
     return clip.frames, clip.audio, clip.caption
 
 
-def render_clips(cfg: PretrainConfig, seeds: list[int], desc: str):
+def render_clips(cfg: ToyRunConfig, seeds: list[int], desc: str):
     """Yield ``(frames uint8 (F,H,W,3), audio (1,N), caption)`` for each seed, rendered by worker processes."""
     jobs = [(s, cfg.width, cfg.height, cfg.frames, cfg.fps) for s in seeds]
     workers = cfg.workers or mp.cpu_count()
@@ -157,7 +165,7 @@ def sample_sigmas(n: int, shift: float, gen: torch.Generator) -> torch.Tensor:
     return shift * s / (1 + (shift - 1) * s)
 
 
-def _lr_at(step: int, total: int, peak: float, warmup: int, elapsed_frac: float = 0.0) -> float:
+def lr_at(step: int, total: int, peak: float, warmup: int, elapsed_frac: float = 0.0) -> float:
     """Linear warm-up, then cosine decay over the run; ``elapsed_frac`` (time used / time allowed) moves the
     decay forward when a time limit will end the run before ``total`` steps."""
     if step < warmup:
@@ -166,7 +174,8 @@ def _lr_at(step: int, total: int, peak: float, warmup: int, elapsed_frac: float 
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def _time_frac(t0: float, limit: float | None) -> float:
+def time_frac(t0: float, limit: float | None) -> float:
+    """The share of a time limit used since ``t0`` (0 without a limit), for :func:`lr_at`."""
     return 0.0 if limit is None else (time.time() - t0) / limit
 
 
@@ -184,8 +193,8 @@ def _windows(pool: torch.Tensor, idx: torch.Tensor, length: int, gen: torch.Gene
 class Checkpoint:
     """Atomic training-state file in the output folder (loaded with ``weights_only=True``)."""
 
-    def __init__(self, out: Path, cfg: PretrainConfig) -> None:
-        self.path = out / CKPT_FILE
+    def __init__(self, out: Path, cfg: ToyRunConfig, name: str = CKPT_FILE) -> None:
+        self.path = out / name
         self.key = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "ckpt_every", "out", "device")}
         self.t0, self.before = time.time(), 0.0
 
@@ -288,18 +297,18 @@ def train_codecs(cfg: PretrainConfig, pool_frames: torch.Tensor, pool_waves: tor
             with torch.no_grad():
                 mel = audio.mel(pool_waves[idx].to(device))
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, cfg.codec_steps, cfg.codec_lr, max(1, cfg.codec_steps // 20),
-                                 _time_frac(t_start, cfg.max_codec_seconds))
+            group["lr"] = lr_at(step, cfg.codec_steps, cfg.codec_lr, max(1, cfg.codec_steps // 20),
+                                 time_frac(t_start, cfg.max_codec_seconds))
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
             v_loss, a_loss, reg = _codec_losses(video, audio if train_audio else None, x, mel, cfg.latent_noise, None)
         loss = v_loss + a_loss + reg
-        _optimizer_step(opt, loss, params)
+        optimizer_step(opt, loss, params)
         pending.append(torch.stack([v_loss.detach(), a_loss.detach()]))
         if len(pending) == 25 or step + 1 == cfg.codec_steps or (step + 1) % cfg.ckpt_every == 0:  # few device syncs
             _flush_losses(pending, losses, bar, ("video", "mel"))
         if (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.codec_steps:
             ckpt.save({"stage": 1, "step": step + 1, "video": video.state_dict(), "audio": audio.state_dict(),
-                       "opt": opt.state_dict(), "record": _json_safe(record)})
+                       "opt": opt.state_dict(), "record": json_safe(record)})
 
     if pending:  # stopped early between flushes
         _flush_losses(pending, losses, bar, ("video", "mel"))
@@ -445,25 +454,26 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
         blank = drop[:, None] & (torch.arange(tokens.shape[1], device=device) > 0)
         tokens, mask = torch.where(blank, pad, tokens), torch.where(blank, 0, mask)
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)),
-                                 _time_frac(t_start, cfg.max_train_seconds))
+            group["lr"] = lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)),
+                                 time_frac(t_start, cfg.max_train_seconds))
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
             lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na)
         loss = lv + la
-        _optimizer_step(opt, loss, params)
+        optimizer_step(opt, loss, params)
         pending.append(torch.stack([lv.detach(), la.detach()]))
         if len(pending) == 25 or step + 1 == cfg.steps or (step + 1) % cfg.ckpt_every == 0:  # few device syncs
             _flush_losses(pending, losses, bar, ("video", "audio"))
         if (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.steps:
             ckpt.save({"stage": 2, "step": step + 1, "model": model.state_dict(), "text": text.state_dict(),
-                       "opt": opt.state_dict(), "record": _json_safe(record)})
+                       "opt": opt.state_dict(), "record": json_safe(record)})
     if pending:  # stopped early between flushes
         _flush_losses(pending, losses, bar, ("video", "audio"))
     record["fm_eval_after"] = fm_eval(model, text, layout, *eval_set, cfg)
     return model.eval(), text.eval()
 
 
-def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
+def json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as plain JSON values (what checkpoints and record files store)."""
     return json.loads(json.dumps(record))
 
 
@@ -521,7 +531,7 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
         video.save(codec_files[0]), audio.save(codec_files[1])
         video, audio = VideoCodec.load(codec_files[0], cfg.device), AudioCodec.load(codec_files[1], cfg.device)
         state = None
-        ckpt.save({"stage": 2, "step": 0, "record": _json_safe(record)})
+        ckpt.save({"stage": 2, "step": 0, "record": json_safe(record)})
 
     seeds = [TRAIN_SEED_BASE + cfg.seed * 1_000_000 + i for i in range(cfg.latent_pool)]
     zv, za, caps = encode_pool(cfg, video, audio, seeds, "render+encode latent pool")
