@@ -41,8 +41,9 @@ class Models:
     ) -> None:
         self._transformer = transformer if isinstance(transformer, torch.nn.Module) else None
         self._build_transformer = None if isinstance(transformer, torch.nn.Module) else transformer
-        self._upsampler = upsampler if upsampler is None or isinstance(upsampler, torch.nn.Module) else None
-        self._build_upsampler = None if upsampler is None or isinstance(upsampler, torch.nn.Module) else upsampler
+        built = upsampler is None or isinstance(upsampler, torch.nn.Module)
+        self._upsampler = upsampler if built else None
+        self._build_upsampler = None if built else upsampler
         self.video_codec = video_codec
         self.audio_codec = audio_codec
         self.text_encoder = text_encoder

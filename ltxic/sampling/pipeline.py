@@ -278,11 +278,11 @@ class TwoStagePipeline:
             codec = self._on(m.video_codec)
             up = self._on(self.upsampler if self.upsampler is not None else m.upsampler)
             upscaled = upsample_video(video1.to(self.device), codec.encoder, up)
-            del up
             if self.upsampler is None and self.offload_device is None:
+                del up
                 m.release_upsampler()  # built on demand: freed, so it does not sit beside the stage-2 model
             else:
-                self._off(self.upsampler if self.upsampler is not None else m.upsampler)
+                self._off(up)
             self._off(codec)
         stages.append(StageLog("upscale", tuple(upscaled.shape), None, str(self.device)))
 
