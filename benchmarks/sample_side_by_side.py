@@ -288,27 +288,39 @@ def main(argv: list[str] | None = None) -> int:
     base = [sys.executable, str(Path(__file__).resolve()), "--tree", args.tree, "--out", str(out), "--width", str(args.width),
             "--height", str(args.height), "--frames", str(args.frames), "--seed", str(args.seed)]
     base += (["--steps", str(args.steps)] if args.steps else []) + (["--memory-trace"] if args.memory_trace else [])
-    for name in args.sides:
+    runs: dict[str, list[dict]] = {}
+    for name in args.sides:  # a side named again runs again, recorded as "name#2", ...
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(base + ["--side", name] + (["--miniature"] if args.miniature else []), env=env,
                                   timeout=args.side_timeout)
             record_file = out / name / "record.json"
             record = json.loads(record_file.read_text()) if record_file.is_file() else {"error": f"exit {proc.returncode}"}
+            record_file.unlink(missing_ok=True)
         except subprocess.TimeoutExpired:
             record = {"error": f"timed out after {args.side_timeout:.0f} s"}
         record["process_seconds"] = round(time.perf_counter() - t0, 1)
-        result["sides"][name] = record
-        done = {k: v for k, v in result["sides"].items() if "wall_seconds" in v}
-        for mine, theirs in (("ltxic", "pipelines"), ("ltxic-batched", "pipelines"), ("ltxic-24gb", "pipelines-24gb")):
-            if mine in done and theirs in done:
-                result.setdefault("ratios", {})[f"{mine} / {theirs}"] = {
-                    "time": round(done[mine]["wall_seconds"] / done[theirs]["wall_seconds"], 3),
-                    "peak_memory": (round(done[mine]["peak_gib"] / done[theirs]["peak_gib"], 3)
-                                    if done[mine].get("peak_gib") and done[theirs].get("peak_gib") else None)}
+        runs.setdefault(name, []).append(record)
+        key = name if len(runs[name]) == 1 else f"{name}#{len(runs[name])}"
+        result["sides"][key] = record
+        result["ratios"] = _ratios(runs)
         (out / "side_by_side.json").write_text(json.dumps(result, indent=1) + "\n")
-        print(json.dumps({name: record}, indent=1), flush=True)
+        print(json.dumps({key: record}, indent=1), flush=True)
     return 0
+
+
+def _ratios(runs: dict[str, list[dict]]) -> dict:
+    """ltxic over the pipelines: mean wall time and the highest peak over each side's finished runs."""
+    ratios = {}
+    for mine, theirs in (("ltxic", "pipelines"), ("ltxic-batched", "pipelines"), ("ltxic-24gb", "pipelines-24gb")):
+        a = [r for r in runs.get(mine, []) if "wall_seconds" in r]
+        b = [r for r in runs.get(theirs, []) if "wall_seconds" in r]
+        if a and b:
+            wall_a, wall_b = (sum(r["wall_seconds"] for r in x) / len(x) for x in (a, b))
+            peak_a, peak_b = (max(r.get("peak_gib") or 0 for r in x) for x in (a, b))
+            ratios[f"{mine} / {theirs}"] = {"runs": [len(a), len(b)], "time": round(wall_a / wall_b, 3),
+                                            "peak_memory": round(peak_a / peak_b, 3) if peak_a and peak_b else None}
+    return ratios
 
 
 if __name__ == "__main__":

@@ -344,6 +344,32 @@ def test_ltx_pipelines_ic_lora_reads_our_reference_factor(tree, tmp_path, factor
     assert pipe.reference_downscale_factor == factor
 
 
+def test_encoding_once_frees_gemma_before_the_connectors_are_built(tree) -> None:
+    """The two-stage sampler encodes its prompts once, as ltx-pipelines' encode_prompts: every prompt through Gemma,
+    Gemma freed, then the connectors; the contexts equal encoding one prompt at a time with both kept."""
+    prompts = ["A person speaks in a green room.", "A person nods."]
+    kept = Models.from_comfyui(tree, device="cpu", dtype=torch.float32).text_encoder
+    want = [kept.encode([p]) for p in prompts]
+    assert kept._gemma is not None and kept._processor is not None
+
+    class Watched(ltx23.TextEncoder):
+        gemma_alive_at_processor_build: list[bool] = []
+
+        @property
+        def processor(self):
+            if self._processor is None:
+                self.gemma_alive_at_processor_build.append(self._gemma is not None)
+            return super().processor
+
+    once = Watched(tree / ltx23.GEMMA_DIR, tree / ltx23.CHECKPOINT_FILE, device="cpu", dtype=torch.float32)
+    got = once.encode_each(prompts, release=True)
+    assert Watched.gemma_alive_at_processor_build == [False]
+    assert once._gemma is None and once._processor is None
+    for w, g in zip(want, got):
+        for a, b in zip(w, g):
+            assert torch.equal(a, b)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="streams Gemma's layers from pinned host memory to a CUDA device")
 def test_streamed_gemma_encodes_like_the_resident_one(tree) -> None:
     resident = Models.from_comfyui(tree, device="cuda", dtype=torch.bfloat16)

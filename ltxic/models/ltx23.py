@@ -472,14 +472,28 @@ class TextEncoder:
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if isinstance(texts, str):
             raise TypeError("TextEncoder.encode takes a list of prompts, not one string: wrap it as [prompt]")
-        video, audio, masks = [], [], []
-        for text in texts:
-            hidden, mask = self.gemma.encode(text)
-            out = self.processor.process_hidden_states(hidden, mask)
-            video.append(out.video_encoding.float())
-            audio.append(out.audio_encoding.float())
-            masks.append(out.attention_mask.to(torch.int64))
+        video, audio, masks = zip(*self.encode_each(texts))
         return torch.cat(video), torch.cat(audio), torch.cat(masks)
+
+    @torch.no_grad()
+    def encode_each(self, texts: Sequence[str], *, release: bool = False) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One ``(video_context, audio_context, mask)`` per text. Gemma runs on every text before the connectors run.
+
+        ``release`` frees Gemma before the connectors are built and both after, as ltx-pipelines' ``encode_prompts``
+        does: a sampler that encodes its prompts once peaks at Gemma alone, not Gemma beside the connectors.
+        """
+        hidden = [self.gemma.encode(text) for text in texts]
+        if release:
+            _release(self._gemma)
+            self._gemma = None
+        out = []
+        for states, mask in hidden:
+            processed = self.processor.process_hidden_states(states, mask)
+            out.append((processed.video_encoding.float(), processed.audio_encoding.float(),
+                        processed.attention_mask.to(torch.int64)))
+        if release:
+            self.release()
+        return out
 
     def release(self) -> None:
         _release(self._gemma)

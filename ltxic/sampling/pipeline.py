@@ -235,8 +235,10 @@ class TwoStagePipeline:
         # text and references first, so the transformer is not on the GPU beside the encoders
         with self._stage("text encode"):
             encoder = self._on(m.text_encoder)
-            v_ctx, a_ctx, mask = encoder.encode([prompt])
-            neg = encoder.encode([negative_prompt]) if guidance.uses_text else (None, None, None)
+            texts = [prompt, negative_prompt] if guidance.uses_text else [prompt]
+            each = getattr(encoder, "encode_each", None)  # LTX-2.3's: Gemma freed before its connectors are built
+            encoded = each(texts, release=True) if each is not None else [encoder.encode([t]) for t in texts]
+            (v_ctx, a_ctx, mask), neg = encoded[0], (encoded[1] if guidance.uses_text else (None, None, None))
             self._off(encoder)
         ref_v = ref_a = None
         with self._stage("reference encode"):
