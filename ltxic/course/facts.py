@@ -155,6 +155,30 @@ def real_path_markdown() -> str:
             f"{small['sample_size']}).")
 
 
+SIDE_BY_SIDE_RUNS = ("h200_session3_run1.json", "h200_session3_run2.json")  # ltxic first, then the pipelines first
+SIDE_BY_SIDE_24GB = "h200_session3_run3_24gb.json"
+
+
+def sampling_speed_markdown() -> str:
+    """``ltxic sample --two-stage`` beside ltx-pipelines' ``TI2VidTwoStagesPipeline`` in the same calls
+    (``benchmarks/sample_side_by_side.py``; ``benchmarks/results/side_by_side/``)."""
+    folder = RESULTS / "side_by_side"
+    runs = [_json(folder / name) for name in SIDE_BY_SIDE_RUNS]
+    capped = _json(folder / SIDE_BY_SIDE_24GB)
+    pairs = ", ".join(f"{r['sides']['ltxic']['wall_seconds']:.0f} s against {r['sides']['pipelines']['wall_seconds']:.0f} s"
+                      for r in runs)
+    ratios = ", ".join(f"{r['ratios']['ltxic / pipelines']['time']:.2f}x" for r in runs)
+    mine, theirs = capped["sides"]["ltxic-24gb"], capped["sides"]["pipelines-24gb"]
+    return (f"Beside ltx-pipelines' `TI2VidTwoStagesPipeline` on the same full-size tree (random weights), the same "
+            f"{runs[0]['size']} clip with LTX-2.3's defaults, each pair in one call on an {runs[0]['device']} "
+            f"(`benchmarks/results/side_by_side/`): `ltxic sample --two-stage` took {pairs} from import to written "
+            f"mp4 ({ratios} the pipelines' time; ltxic ran first, then second), at a peak of "
+            f"{runs[0]['sides']['ltxic']['peak_gib']:.1f} against {runs[0]['sides']['pipelines']['peak_gib']:.1f} GiB. "
+            f"Under a {mine['cap_gib']} GiB cap, `--fp8 --offload-text-encoder` took {mine['wall_seconds']:.0f} s at "
+            f"{mine['peak_gib']:.1f} GiB; the pipelines with fp8 weights {theirs['wall_seconds']:.0f} s at "
+            f"{theirs['peak_gib']:.1f} GiB.")
+
+
 def train_speed_markdown() -> str:
     """The trainer's own step against a plain ltx-core loop (``benchmarks/results/train_speed``)."""
     t = full_run_times()["speed_run"]
@@ -220,6 +244,7 @@ FACTS: dict[str, Callable[[], str]] = {
     "gpu_run_times": gpu_run_times_markdown,
     "memory_lines": memory_lines_markdown,
     "real_path": real_path_markdown,
+    "sampling_speed": sampling_speed_markdown,
     "train_speed": train_speed_markdown,
     "multi_gpu": multi_gpu_markdown,
     "h100_shapes": h100_shapes_markdown,
