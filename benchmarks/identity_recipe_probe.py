@@ -1,0 +1,97 @@
+"""Can sampling settings alone lift the tiny IC-LoRA's face similarity to issue 24's 0.65 with the scene kept?
+
+Scores lesson 06's comparison (held-out identity ``dex``, lesson 06's two prompts, seeds 0-2, 128x128x25, the toy
+embedders) for the LoRA checkpoints of the course's lesson-04 run, over the sampling steps, the face's identity
+guidance (``reference_video``) and the video stream's text CFG. Run the course first (``ltxic course``), then::
+
+    python benchmarks/identity_recipe_probe.py --run outputs/course/04_training
+
+It also scores the held-out identity's own toy clips (``data_samples/clips/dex_*.mp4``, their first 25 frames) before
+and after a round trip through the tiny video codec: the face similarity the codec alone leaves a perfect generation.
+
+Results: ``benchmarks/results/identity_recipe_probe.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT / "data_samples"
+OUT = ROOT / "benchmarks" / "results" / "identity_recipe_probe.json"
+PROMPTS = ["A person slowly turns head left while speaking in a bright blue room, close-up.",
+           "A person walks across from left to right while speaking in a dim teal room, medium shot."]
+# (checkpoint step, sampling steps, face identity guidance, video text CFG); lesson 06's setting first
+SETTINGS = [(200, 8, 3.0, 1.0), (300, 8, 3.0, 1.0), (200, 16, 3.0, 1.0), (200, 8, 6.0, 1.0), (300, 8, 4.0, 1.0),
+            (300, 8, 5.0, 1.0), (300, 8, 3.0, 2.0), (300, 8, 4.0, 2.0), (300, 8, 6.0, 3.0)]
+
+
+def codec_ceiling() -> list[dict]:
+    """Face similarity of dex's real toy clips to its reference, as stored and through the tiny codec."""
+    import torch
+
+    from ltxic.identity.metrics import identity_scores
+    from ltxic.io.media import read_video
+    from ltxic.models.kit import Models
+    from ltxic.sampling.generate import to_uint8_frames
+    from ltxic.training.cache import video_pixels
+
+    codec = Models.tiny(None).video_codec
+    rows = []
+    for clip in sorted((DATA / "clips").glob("dex_*.mp4")):
+        frames = read_video(clip)[:25]
+        with torch.no_grad():
+            through = to_uint8_frames(codec.decode(codec.encode(video_pixels(frames, frames.shape[2], frames.shape[1]))))
+        score = {name: round(identity_scores(f, DATA / "refs" / "dex.jpg", sync=False, dataset=DATA / "dataset.json")
+                             ["face_similarity"], 3) for name, f in (("stored", frames), ("through_codec", through))}
+        rows.append({"clip": clip.name, **score})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from ltxic.identity.evaluate import Condition, identity_eval
+    from ltxic.sampling.generate import GenerateConfig
+    from ltxic.sampling.guidance import Guidance
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", default=str(ROOT / "outputs" / "course" / "04_training"), help="lesson 04's run folder")
+    p.add_argument("--out", default=str(OUT))
+    args = p.parse_args(argv)
+    ceiling = codec_ceiling()
+    print(json.dumps(ceiling), flush=True)
+    rows = []
+    for ckpt, steps, face_guidance, cfg in SETTINGS:
+        lora = Path(args.run) / "checkpoints" / f"step_{ckpt:06d}" / "lora.safetensors"
+        if not lora.is_file():
+            raise SystemExit(f"{lora} is missing: run the course (`ltxic course`) first, or give --run")
+        t0 = time.perf_counter()
+        guidance = Guidance.for_kit("tiny").with_overrides(reference_video=face_guidance, video_cfg=cfg)
+        config = GenerateConfig(width=128, height=128, frames=25, steps=steps, guidance=guidance)
+        scored = identity_eval(None, lora, dataset=DATA / "dataset.json", identity="dex",
+                               reference_image=DATA / "refs" / "dex.jpg", reference_audio=DATA / "voice" / "dex_0.wav",
+                               prompts=PROMPTS, seeds=[0, 1, 2], conditions=[Condition("lora", 1.0, True)], config=config)
+        row = {"checkpoint_step": ckpt, "sampling_steps": steps, "reference_video": face_guidance, "video_cfg": cfg,
+               "clips": len(scored), "seconds": round(time.perf_counter() - t0, 1)}
+        for key in ("face_similarity", "voice_similarity", "background_match"):
+            row[key] = round(float(np.mean([r[key] for r in scored])), 3)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    Path(args.out).write_text(json.dumps({"machine": platform.machine(), "torch": torch.__version__,
+                                          "command": "python benchmarks/identity_recipe_probe.py", "codec_ceiling": ceiling,
+                                          "rows": rows},
+                                         indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
