@@ -9,9 +9,10 @@ guidance (``reference_video``) and the video stream's text CFG. Run the course f
 It also scores the held-out identity's own toy clips (``data_samples/clips/dex_*.mp4``, their first 25 frames) before
 and after a round trip through the tiny video codec: the face similarity the codec alone leaves a perfect generation.
 
-``--extra-identities N --clips M`` first renders a toy dataset of the shipped training identities plus ``N`` random
-ones, ``M`` clips each (dex held out, as shipped), and trains lesson 04's run on it (300 steps, ``tiny_cpu``) into
-``--run``: does the LoRA generalise better from more people?
+``--train-steps S`` first trains lesson 04's run (``tiny_cpu``, checkpoints every 100 steps) for ``S`` steps into
+``--run``, on the shipped dataset or, with ``--extra-identities N --clips M``, on a toy dataset of the shipped
+training identities plus ``N`` random ones, ``M`` clips each (dex held out, as shipped): does the LoRA generalise
+better from more people, or from a longer run? The probe then scores ``--checkpoints`` (default 200 and 300).
 
 Results: ``benchmarks/results/identity_recipe_probe.json``.
 """
@@ -35,7 +36,8 @@ PROMPTS = ["A person slowly turns head left while speaking in a bright blue room
            "A person walks across from left to right while speaking in a dim teal room, medium shot."]
 # (checkpoint step, sampling steps, face identity guidance, video text CFG); lesson 06's setting first
 SETTINGS = [(200, 8, 3.0, 1.0), (300, 8, 3.0, 1.0), (200, 16, 3.0, 1.0), (200, 8, 6.0, 1.0), (300, 8, 4.0, 1.0),
-            (300, 8, 5.0, 1.0), (300, 8, 3.0, 2.0), (300, 8, 4.0, 2.0), (300, 8, 6.0, 3.0)]
+            (300, 8, 5.0, 1.0), (300, 8, 3.0, 2.0), (300, 8, 4.0, 2.0), (300, 8, 6.0, 3.0), (300, 8, 8.0, 1.0),
+            (300, 8, 10.0, 1.0)]
 
 
 def codec_ceiling() -> list[dict]:
@@ -60,17 +62,20 @@ def codec_ceiling() -> list[dict]:
     return rows
 
 
-def train_on_more_identities(run: Path, extra: int, clips: int) -> None:
-    """Render the shipped training identities plus ``extra`` random ones (dex held out) and train lesson 04's run."""
+def train_run(run: Path, steps: int, extra: int = 0, clips: int = 4) -> None:
+    """Lesson 04's run for ``steps`` steps; with ``extra`` > 0 on the shipped training identities plus ``extra`` random
+    ones (dex held out), else on the shipped dataset."""
     from ltxic.course.runner import lesson_training_config
     from ltxic.toy.identity import identity_from_name
     from ltxic.toy.make_samples import SAMPLE_EVAL, SAMPLE_TRAIN, make_dataset, random_identities
     from ltxic.training.trainer import train
 
-    people = [identity_from_name(n) for n in SAMPLE_TRAIN] + random_identities(extra, seed=7)
-    dataset = make_dataset(run / "data", people, [identity_from_name(n) for n in SAMPLE_EVAL], clips_per_identity=clips,
-                           eval_clips=4, progress=False)
-    train(lesson_training_config(run, dataset_file=dataset, validation_interval=0))
+    dataset = DATA / "dataset.json"
+    if extra:
+        people = [identity_from_name(n) for n in SAMPLE_TRAIN] + random_identities(extra, seed=7)
+        dataset = make_dataset(run / "data", people, [identity_from_name(n) for n in SAMPLE_EVAL],
+                               clips_per_identity=clips, eval_clips=4, progress=False)
+    train(lesson_training_config(run, steps=steps, dataset_file=dataset, validation_interval=0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,15 +88,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default=str(ROOT / "outputs" / "course" / "04_training"), help="lesson 04's run folder")
     p.add_argument("--out", default=str(OUT))
-    p.add_argument("--extra-identities", type=int, default=0, help="train first, on this many more toy identities")
+    p.add_argument("--train-steps", type=int, default=0, help="train lesson 04's run first, for this many steps")
+    p.add_argument("--extra-identities", type=int, default=0, help="train on this many more toy identities")
     p.add_argument("--clips", type=int, default=4, help="clips per training identity (with --extra-identities)")
+    p.add_argument("--checkpoints", type=int, nargs="+", default=[200, 300], help="the run's checkpoint steps to score")
     args = p.parse_args(argv)
-    if args.extra_identities:
-        train_on_more_identities(Path(args.run), args.extra_identities, args.clips)
+    if args.train_steps:
+        train_run(Path(args.run), args.train_steps, args.extra_identities, args.clips)
     ceiling = codec_ceiling()
     print(json.dumps(ceiling), flush=True)
     rows = []
-    for ckpt, steps, face_guidance, cfg in SETTINGS:
+    first, last = args.checkpoints[0], args.checkpoints[-1]
+    settings = [(first if c == 200 else last, *rest) for c, *rest in SETTINGS]  # lesson 05's pick, the run's end
+    for ckpt, steps, face_guidance, cfg in settings:
         lora = Path(args.run) / "checkpoints" / f"step_{ckpt:06d}" / "lora.safetensors"
         if not lora.is_file():
             raise SystemExit(f"{lora} is missing: run the course (`ltxic course`) first, or give --run")

@@ -119,6 +119,7 @@ def close(a: torch.Tensor, b: torch.Tensor, tol: float) -> None:
     a, b = a.float().cpu(), b.float().cpu()
     assert a.shape == b.shape, (a.shape, b.shape)
     diff = (a - b).abs().max().item()
+    print(f"{tuple(a.shape)}: max abs difference {diff:.3g} (tolerance {tol:g})")  # the figures, with pytest -s
     assert diff <= tol, f"max abs difference {diff:.3g} > {tol}"
 
 
