@@ -15,7 +15,12 @@ each peak is its own), one after the other:
 * ``pipelines``: ``TI2VidTwoStagesPipeline``;
 * ``ltxic-24gb``: ``--fp8 --offload-text-encoder`` with the process capped at 24 GiB
   (``torch.cuda.set_per_process_memory_fraction``);
-* ``pipelines-24gb``: ``TI2VidTwoStagesPipeline`` with ``QuantizationPolicy.fp8_cast()`` under the same cap.
+* ``pipelines-24gb``: ``TI2VidTwoStagesPipeline`` with ``QuantizationPolicy.fp8_cast()`` under the same cap;
+* ``ltxic-ic``: ``ltxic sample --two-stage --distilled`` with an IC-LoRA (strategy ``ic``) and a reference portrait;
+* ``pipelines-ic``: ``ICLoraPipeline`` with the same IC-LoRA and the portrait as a one-frame conditioning video.
+
+The IC sides treat the tree's checkpoint as the distilled model (random weights: the same shapes and work) and share
+one IC-LoRA, the tree's distilled LoRA cut to rank 128 with the metadata an IC-LoRA carries (``OUT/ic/``).
 
 Results: ``OUT/side_by_side.json``, rewritten after every side (a side that fails records its error).
 
@@ -87,6 +92,10 @@ def run_ltxic(args: argparse.Namespace, out: Path) -> dict:
     if args.miniature:
         cmd += ["--dtype", "float32", "--device", "cpu", "--stg-blocks", "1"]
     cmd += SIDES[args.side]["ltxic_flags"] + (["--steps", str(args.steps)] if args.steps else [])
+    if SIDES[args.side].get("ic"):
+        ic = Path(args.out) / "ic"
+        cmd += ["--lora", str(ic / IC_LORA), "--reference-image", str(ROOT / "data_samples/refs/dex.jpg"),
+                "--dataset", str(ROOT / "data_samples/dataset.json"), "--identity", "dex"]
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -103,7 +112,11 @@ def run_pipelines(args: argparse.Namespace, out: Path) -> dict:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()  # their command line imports the pipelines, and writes the clip, as ltxic sample does
-    import ltx_pipelines.ti2vid_two_stages as two
+    ic_side = bool(SIDES[args.side].get("ic"))
+    if ic_side:
+        import ltx_pipelines.ic_lora as two
+    else:
+        import ltx_pipelines.ti2vid_two_stages as two
     from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
     from ltx_core.loader.primitives import LoraPathStrengthAndSDOps
     from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT, LTX_2_3_PARAMS
@@ -140,12 +153,20 @@ def run_pipelines(args: argparse.Namespace, out: Path) -> dict:
             from ltx_core.quantization import QuantizationPolicy
 
             quantization = QuantizationPolicy.fp8_cast()
-        pipe = two.TI2VidTwoStagesPipeline(str(tree / ltx23.CHECKPOINT_FILE), distilled, str(tree / ltx23.SPATIAL_UPSAMPLER_FILE),
-                                           str(tree / ltx23.GEMMA_DIR), [], device=device, quantization=quantization)
+        if ic_side:  # the checkpoint stands in for the distilled one; the IC-LoRA on stage 1, as their command line
+            ic = Path(args.out) / "ic"
+            pipe = two.ICLoraPipeline(str(tree / ltx23.CHECKPOINT_FILE), str(tree / ltx23.SPATIAL_UPSAMPLER_FILE),
+                                      str(tree / ltx23.GEMMA_DIR),
+                                      [LoraPathStrengthAndSDOps(str(ic / IC_LORA), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)],
+                                      device=device, quantization=quantization)
+        else:
+            pipe = two.TI2VidTwoStagesPipeline(str(tree / ltx23.CHECKPOINT_FILE), distilled,
+                                               str(tree / ltx23.SPATIAL_UPSAMPLER_FILE), str(tree / ltx23.GEMMA_DIR), [],
+                                               device=device, quantization=quantization)
         if args.miniature:
             pipe.pipeline_components.video_latent_channels = 16
-            fused = pipe.stage_2_model_ledger.transformer
-            pipe.stage_2_model_ledger.transformer = lambda: fused().float()
+            for ledger in (pipe.stage_1_model_ledger, pipe.stage_2_model_ledger) if ic_side else (pipe.stage_2_model_ledger,):
+                ledger.transformer = (lambda build: lambda: build().float())(ledger.transformer)
         # their transformer loads, timed apart as ltxic's "stage N load"
         for n, ledger in ((1, pipe.stage_1_model_ledger), (2, pipe.stage_2_model_ledger)):
             ledger.transformer = timed(f"stage {n} load", ledger.transformer)
@@ -156,11 +177,16 @@ def run_pipelines(args: argparse.Namespace, out: Path) -> dict:
         # under inference mode, as their command line (ti2vid_two_stages.main) runs it: the pipeline's __call__
         # itself records autograd history, and at this size that alone runs the H200 out of memory at stage 1
         with torch.inference_mode():
-            video, audio = pipe(prompt=PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, seed=args.seed, height=args.height, width=args.width,
-                                num_frames=args.frames, frame_rate=24.0,
-                                num_inference_steps=args.steps or LTX_2_3_PARAMS.num_inference_steps,
-                                video_guider_params=video_params, audio_guider_params=audio_params, images=[],
-                                tiling_config=TilingConfig.default())
+            if ic_side:
+                video, audio = pipe(prompt=PROMPT, seed=args.seed, height=args.height, width=args.width,
+                                    num_frames=args.frames, frame_rate=24.0, images=[],
+                                    video_conditioning=[(str(ic / "reference.mp4"), 1.0)], tiling_config=TilingConfig.default())
+            else:
+                video, audio = pipe(prompt=PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, seed=args.seed, height=args.height,
+                                    width=args.width, num_frames=args.frames, frame_rate=24.0,
+                                    num_inference_steps=args.steps or LTX_2_3_PARAMS.num_inference_steps,
+                                    video_guider_params=video_params, audio_guider_params=audio_params, images=[],
+                                    tiling_config=TilingConfig.default())
             frames = sum(chunk.shape[0] for chunk in video)
             with clock("write mp4"):  # as their command line (ti2vid_two_stages.main) writes it
                 from ltx_pipelines.utils.media_io import encode_video
@@ -178,7 +204,29 @@ SIDES: dict[str, dict] = {
     "pipelines": {},
     "ltxic-24gb": {"ltxic_flags": ["--fp8", "--offload-text-encoder"], "cap_gib": 24},
     "pipelines-24gb": {"fp8": True, "cap_gib": 24},
+    "ltxic-ic": {"ltxic_flags": ["--distilled"], "ic": True},
+    "pipelines-ic": {"ic": True},
 }
+IC_LORA = "ic_lora.safetensors"
+
+
+def write_ic_inputs(tree: Path, out: Path, rank: int = 128) -> None:
+    """The IC sides' inputs in ``out``: an IC-LoRA (the tree's distilled LoRA cut to ``rank``, with an IC-LoRA's
+    metadata) and the reference portrait as a one-frame video for ``ICLoraPipeline``."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from ltxic.io.media import read_image, write_video
+    from ltxic.models import ltx23
+
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    with safe_open(str(tree / ltx23.DISTILLED_LORA_FILE), framework="pt") as fh:
+        for key in fh.keys():
+            t = fh.get_tensor(key)
+            tensors[key] = (t[:rank] if ".lora_A." in key else t[:, :rank]).contiguous()
+    save_file(tensors, str(out / IC_LORA), metadata={"training_strategy": "ic", "reference_downscale_factor": "1"})
+    write_video(out / "reference.mp4", read_image(ROOT / "data_samples/refs/dex.jpg")[None], 24.0)
 
 
 def _track_process_peak():
@@ -288,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     base = [sys.executable, str(Path(__file__).resolve()), "--tree", args.tree, "--out", str(out), "--width", str(args.width),
             "--height", str(args.height), "--frames", str(args.frames), "--seed", str(args.seed)]
     base += (["--steps", str(args.steps)] if args.steps else []) + (["--memory-trace"] if args.memory_trace else [])
+    if any(SIDES[name].get("ic") for name in args.sides):
+        write_ic_inputs(Path(args.tree), out / "ic")
     runs: dict[str, list[dict]] = {}
     for name in args.sides:  # a side named again runs again, recorded as "name#2", ...
         t0 = time.perf_counter()
@@ -312,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
 def _ratios(runs: dict[str, list[dict]]) -> dict:
     """ltxic over the pipelines: mean wall time and the highest peak over each side's finished runs."""
     ratios = {}
-    for mine, theirs in (("ltxic", "pipelines"), ("ltxic-batched", "pipelines"), ("ltxic-24gb", "pipelines-24gb")):
+    for mine, theirs in (("ltxic", "pipelines"), ("ltxic-batched", "pipelines"), ("ltxic-24gb", "pipelines-24gb"),
+                         ("ltxic-ic", "pipelines-ic")):
         a = [r for r in runs.get(mine, []) if "wall_seconds" in r]
         b = [r for r in runs.get(theirs, []) if "wall_seconds" in r]
         if a and b:

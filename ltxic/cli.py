@@ -235,13 +235,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         from ltxic.sampling.pipeline import generate_two_stage
 
         models = _sample_models(args)
-        guidance = Guidance.for_kit(models.name).with_overrides(
+        base = Guidance.off() if args.distilled else Guidance.for_kit(models.name)  # the distilled model runs unguided
+        guidance = base.with_overrides(
             video_cfg=args.video_cfg, audio_cfg=args.audio_cfg, video_stg=args.stg, audio_stg=args.stg,
             video_stg_blocks=args.stg_blocks, audio_stg_blocks=args.stg_blocks, video_modality=args.modality,
             audio_modality=args.modality, video_rescale=args.rescale, audio_rescale=args.rescale,
             reference_video=args.reference_guidance, reference_audio=args.audio_reference_guidance)
         config = GenerateConfig(width=args.width, height=args.height, frames=args.frames, fps=args.fps, steps=args.steps,
-                                seed=args.seed, strength=args.strength, guidance=guidance,
+                                distilled=args.distilled, seed=args.seed, strength=args.strength, guidance=guidance,
                                 negative_prompt=args.negative_prompt, batch_guidance=args.batch_guidance)
         run = generate_two_stage if args.two_stage else generate
         results = run(models, prompts, lora=args.lora, reference_image=args.reference_image,
@@ -425,6 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distilled-lora", help="LTX-2.3: the distilled LoRA (stage 2), instead of the tree's")
     p.add_argument("--two-stage", action="store_true",
                    help="stage 1 at half size, spatial upscale x2, stage 2 with the distilled LoRA (LTX-2.3's pipeline)")
+    p.add_argument("--distilled", action="store_true",
+                   help="LTX-2.3: --checkpoint is the distilled model (ltx-2.3-22b-distilled): its 8 fixed steps without "
+                        "guidance, and with --two-stage stage 2 on the same model, no distilled LoRA (as ltx-pipelines' "
+                        "ICLoraPipeline); guidance flags still apply")
     p.add_argument("--fp8", action="store_true", help="LTX-2.3: fp8 block weights (24 GB cards)")
     p.add_argument("--offload-text-encoder", action="store_true",
                    help="LTX-2.3: stream Gemma's layers from host memory (24 GB cards)")

@@ -284,6 +284,32 @@ def test_two_stage_upsampler_never_shares_the_device_with_a_transformer(tree) ->
     assert seen == [0] and alive(LatentUpsampler) == 0 and alive(LTXModel) == 0 and models.has_upsampler
 
 
+def test_distilled_two_stage_refines_with_the_same_model_and_no_distilled_lora(tree, tmp_path) -> None:
+    """``stage1_distilled`` (``ltxic sample --distilled``): the checkpoint is the distilled model, so stage 2 refines
+    with it as it is, as ICLoraPipeline does: a tree holding the distilled LoRA gives the same clip as a kit without
+    it; without the flag the LoRA changes stage 2."""
+    from ltxic.sampling.guidance import Guidance
+    from ltxic.sampling.pipeline import TwoStagePipeline
+
+    files = ltx23.LTX23Files.from_comfyui(tree)
+    with_lora = Models.from_comfyui(tree, device="cpu", dtype=torch.float32)
+    without = Models.ltx23(files.checkpoint, files.gemma_root, spatial_upsampler=files.spatial_upsampler,
+                           distilled_lora=None, device="cpu", dtype=torch.float32)
+    run = dict(width=128, height=128, frames=9, guidance=Guidance.off(), seed=3)
+    a = TwoStagePipeline(with_lora, device="cpu", offload_device=None)("A person nods.", stage1_distilled=True, **run)
+    b = TwoStagePipeline(without, device="cpu", offload_device=None)("A person nods.", stage1_distilled=True, **run)
+    assert torch.equal(a.video_latent, b.video_latent) and torch.equal(a.audio_latent, b.audio_latent)
+    c = TwoStagePipeline(with_lora, device="cpu", offload_device=None)("A person nods.", stage1_steps=8, **run)
+    assert not torch.equal(a.stage1_video_latent, c.stage1_video_latent)  # 8 distilled sigmas, not the 8-step schedule
+
+    out = tmp_path / "distilled"
+    assert main(["sample", "--comfyui-root", str(tree), "--two-stage", "--distilled", "--prompt", "A person nods.",
+                 "--width", "128", "--height", "128", "--frames", "9", "--dtype", "float32", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    (mp4,) = out.glob("*.mp4")
+    assert media.probe_video(mp4).frames == 9
+
+
 def _randomize(model: torch.nn.Module, std: float = 0.05) -> None:
     from ltxic.models.lora import lora_modules
 

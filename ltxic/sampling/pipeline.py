@@ -197,12 +197,18 @@ class TwoStagePipeline:
         """One clip. ``stage1_steps`` and ``guidance`` (stage 1; stage 2 is unguided, as in ltx-pipelines) default to
         the kit's (:func:`ltxic.sampling.guidance.kit_steps`, :meth:`Guidance.for_kit`), ``negative_prompt`` too
         (:func:`ltxic.sampling.guidance.kit_negative_prompt`); ``schedule_tokens`` as in
-        :class:`ltxic.sampling.sampler.SamplingConfig` (4096 = ltx-pipelines' schedule), ``batch_guidance`` too."""
+        :class:`ltxic.sampling.sampler.SamplingConfig` (4096 = ltx-pipelines' schedule), ``batch_guidance`` too.
+
+        ``stage1_distilled``: the kit's checkpoint is LTX-2.3's distilled model. Stage 1 runs its 8 fixed sigmas and
+        stage 2 refines with the same model and no distilled LoRA (the IC-LoRA switched off), as ltx-pipelines'
+        ``ICLoraPipeline`` does with its two ledgers of the one distilled checkpoint."""
         m = self.models
         guidance = guidance if guidance is not None else Guidance.for_kit(m.name)
         stage1_steps = stage1_steps if stage1_steps is not None else kit_steps(m.name)
         negative_prompt = negative_prompt if negative_prompt is not None else kit_negative_prompt(m.name)
         distilled_lora = self.distilled_lora if self.distilled_lora is not None else m.distilled_lora
+        if stage1_distilled:
+            distilled_lora = None  # the model is distilled already
         if self.upsampler is None and not m.has_upsampler:
             raise ValueError("two stages need the spatial upsampler: Models.ltx23(spatial_upsampler=...) or "
                              "TwoStagePipeline(upsampler=...); fetch it with `ltxic download --only spatial-upscaler`")
