@@ -288,6 +288,10 @@ def test_distilled_two_stage_refines_with_the_same_model_and_no_distilled_lora(t
     """``stage1_distilled`` (``ltxic sample --distilled``): the checkpoint is the distilled model, so stage 2 refines
     with it as it is, as ICLoraPipeline does: a tree holding the distilled LoRA gives the same clip as a kit without
     it; without the flag the LoRA changes stage 2."""
+    import gc
+
+    from ltx_core.model.transformer.model import LTXModel
+
     from ltxic.sampling.guidance import Guidance
     from ltxic.sampling.pipeline import TwoStagePipeline
 
@@ -296,7 +300,16 @@ def test_distilled_two_stage_refines_with_the_same_model_and_no_distilled_lora(t
     without = Models.ltx23(files.checkpoint, files.gemma_root, spatial_upsampler=files.spatial_upsampler,
                            distilled_lora=None, device="cpu", dtype=torch.float32)
     run = dict(width=128, height=128, frames=9, guidance=Guidance.off(), seed=3)
-    a = TwoStagePipeline(with_lora, device="cpu", offload_device=None)("A person nods.", stage1_distilled=True, **run)
+    transformers_at_decode: list[int] = []
+    decoder = type(with_lora.video_codec.decoder)
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: transformers_at_decode.append(
+            sum(isinstance(o, LTXModel) for o in gc.get_objects())) if type(module) is decoder else None)
+    try:
+        a = TwoStagePipeline(with_lora, device="cpu", offload_device=None)("A person nods.", stage1_distilled=True, **run)
+    finally:
+        hook.remove()
+    assert transformers_at_decode and set(transformers_at_decode) == {0}  # the one model is freed before the decode
     b = TwoStagePipeline(without, device="cpu", offload_device=None)("A person nods.", stage1_distilled=True, **run)
     assert torch.equal(a.video_latent, b.video_latent) and torch.equal(a.audio_latent, b.audio_latent)
     c = TwoStagePipeline(with_lora, device="cpu", offload_device=None)("A person nods.", stage1_steps=8, **run)

@@ -315,6 +315,9 @@ class TwoStagePipeline:
         if fused:
             del model2
             m.release_transformer()  # frees the fused stage-2 model too (only the local name held it)
+        elif self.stage2_transformer is None and self.offload_device is None and m.can_fuse_loras:
+            del model, model2
+            m.release_transformer()  # one model for both stages (distilled): freed before the decode, rebuilt next prompt
         else:
             self._off(model2)
         stages.append(StageLog("stage2", tuple(video2.shape), None if audio2 is None else tuple(audio2.shape), str(self.device)))
