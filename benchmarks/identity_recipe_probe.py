@@ -34,10 +34,11 @@ DATA = ROOT / "data_samples"
 OUT = ROOT / "benchmarks" / "results" / "identity_recipe_probe.json"
 PROMPTS = ["A person slowly turns head left while speaking in a bright blue room, close-up.",
            "A person walks across from left to right while speaking in a dim teal room, medium shot."]
-# (checkpoint step, sampling steps, face identity guidance, video text CFG); lesson 06's setting first
-SETTINGS = [(200, 8, 3.0, 1.0), (300, 8, 3.0, 1.0), (200, 16, 3.0, 1.0), (200, 8, 6.0, 1.0), (300, 8, 4.0, 1.0),
-            (300, 8, 5.0, 1.0), (300, 8, 3.0, 2.0), (300, 8, 4.0, 2.0), (300, 8, 6.0, 3.0), (300, 8, 8.0, 1.0),
-            (300, 8, 10.0, 1.0)]
+# (which of --checkpoints: 0 = the first, lesson 05's pick by default, -1 = the last; sampling steps, face identity
+# guidance, video text CFG); lesson 06's setting first
+SETTINGS = [(0, 8, 3.0, 1.0), (-1, 8, 3.0, 1.0), (0, 16, 3.0, 1.0), (0, 8, 6.0, 1.0), (-1, 8, 4.0, 1.0),
+            (-1, 8, 5.0, 1.0), (-1, 8, 3.0, 2.0), (-1, 8, 4.0, 2.0), (-1, 8, 6.0, 3.0), (-1, 8, 8.0, 1.0),
+            (-1, 8, 10.0, 1.0)]
 
 
 def codec_ceiling() -> list[dict]:
@@ -98,9 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = codec_ceiling()
     print(json.dumps(ceiling), flush=True)
     rows = []
-    first, last = args.checkpoints[0], args.checkpoints[-1]
-    settings = [(first if c == 200 else last, *rest) for c, *rest in SETTINGS]  # lesson 05's pick, the run's end
-    for ckpt, steps, face_guidance, cfg in settings:
+    for which, steps, face_guidance, cfg in SETTINGS:
+        ckpt = args.checkpoints[which]
         lora = Path(args.run) / "checkpoints" / f"step_{ckpt:06d}" / "lora.safetensors"
         if not lora.is_file():
             raise SystemExit(f"{lora} is missing: run the course (`ltxic course`) first, or give --run")
@@ -116,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             row[key] = round(float(np.mean([r[key] for r in scored])), 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    Path(args.out).write_text(json.dumps({"machine": platform.machine(), "torch": torch.__version__,
-                                          "command": "python benchmarks/identity_recipe_probe.py " + " ".join(argv if argv is not None else sys.argv[1:]), "codec_ceiling": ceiling,
-                                          "rows": rows},
-                                         indent=1) + "\n")
+    command = "python benchmarks/identity_recipe_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    record = {"machine": platform.machine(), "torch": torch.__version__, "command": command, "codec_ceiling": ceiling,
+              "rows": rows}
+    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 

@@ -93,8 +93,7 @@ def run_ltxic(args: argparse.Namespace, out: Path) -> dict:
         cmd += ["--dtype", "float32", "--device", "cpu", "--stg-blocks", "1"]
     cmd += SIDES[args.side]["ltxic_flags"] + (["--steps", str(args.steps)] if args.steps else [])
     if SIDES[args.side].get("ic"):
-        ic = Path(args.out) / "ic"
-        cmd += ["--lora", str(ic / IC_LORA), "--reference-image", str(ROOT / "data_samples/refs/dex.jpg"),
+        cmd += ["--lora", str(Path(args.out) / IC_LORA), "--reference-image", str(IC_REFERENCE),
                 "--dataset", str(ROOT / "data_samples/dataset.json"), "--identity", "dex"]
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -154,10 +153,10 @@ def run_pipelines(args: argparse.Namespace, out: Path) -> dict:
 
             quantization = QuantizationPolicy.fp8_cast()
         if ic_side:  # the checkpoint stands in for the distilled one; the IC-LoRA on stage 1, as their command line
-            ic = Path(args.out) / "ic"
             pipe = two.ICLoraPipeline(str(tree / ltx23.CHECKPOINT_FILE), str(tree / ltx23.SPATIAL_UPSAMPLER_FILE),
                                       str(tree / ltx23.GEMMA_DIR),
-                                      [LoraPathStrengthAndSDOps(str(ic / IC_LORA), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)],
+                                      [LoraPathStrengthAndSDOps(str(Path(args.out) / IC_LORA), 1.0,
+                                                                LTXV_LORA_COMFY_RENAMING_MAP)],
                                       device=device, quantization=quantization)
         else:
             pipe = two.TI2VidTwoStagesPipeline(str(tree / ltx23.CHECKPOINT_FILE), distilled,
@@ -180,7 +179,7 @@ def run_pipelines(args: argparse.Namespace, out: Path) -> dict:
             if ic_side:
                 video, audio = pipe(prompt=PROMPT, seed=args.seed, height=args.height, width=args.width,
                                     num_frames=args.frames, frame_rate=24.0, images=[],
-                                    video_conditioning=[(str(ic / "reference.mp4"), 1.0)], tiling_config=TilingConfig.default())
+                                    video_conditioning=[(str(Path(args.out) / IC_REFERENCE_VIDEO), 1.0)], tiling_config=TilingConfig.default())
             else:
                 video, audio = pipe(prompt=PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, seed=args.seed, height=args.height,
                                     width=args.width, num_frames=args.frames, frame_rate=24.0,
@@ -207,11 +206,14 @@ SIDES: dict[str, dict] = {
     "ltxic-ic": {"ltxic_flags": ["--distilled"], "ic": True},
     "pipelines-ic": {"ic": True},
 }
-IC_LORA = "ic_lora.safetensors"
+# the IC sides' inputs, written once into OUT by write_ic_inputs
+IC_LORA = "ic/ic_lora.safetensors"
+IC_REFERENCE_VIDEO = "ic/reference.mp4"
+IC_REFERENCE = ROOT / "data_samples" / "refs" / "dex.jpg"
 
 
 def write_ic_inputs(tree: Path, out: Path, rank: int = 128) -> None:
-    """The IC sides' inputs in ``out``: an IC-LoRA (the tree's distilled LoRA cut to ``rank``, with an IC-LoRA's
+    """The IC sides' inputs under ``out``: an IC-LoRA (the tree's distilled LoRA cut to ``rank``, with an IC-LoRA's
     metadata) and the reference portrait as a one-frame video for ``ICLoraPipeline``."""
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -219,14 +221,14 @@ def write_ic_inputs(tree: Path, out: Path, rank: int = 128) -> None:
     from ltxic.io.media import read_image, write_video
     from ltxic.models import ltx23
 
-    out.mkdir(parents=True, exist_ok=True)
+    (out / IC_LORA).parent.mkdir(parents=True, exist_ok=True)
     tensors = {}
     with safe_open(str(tree / ltx23.DISTILLED_LORA_FILE), framework="pt") as fh:
         for key in fh.keys():
             t = fh.get_tensor(key)
             tensors[key] = (t[:rank] if ".lora_A." in key else t[:, :rank]).contiguous()
     save_file(tensors, str(out / IC_LORA), metadata={"training_strategy": "ic", "reference_downscale_factor": "1"})
-    write_video(out / "reference.mp4", read_image(ROOT / "data_samples/refs/dex.jpg")[None], 24.0)
+    write_video(out / IC_REFERENCE_VIDEO, read_image(IC_REFERENCE)[None], 24.0)
 
 
 def _track_process_peak():
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             "--height", str(args.height), "--frames", str(args.frames), "--seed", str(args.seed)]
     base += (["--steps", str(args.steps)] if args.steps else []) + (["--memory-trace"] if args.memory_trace else [])
     if any(SIDES[name].get("ic") for name in args.sides):
-        write_ic_inputs(Path(args.tree), out / "ic")
+        write_ic_inputs(Path(args.tree), out)
     runs: dict[str, list[dict]] = {}
     for name in args.sides:  # a side named again runs again, recorded as "name#2", ...
         t0 = time.perf_counter()

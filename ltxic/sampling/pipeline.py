@@ -312,12 +312,11 @@ class TwoStagePipeline:
                 initial_audio_latent=audio1, strategy=get_strategy("text_to_video", video_geometry=vgeo, audio_geometry=ageo),
                 config=cfg2, generator=generator,
             )
-        if fused:
-            del model2
-            m.release_transformer()  # frees the fused stage-2 model too (only the local name held it)
-        elif self.stage2_transformer is None and self.offload_device is None and m.can_fuse_loras:
-            del model, model2
-            m.release_transformer()  # one model for both stages (distilled): freed before the decode, rebuilt next prompt
+        if fused or (self.stage2_transformer is None and self.offload_device is None and m.can_fuse_loras):
+            # the stage-2 model (fused, or the distilled model of both stages) is held by these names only: freed
+            # before the decode, as ltx-pipelines free theirs; the next prompt rebuilds the base
+            model = model2 = None
+            m.release_transformer()
         else:
             self._off(model2)
         stages.append(StageLog("stage2", tuple(video2.shape), None if audio2 is None else tuple(audio2.shape), str(self.device)))
