@@ -157,6 +157,7 @@ def real_path_markdown() -> str:
 
 SIDE_BY_SIDE_RUNS = ("h200_session3_run1.json", "h200_session3_run2.json")  # ltxic first, then the pipelines first
 SIDE_BY_SIDE_24GB = "h200_session3_run3_24gb.json"
+SIDE_BY_SIDE_IC = "h200_session4_ic_lora.json"  # ltxic-ic, pipelines-ic, pipelines-ic, ltxic-ic in one call
 
 
 def sampling_speed_markdown() -> str:
@@ -169,6 +170,11 @@ def sampling_speed_markdown() -> str:
                       for r in runs)
     ratios = ", ".join(f"{r['ratios']['ltxic / pipelines']['time']:.2f}x" for r in runs)
     mine, theirs = capped["sides"]["ltxic-24gb"], capped["sides"]["pipelines-24gb"]
+    ic = _json(folder / SIDE_BY_SIDE_IC)
+    ic_ratio = ic["ratios"]["ltxic-ic / pipelines-ic"]
+    ic_mine = [r for k, r in ic["sides"].items() if k.startswith("ltxic-ic")]
+    ic_theirs = [r for k, r in ic["sides"].items() if k.startswith("pipelines-ic")]
+    ic_walls = [" and ".join(f"{r['wall_seconds']:.0f}" for r in side) for side in (ic_mine, ic_theirs)]
     return (f"Beside ltx-pipelines' `TI2VidTwoStagesPipeline` on the same full-size tree (random weights), the same "
             f"{runs[0]['size']} clip with LTX-2.3's defaults, each pair in one call on an {runs[0]['device']} "
             f"(`benchmarks/results/side_by_side/`): `ltxic sample --two-stage` took {pairs} from import to written "
@@ -176,7 +182,10 @@ def sampling_speed_markdown() -> str:
             f"{runs[0]['sides']['ltxic']['peak_gib']:.1f} against {runs[0]['sides']['pipelines']['peak_gib']:.1f} GiB. "
             f"Under a {mine['cap_gib']} GiB cap, `--fp8 --offload-text-encoder` took {mine['wall_seconds']:.0f} s at "
             f"{mine['peak_gib']:.1f} GiB; the pipelines with fp8 weights {theirs['wall_seconds']:.0f} s at "
-            f"{theirs['peak_gib']:.1f} GiB.")
+            f"{theirs['peak_gib']:.1f} GiB. With an IC-LoRA and a reference image, `ltxic sample --two-stage --distilled` "
+            f"took {ic_walls[0]} s against `ICLoraPipeline`'s {ic_walls[1]} s in one call, both orders "
+            f"({ic_ratio['time']:.2f}x on average), at a peak of {ic_mine[0]['peak_gib']:.1f} against "
+            f"{ic_theirs[0]['peak_gib']:.1f} GiB.")
 
 
 def train_speed_markdown() -> str:
