@@ -12,7 +12,10 @@ and after a round trip through the tiny video codec: the face similarity the cod
 ``--train-steps S`` first trains lesson 04's run (``tiny_cpu``, checkpoints every 100 steps) for ``S`` steps into
 ``--run``, on the shipped dataset or, with ``--extra-identities N --clips M``, on a toy dataset of the shipped
 training identities plus ``N`` random ones, ``M`` clips each (dex held out, as shipped): does the LoRA generalise
-better from more people, or from a longer run? The probe then scores ``--checkpoints`` (default 200 and 300).
+better from more people, or from a longer run? ``--set KEY=VALUE`` changes that run's config (``lora.rank=64``,
+``optimization.learning_rate=1e-3``: the LoRA's design). The probe then scores ``--checkpoints`` (default 200 and
+300) over ``--settings`` (all by default; ``--settings 2`` scores lesson 06's setting on both checkpoints) at each
+``--strengths`` of the LoRA.
 
 Results: ``benchmarks/results/identity_recipe_probe.json``.
 """
@@ -63,7 +66,7 @@ def codec_ceiling() -> list[dict]:
     return rows
 
 
-def train_run(run: Path, steps: int, extra: int = 0, clips: int = 4) -> None:
+def train_run(run: Path, steps: int, extra: int = 0, clips: int = 4, overrides: dict | None = None) -> None:
     """Lesson 04's run for ``steps`` steps; with ``extra`` > 0 on the shipped training identities plus ``extra`` random
     ones (dex held out), else on the shipped dataset."""
     from ltxic.course.runner import lesson_training_config
@@ -76,7 +79,20 @@ def train_run(run: Path, steps: int, extra: int = 0, clips: int = 4) -> None:
         people = [identity_from_name(n) for n in SAMPLE_TRAIN] + random_identities(extra, seed=7)
         dataset = make_dataset(run / "data", people, [identity_from_name(n) for n in SAMPLE_EVAL],
                                clips_per_identity=clips, eval_clips=4, progress=False)
-    train(lesson_training_config(run, steps=steps, dataset_file=dataset, validation_interval=0))
+    train(lesson_training_config(run, steps=steps, dataset_file=dataset, validation_interval=0, overrides=overrides))
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["lora.rank=64", "lora.target_modules=[to_q,to_k]"]`` -> config overrides (values parsed as YAML)."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair!r}: write KEY=VALUE, e.g. lora.rank=64")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,13 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra-identities", type=int, default=0, help="train on this many more toy identities")
     p.add_argument("--clips", type=int, default=4, help="clips per training identity (with --extra-identities)")
     p.add_argument("--checkpoints", type=int, nargs="+", default=[200, 300], help="the run's checkpoint steps to score")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override for the training")
+    p.add_argument("--settings", type=int, default=len(SETTINGS), help="score the first N sampling settings")
+    p.add_argument("--strengths", type=float, nargs="+", default=[1.0], help="LoRA strengths to score")
     args = p.parse_args(argv)
     if args.train_steps:
-        train_run(Path(args.run), args.train_steps, args.extra_identities, args.clips)
+        train_run(Path(args.run), args.train_steps, args.extra_identities, args.clips, parse_overrides(args.set))
     ceiling = codec_ceiling()
     print(json.dumps(ceiling), flush=True)
     rows = []
-    for which, steps, face_guidance, cfg in SETTINGS:
+    for (which, steps, face_guidance, cfg), strength in ((s, w) for s in SETTINGS[:args.settings] for w in args.strengths):
         ckpt = args.checkpoints[which]
         lora = Path(args.run) / "checkpoints" / f"step_{ckpt:06d}" / "lora.safetensors"
         if not lora.is_file():
@@ -109,15 +128,17 @@ def main(argv: list[str] | None = None) -> int:
         config = GenerateConfig(width=128, height=128, frames=25, steps=steps, guidance=guidance)
         scored = identity_eval(None, lora, dataset=DATA / "dataset.json", identity="dex",
                                reference_image=DATA / "refs" / "dex.jpg", reference_audio=DATA / "voice" / "dex_0.wav",
-                               prompts=PROMPTS, seeds=[0, 1, 2], conditions=[Condition("lora", 1.0, True)], config=config)
-        row = {"checkpoint_step": ckpt, "sampling_steps": steps, "reference_video": face_guidance, "video_cfg": cfg,
+                               prompts=PROMPTS, seeds=[0, 1, 2], conditions=[Condition("lora", strength, True)],
+                               config=config)
+        row = {"checkpoint_step": ckpt, "lora_strength": strength, "sampling_steps": steps, "reference_video": face_guidance, "video_cfg": cfg,
                "clips": len(scored), "seconds": round(time.perf_counter() - t0, 1)}
         for key in ("face_similarity", "voice_similarity", "background_match"):
             row[key] = round(float(np.mean([r[key] for r in scored])), 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
     command = "python benchmarks/identity_recipe_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    record = {"machine": platform.machine(), "torch": torch.__version__, "command": command, "codec_ceiling": ceiling,
+    record = {"machine": platform.machine(), "torch": torch.__version__, "command": command,
+              "training_overrides": parse_overrides(args.set), "codec_ceiling": ceiling,
               "rows": rows}
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
     return 0

@@ -3,6 +3,8 @@ validation clips by step, the drift verdict, and the 8x tiny video codec."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +13,13 @@ import torch
 from ltxic.identity.drift_check import drift_summary, lowest_window_frames
 from ltxic.identity.metrics import DriftCurve
 from ltxic.identity.motion import MOVES_AT_LEAST, STILL_BELOW, expects_travel, face_travel, motion_table
-from ltxic.models.codecs import VideoCodec, video_codec_config
+from ltxic.models.codecs import VideoCodec, read_module_file, video_codec_config
 from ltxic.models.tiny_pretrain import _windows
 from ltxic.sampling.strips import even_picks, frame_strips
 from ltxic.toy import Scene, make_identity, render_clip
 from ltxic.training.checkpoints import validation_clips
+
+SAMPLES_TINY = Path(__file__).resolve().parent.parent / "data_samples" / "tiny"
 
 
 def _clip(action: str, framing: str, seed: int = 3):
@@ -116,3 +120,28 @@ def test_codec_windows_and_8x_geometry() -> None:
     assert codec.geometry.spatial == 8 and codec.latent_channels == 32
     grows = [b[1]["multiplier"] for b in codec.config["vae"]["encoder_blocks"] if b[0].startswith("compress")]
     assert grows == [2, 2, 1]  # 32 -> 64 -> 128, then capped
+
+
+def test_16x_codec_widths_cap_at_128_and_the_shipped_layout_is_unchanged() -> None:
+    """A wider latent keeps the shipped 8x8 grid with its encoder capped at 128 features; 16 channels is the shipped
+    codec's own config, as stored in the file the kit loads."""
+    _, meta = read_module_file(SAMPLES_TINY / "video_codec.safetensors", VideoCodec.kind)
+    assert json.loads(meta["config"])["vae"]["encoder_blocks"] == video_codec_config()["vae"]["encoder_blocks"]
+    wide = VideoCodec(video_codec_config(32))
+    grows = [b[1]["multiplier"] for b in wide.config["vae"]["encoder_blocks"] if b[0].startswith("compress")]
+    assert grows == [2, 2, 1] and wide.geometry.spatial == 16 and wide.latent_channels == 32
+    assert sum(p.numel() for p in wide.parameters()) * 2 / 1e6 < 11.5  # MB as float16 weights
+
+
+def test_stage_1_continues_a_trained_codec(tmp_path) -> None:
+    """``--video-codec-from`` starts stage 1 from that codec's weights (encoder and decoder train on), recorded."""
+    from ltxic.models.tiny_pretrain import main
+
+    out = tmp_path / "tiny"
+    record = main(["--smoke", "--out", str(out), "--video-codec-from", str(SAMPLES_TINY), "--audio-codec-from",
+                   str(SAMPLES_TINY), "--latent-noise", "0.02", "--steps", "0"])
+    assert record["video_codec_from"]["folder"] == str(SAMPLES_TINY)
+    assert record["config"]["latent_noise"] == 0.02
+    scratch = main(["--smoke", "--out", str(tmp_path / "scratch"), "--audio-codec-from", str(SAMPLES_TINY), "--steps", "0"])
+    # the shipped codec starts where a fresh one cannot: far above it before the first step
+    assert record["codec_eval_before"]["video_psnr_db"] > scratch["codec_eval_before"]["video_psnr_db"] + 5

@@ -48,14 +48,19 @@ _X2 = {"multiplier": 2}
 def video_codec_config(latent_channels: int = 16, spatial: int = 16, decoder_base_channels: int = 16) -> dict[str, Any]:
     """ltx-core's VAE config schema (``"vae": {...}``, as stored in real checkpoints) for a tiny video codec.
 
-    ``spatial=16`` is the shipped codec's block list (4x4 patchify, 2x time, 2x all, 2x all). ``spatial=8`` keeps
+    ``spatial=16`` is the shipped codec's block list (4x4 patchify, 2x time, 2x all, 2x all), its encoder widths from
+    ``latent_channels`` doubling up to 128 (16 channels, the shipped codec: 16, 32, 64, 128). ``spatial=8`` keeps
     twice the grid (2x2 patchify, then 2x all, 2x all, 2x time, a residual layer after each stage), with encoder
     widths from ``latent_channels`` doubling up to 128. Time is compressed 8x in both. The decoder lists the same
     stages (ltx-core builds them in reverse) from ``8 * decoder_base_channels`` features.
     """
     if spatial == 16:
-        encoder = [["res_x", _R1], ["compress_time_res", _X2], ["compress_all_res", _X2], ["res_x", _R1],
-                   ["compress_all_res", _X2], ["res_x", _R1]]
+        width, grows = latent_channels, []
+        for _ in range(3):  # the encoder's widths double up to 128 (16 channels: 16, 32, 64, 128)
+            grows.append(2 if width < 128 else 1)
+            width *= grows[-1]
+        encoder = [["res_x", _R1], ["compress_time_res", {"multiplier": grows[0]}], ["compress_all_res", {"multiplier": grows[1]}],
+                   ["res_x", _R1], ["compress_all_res", {"multiplier": grows[2]}], ["res_x", _R1]]
         decoder = [["res_x", _R1], ["compress_time", _X2], ["compress_all", _X2], ["res_x", _R1],
                    ["compress_all", _X2], ["res_x", _R1]]
         patch = 4

@@ -81,6 +81,7 @@ class PretrainConfig(ToyRunConfig):
     latent_channels: int = 16  # video latent channels = the transformer's in_channels
     spatial: int = 16  # the video codec's spatial compression: 16 (the shipped codec) or 8 (a 16x16 grid at 128 px)
     audio_codec_from: str | None = None  # stage 1 trains the video codec only and keeps this folder's audio codec
+    video_codec_from: str | None = None  # stage 1 starts from this folder's video codec (encoder and decoder train on)
     max_codec_seconds: float | None = None  # end stage 1 after this long (the learning rate follows the clock)
     steps: int = 6000
     batch: int = 64
@@ -263,7 +264,12 @@ def codec_metrics(video: VideoCodec, audio: AudioCodec, frames: torch.Tensor, wa
 def train_codecs(cfg: PretrainConfig, pool_frames: torch.Tensor, pool_waves: torch.Tensor, eval_frames, eval_waves, ckpt: Checkpoint, state, record):
     device = cfg.device
     torch.manual_seed(cfg.seed)
-    video = VideoCodec(video_codec_config(cfg.latent_channels, cfg.spatial)).to(device)
+    if cfg.video_codec_from:  # continue a trained codec: its layout wins over latent_channels / spatial
+        source = Path(cfg.video_codec_from) / VIDEO_CODEC_FILE
+        video = VideoCodec.load(source, device).float()
+        record["video_codec_from"] = {"folder": cfg.video_codec_from, "sha256": sha256_file(source)}
+    else:
+        video = VideoCodec(video_codec_config(cfg.latent_channels, cfg.spatial)).to(device)
     if cfg.audio_codec_from:
         audio, train_audio = AudioCodec.load(Path(cfg.audio_codec_from) / AUDIO_CODEC_FILE, device), False
     else:
@@ -594,12 +600,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--spatial", type=int, choices=(8, 16), help="the video codec's spatial compression (default 16)")
     p.add_argument("--audio-codec-from", metavar="DIR", help=f"stage 1 trains the video codec only and keeps DIR/{AUDIO_CODEC_FILE}")
     p.add_argument("--max-codec-seconds", type=float, help="end stage 1 after this long (the record says where it stopped)")
+    p.add_argument("--video-codec-from", metavar="DIR", help=f"stage 1 continues DIR/{VIDEO_CODEC_FILE} (encoder and decoder)")
+    p.add_argument("--latent-noise", type=float, help="std of the noise on codec latents in stage 1 (default 0.1)")
     args = p.parse_args(argv)
     cfg = PretrainConfig.smoke_config(args.out) if args.smoke else PretrainConfig(out=args.out, device=args.device)
     if not args.smoke and not cfg.device.startswith("cuda"):
         cfg.workers = 0
     for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr",
-                 "codec_lr", "codec_frames", "latent_channels", "spatial", "audio_codec_from", "max_codec_seconds"):
+                 "codec_lr", "codec_frames", "latent_channels", "spatial", "audio_codec_from", "max_codec_seconds",
+                 "video_codec_from", "latent_noise"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.no_bf16:
