@@ -37,6 +37,7 @@ DATA = ROOT / "data_samples"
 OUT = ROOT / "benchmarks" / "results" / "identity_recipe_probe.json"
 PROMPTS = ["A person slowly turns head left while speaking in a bright blue room, close-up.",
            "A person walks across from left to right while speaking in a dim teal room, medium shot."]
+STILL = "A person speaks in a dim green room, close-up."  # lesson 05's still prompt: its face should travel < 0.1
 # (which of --checkpoints: 0 = the first, lesson 05's pick by default, -1 = the last; sampling steps, face identity
 # guidance, video text CFG); lesson 06's setting first
 SETTINGS = [(0, 8, 3.0, 1.0), (-1, 8, 3.0, 1.0), (0, 16, 3.0, 1.0), (0, 8, 6.0, 1.0), (-1, 8, 4.0, 1.0),
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ltxic.identity.evaluate import Condition, identity_eval
+    from ltxic.identity.motion import face_travel
     from ltxic.sampling.generate import GenerateConfig
     from ltxic.sampling.guidance import Guidance
 
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override for the training")
     p.add_argument("--settings", type=int, default=len(SETTINGS), help="score the first N sampling settings")
     p.add_argument("--strengths", type=float, nargs="+", default=[1.0], help="LoRA strengths to score")
+    p.add_argument("--still", action="store_true", help="also sample lesson 05's still prompt (seeds 0-2) and "
+                   "record its face travel (the walk's should be >= 0.25, the still one's < 0.1)")
     args = p.parse_args(argv)
     if args.train_steps:
         train_run(Path(args.run), args.train_steps, args.extra_identities, args.clips, parse_overrides(args.set))
@@ -134,6 +138,17 @@ def main(argv: list[str] | None = None) -> int:
                "clips": len(scored), "seconds": round(time.perf_counter() - t0, 1)}
         for key in ("face_similarity", "voice_similarity", "background_match"):
             row[key] = round(float(np.mean([r[key] for r in scored])), 3)
+        row["face_by_prompt"] = {prompt: round(float(np.mean([r["face_similarity"] for r in scored if r["prompt"] == prompt])), 3)
+                                 for prompt in PROMPTS}
+        travel = [face_travel(r["_frames"]).distance for r in scored if "walks" in r["prompt"]]
+        row["walk_travel"] = round(float(np.nanmean(travel)), 3)  # frame widths; issue 24 asks >= 0.25
+        if args.still:
+            still = identity_eval(None, lora, dataset=DATA / "dataset.json", identity="dex",
+                                  reference_image=DATA / "refs" / "dex.jpg", reference_audio=DATA / "voice" / "dex_0.wav",
+                                  prompts=[STILL], seeds=[0, 1, 2], conditions=[Condition("lora", strength, True)],
+                                  config=config)
+            row["still_travel"] = round(float(np.nanmean([face_travel(r["_frames"]).distance for r in still])), 3)
+            row["face_by_prompt"][STILL] = round(float(np.mean([r["face_similarity"] for r in still])), 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
     command = "python benchmarks/identity_recipe_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -86,8 +86,8 @@ def test_identity_eval_needs_a_lora_for_lora_conditions():
 # the prompt's scene, where the base for the same prompts and seeds draws whoever its noise makes. The base given the
 # same references without the LoRA is no fair yardstick for the face: it pastes the reference portrait (grey room)
 # over the scene, so it is checked on the scene instead. Full numbers: benchmarks/identity_eval.py, whose results
-# are in benchmarks/results/identity_eval.json. "Far above": measured +0.47 face / +0.69 voice at 300 steps (2 prompts
-# x 2 seeds), +0.42 / +0.48 for the shipped 1000-step recipe over 16 clips.
+# are in benchmarks/results/identity_eval.json. "Far above": measured +0.67 face / +0.68 voice here (2 prompts x 2
+# seeds), +0.77 / +0.58 over identity_eval's 16 clips (the shipped 300-step recipe, 2026-12-05).
 ACCEPTANCE_STEPS = 300
 ACCEPTANCE_MARGIN = 0.25
 

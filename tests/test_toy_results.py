@@ -145,3 +145,61 @@ def test_stage_1_continues_a_trained_codec(tmp_path) -> None:
     scratch = main(["--smoke", "--out", str(tmp_path / "scratch"), "--audio-codec-from", str(SAMPLES_TINY), "--steps", "0"])
     # the shipped codec starts where a fresh one cannot: far above it before the first step
     assert record["codec_eval_before"]["video_psnr_db"] > scratch["codec_eval_before"]["video_psnr_db"] + 5
+
+
+def test_first_frame_conditioning_gives_clean_tokens_at_timestep_0_outside_the_video_loss() -> None:
+    """``flow_matching_loss(first_frame=...)``: the chosen clips' first latent frame enters clean at timestep 0 and
+    its prediction does not count; the other clips and the audio are untouched."""
+    from ltxic.models.tiny_pretrain import TokenLayout, flow_matching_loss, toy_vocabulary
+    from ltxic.models.text_encoder import TextEncoder
+
+    torch.manual_seed(0)
+    zv, nv = torch.randn(2, 4, 3, 2, 2), torch.randn(2, 4, 3, 2, 2)
+    za, na = torch.randn(2, 8, 5, 4), torch.randn(2, 8, 5, 4)
+    text = TextEncoder(vocab=toy_vocabulary())
+    tokens, mask = text.tokenize(["A person speaks in a dim green room, close-up."] * 2)
+    layout = TokenLayout(torch.zeros(1, 3, 12, 2), torch.zeros(1, 1, 5, 2), tokens, mask)
+    seen = {}
+
+    def model(video, audio, _perturbations):  # predicts the input latent: the loss then reads what went in
+        seen["video"] = video
+        return video.latent, audio.latent
+
+    sigma = torch.tensor([0.7, 0.7])
+    plain = flow_matching_loss(model, text, layout, zv, za, tokens, mask, sigma, nv, na)
+    first = flow_matching_loss(model, text, layout, zv, za, tokens, mask, sigma, nv, na, torch.tensor([True, False]))
+    v0 = zv.permute(0, 2, 3, 4, 1).reshape(2, 12, 4)
+    x = seen["video"].latent
+    assert torch.equal(x[0, :4], v0[0, :4]) and (seen["video"].timesteps[0, :4] == 0).all()
+    assert (seen["video"].timesteps[0, 4:] == 0.7).all() and (seen["video"].timesteps[1] == 0.7).all()
+    target = nv.permute(0, 2, 3, 4, 1).reshape(2, 12, 4) - v0
+    per_token = (x - target).square().mean(-1)
+    keep = torch.ones(2, 12)
+    keep[0, :4] = 0
+    assert torch.allclose(first[0], (per_token * keep).sum() / keep.sum())
+    assert not torch.allclose(first[0], plain[0]) and torch.equal(first[1], plain[1])
+
+
+def test_stage_2_continues_a_pretrained_base(tmp_path) -> None:
+    """``--transformer-from`` starts stage 2 from the shipped base (recorded), well below a fresh one's loss (on the smoke run's 64x64 clips)."""
+    from ltxic.models.tiny_pretrain import main
+
+    record = main(["--smoke", "--out", str(tmp_path / "more"), "--from-codecs", str(SAMPLES_TINY), "--transformer-from",
+                   str(SAMPLES_TINY), "--first-frame-p", "0.5", "--steps", "2"])
+    scratch = main(["--smoke", "--out", str(tmp_path / "scratch"), "--from-codecs", str(SAMPLES_TINY), "--steps", "2"])
+    assert record["transformer_from"]["folder"] == str(SAMPLES_TINY) and record["config"]["first_frame_p"] == 0.5
+    assert record["fm_eval_before"]["video_fm_loss"] < 0.7 * scratch["fm_eval_before"]["video_fm_loss"]
+
+
+def test_shipped_base_is_the_recorded_continuation_of_the_pretrained_one() -> None:
+    """The shipped transformer and text encoder are the files ``transformer_record.json`` describes: stage 2 trained
+    on from the base that ``pretrain_record.json`` records, on the shipped codecs, with image-to-video clips."""
+    from ltxic.io.files import sha256_file
+    from ltxic.models.tiny_pretrain import TRANSFORMER_RECORD_FILE
+
+    record = json.loads((SAMPLES_TINY / TRANSFORMER_RECORD_FILE).read_text())
+    for name in ("transformer.safetensors", "text_encoder.safetensors"):
+        assert record["sha256"][name] == sha256_file(SAMPLES_TINY / name), name
+    assert record["transformer_from"]["folder"] == "data_samples/tiny" and record["config"]["from_codecs"] == "data_samples/tiny"
+    assert record["config"]["first_frame_p"] == 0.1
+    assert record["fm_eval_after"]["video_fm_loss"] < record["fm_eval_before"]["video_fm_loss"]

@@ -10,6 +10,11 @@ caption -> video + audio, where every clip has a random identity the caption doe
     # stage 2 only, on the shipped codecs (how the shipped transformer was trained; see pretrain_record.json)
     python -m ltxic.models.tiny_pretrain --out OUT --device cuda --from-codecs data_samples/tiny --latent-pool 6144 \
         --batch 512 --steps 2000 --lr 5e-4 --max-train-seconds 370
+    # then stage 2 trained on from it, with image-to-video clips, on fresh identities (the shipped transformer since
+    # 2026-12-05; see transformer_record.json)
+    python -m ltxic.models.tiny_pretrain --out OUT --device cuda --from-codecs data_samples/tiny \
+        --transformer-from data_samples/tiny --first-frame-p 0.1 --seed 1 --latent-pool 4096 --batch 512 \
+        --steps 2000 --lr 2e-4 --max-train-seconds 280
 
 Token positions come from the codecs' own geometry (:class:`TokenLayout`), exactly as the sampler and the trainer
 build them: a base pretrained on other positions (say the real VAE's 32x grid) denoises well in training and draws
@@ -44,7 +49,7 @@ from ltxic.io.progress import progress as tqdm
 from ltxic.models.codecs import AudioCodec, VideoCodec, video_codec_config
 from ltxic.io.files import atomic_path, sha256_file, write_json_atomic
 from ltxic.models.latents import audio_tokens, video_tokens
-from ltxic.models.transformer import build_transformer, count_parameters, preset_config, save_transformer
+from ltxic.models.transformer import build_transformer, count_parameters, load_pretrained_tiny, preset_config, save_transformer
 from ltxic.models.text_encoder import TextEncoder, build_vocab
 from ltxic.models.tiny import AUDIO_CODEC_FILE, RECORD_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
 from ltxic.toy.identity import make_identity
@@ -52,6 +57,9 @@ from ltxic.toy.render import render_clip
 from ltxic.toy.scene import ACTIONS, BACKGROUNDS, FRAMINGS, LIGHTS, Scene, random_scene
 
 CKPT_FILE = "pretrain_checkpoint.pt"
+# the record of a base trained on from another (--transformer-from): shipped beside pretrain_record.json, which
+# keeps describing the codecs and the first transformer run
+TRANSFORMER_RECORD_FILE = "transformer_record.json"
 # identity seeds for pretraining start here; held-out evaluation clips use a disjoint range
 TRAIN_SEED_BASE, EVAL_SEED_BASE = 1_000_000, 9_000_000
 
@@ -97,6 +105,8 @@ class PretrainConfig(ToyRunConfig):
     ckpt_every: int = 500
     smoke: bool = False
     from_codecs: str | None = None  # skip stage 1: copy these trained codecs (a folder) into ``out`` and use them
+    transformer_from: str | None = None  # stage 2 continues this folder's transformer and text encoder
+    first_frame_p: float = 0.0  # share of stage-2 clips whose first latent frame is given clean (image-to-video)
 
     @classmethod
     def smoke_config(cls, out: str) -> PretrainConfig:
@@ -382,23 +392,37 @@ class TokenLayout:
 
 
 def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.Tensor, za: torch.Tensor, tokens: torch.Tensor,
-                       mask: torch.Tensor, sigma: torch.Tensor, noise_v: torch.Tensor, noise_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                       mask: torch.Tensor, sigma: torch.Tensor, noise_v: torch.Tensor, noise_a: torch.Tensor,
+                       first_frame: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rectified-flow MSE of the velocity on video and audio tokens (``x_s = (1-s) x0 + s n``, ``v = n - x0``).
 
     Latents ``zv (B, C, F, H, W)`` / ``za (B, C, T, M)``, noise of the same shapes; ``tokens``/``mask`` from
-    ``TextEncoder.tokenize``.
+    ``TextEncoder.tokenize``. ``first_frame`` (bool, ``(B,)``) gives those clips' first latent frame clean, at
+    timestep 0 and outside the video loss: image-to-video, as ltx-trainer's first-frame conditioning does it.
     """
     b = zv.shape[0]
     v0, na_v = _VIDEO_PATCHIFIER.patchify(zv), _VIDEO_PATCHIFIER.patchify(noise_v)
     a0, na_a = _AUDIO_PATCHIFIER.patchify(za), _AUDIO_PATCHIFIER.patchify(noise_a)
     s = sigma.view(b, 1, 1)
+    t_video = sigma[:, None].expand(b, v0.shape[1])
+    keep = None
+    if first_frame is not None:  # patchify orders tokens (frame, row, column): the first H*W are the first frame
+        clean = (torch.arange(v0.shape[1], device=v0.device) < zv.shape[3] * zv.shape[4])[None] & first_frame[:, None]
+        t_video = torch.where(clean, 0.0, t_video)
+        keep = (~clean).to(v0.dtype)
+    x_video = (1 - t_video[..., None]) * v0 + t_video[..., None] * na_v
     vctx, actx, mask = text.encode_tokens(tokens, mask)
-    video_in = Modality(latent=(1 - s) * v0 + s * na_v, sigma=sigma, timesteps=sigma[:, None].expand(b, v0.shape[1]),
+    video_in = Modality(latent=x_video, sigma=sigma, timesteps=t_video,
                         positions=layout.video_positions.expand(b, -1, -1, -1), context=vctx, context_mask=mask)
     audio_in = Modality(latent=(1 - s) * a0 + s * na_a, sigma=sigma, timesteps=sigma[:, None].expand(b, a0.shape[1]),
                         positions=layout.audio_positions.expand(b, -1, -1, -1), context=actx, context_mask=mask)
     pv, pa = model(video_in, audio_in, BatchedPerturbationConfig.empty(b))
-    return F.mse_loss(pv.float(), na_v - v0), F.mse_loss(pa.float(), na_a - a0)
+    if keep is None:
+        video_loss = F.mse_loss(pv.float(), na_v - v0)
+    else:
+        per_token = (pv.float() - (na_v - v0)).square().mean(-1)
+        video_loss = (per_token * keep).sum() / keep.sum().clamp(min=1)
+    return video_loss, F.mse_loss(pa.float(), na_a - a0)
 
 
 @torch.no_grad()
@@ -423,8 +447,16 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
     device = cfg.device
     config = preset_config("tiny")  # the transformer reads the codec's latents: its in/out channels follow them
     config["transformer"]["in_channels"] = config["transformer"]["out_channels"] = video.latent_channels
-    model = build_transformer(config, seed=cfg.seed).to(device)
-    text = TextEncoder(vocab=toy_vocabulary()).to(device)
+    if cfg.transformer_from:  # continue a pretrained base (its text encoder learned with it)
+        model = load_pretrained_tiny(cfg.transformer_from, device=device)
+        text = TextEncoder.load(Path(cfg.transformer_from) / TEXT_ENCODER_FILE, device).train()
+        src = Path(cfg.transformer_from)
+        record["transformer_from"] = {"folder": str(src), "sha256": sha256_file(src / "transformer.safetensors")}
+        if (src / TRANSFORMER_RECORD_FILE).is_file():  # that base was itself continued: keep the chain's history
+            record["transformer_from"]["record"] = json.loads((src / TRANSFORMER_RECORD_FILE).read_text())
+    else:
+        model = build_transformer(config, seed=cfg.seed).to(device)
+        text = TextEncoder(vocab=toy_vocabulary()).to(device)
     torch.manual_seed(cfg.seed)
     params = [*model.parameters(), *text.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
@@ -462,8 +494,9 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)),
                                  time_frac(t_start, cfg.max_train_seconds))
+        first = (torch.rand(cfg.batch, generator=gen) < cfg.first_frame_p).to(device) if cfg.first_frame_p > 0 else None
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
-            lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na)
+            lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na, first)
         loss = lv + la
         optimizer_step(opt, loss, params)
         pending.append(torch.stack([lv.detach(), la.detach()]))
@@ -550,6 +583,7 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
 
     save_transformer(_half_copy(model), out / "transformer.safetensors")
     text.save(out / TEXT_ENCODER_FILE)
+    record["sha256"] = {n: sha256_file(out / n) for n in ("transformer.safetensors", TEXT_ENCODER_FILE)}
     record["parameters"] = {"video_codec": count_parameters(video), "audio_codec": count_parameters(audio),
                             "text_encoder": count_parameters(text), "transformer": count_parameters(model)}
     names = ["transformer.safetensors", VIDEO_CODEC_FILE, AUDIO_CODEC_FILE, TEXT_ENCODER_FILE, "vocab.json"]
@@ -602,13 +636,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--max-codec-seconds", type=float, help="end stage 1 after this long (the record says where it stopped)")
     p.add_argument("--video-codec-from", metavar="DIR", help=f"stage 1 continues DIR/{VIDEO_CODEC_FILE} (encoder and decoder)")
     p.add_argument("--latent-noise", type=float, help="std of the noise on codec latents in stage 1 (default 0.1)")
+    p.add_argument("--transformer-from", metavar="DIR", help="stage 2 continues DIR's transformer and text encoder "
+                   "(with --from-codecs DIR: more pretraining of a shipped base)")
+    p.add_argument("--first-frame-p", type=float, help="share of stage-2 clips whose first latent frame is given clean "
+                   "at timestep 0 (image-to-video; default 0)")
     args = p.parse_args(argv)
     cfg = PretrainConfig.smoke_config(args.out) if args.smoke else PretrainConfig(out=args.out, device=args.device)
     if not args.smoke and not cfg.device.startswith("cuda"):
         cfg.workers = 0
     for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr",
                  "codec_lr", "codec_frames", "latent_channels", "spatial", "audio_codec_from", "max_codec_seconds",
-                 "video_codec_from", "latent_noise"):
+                 "video_codec_from", "latent_noise", "transformer_from", "first_frame_p"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.no_bf16:
