@@ -49,7 +49,8 @@ from ltxic.io.progress import progress as tqdm
 from ltxic.models.codecs import AudioCodec, VideoCodec, video_codec_config
 from ltxic.io.files import atomic_path, sha256_file, write_json_atomic
 from ltxic.models.latents import audio_tokens, video_tokens
-from ltxic.models.transformer import build_transformer, count_parameters, load_pretrained_tiny, preset_config, save_transformer
+from ltxic.models.transformer import (TINY_TRANSFORMER_FILE, build_transformer, count_parameters, load_pretrained_tiny,
+                                     preset_config, save_transformer)
 from ltxic.models.text_encoder import TextEncoder, build_vocab
 from ltxic.models.tiny import AUDIO_CODEC_FILE, RECORD_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
 from ltxic.toy.identity import make_identity
@@ -448,10 +449,10 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
     config = preset_config("tiny")  # the transformer reads the codec's latents: its in/out channels follow them
     config["transformer"]["in_channels"] = config["transformer"]["out_channels"] = video.latent_channels
     if cfg.transformer_from:  # continue a pretrained base (its text encoder learned with it)
-        model = load_pretrained_tiny(cfg.transformer_from, device=device)
-        text = TextEncoder.load(Path(cfg.transformer_from) / TEXT_ENCODER_FILE, device).train()
         src = Path(cfg.transformer_from)
-        record["transformer_from"] = {"folder": str(src), "sha256": sha256_file(src / "transformer.safetensors")}
+        model = load_pretrained_tiny(src, device=device)
+        text = TextEncoder.load(src / TEXT_ENCODER_FILE, device).train()
+        record["transformer_from"] = {"folder": str(src), "sha256": sha256_file(src / TINY_TRANSFORMER_FILE)}
         if (src / TRANSFORMER_RECORD_FILE).is_file():  # that base was itself continued: keep the chain's history
             record["transformer_from"]["record"] = json.loads((src / TRANSFORMER_RECORD_FILE).read_text())
     else:
@@ -583,7 +584,7 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
 
     save_transformer(_half_copy(model), out / "transformer.safetensors")
     text.save(out / TEXT_ENCODER_FILE)
-    record["sha256"] = {n: sha256_file(out / n) for n in ("transformer.safetensors", TEXT_ENCODER_FILE)}
+    record["sha256"] = {n: sha256_file(out / n) for n in (TINY_TRANSFORMER_FILE, TEXT_ENCODER_FILE)}
     record["parameters"] = {"video_codec": count_parameters(video), "audio_codec": count_parameters(audio),
                             "text_encoder": count_parameters(text), "transformer": count_parameters(model)}
     names = ["transformer.safetensors", VIDEO_CODEC_FILE, AUDIO_CODEC_FILE, TEXT_ENCODER_FILE, "vocab.json"]
