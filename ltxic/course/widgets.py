@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from ltxic.identity.metrics import CheckpointSample, DriftCurve, rewindow
+from ltxic.io.tables import Table
+from ltxic.sampling.strips import frame_strips
 
 __all__ = [
     "CheckpointView", "Explorer", "GRID_SCALES", "GRID_STRENGTHS", "caption_lint_html", "caption_linter",
@@ -56,23 +58,18 @@ def figure_png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _cell(value: Any) -> str:
+def _score(value: Any) -> str:
+    """A score as a figure label shows it: three decimals, ``n/a`` where there is none."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return html.escape(str(value))
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """An HTML table of ``rows`` (``columns``: key, header); a column that no row fills is left out."""
+    """An HTML :class:`~ltxic.io.tables.Table` of ``rows`` (``columns``: key, header); a column that no row fills is
+    left out."""
     columns = [(k, h) for k, h in columns if any(r.get(k) is not None for r in rows)]
-    pad = 'style="padding:0.1em 0.8em 0.1em 0"'  # raw HTML gets no table style from the book's theme
-    head = "".join(f"<th {pad}>{html.escape(h)}</th>" for _, h in columns)
-    body = "".join("<tr>" + "".join(f"<td {pad}>{_cell(r.get(k))}</td>" for k, _ in columns) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return Table([[r.get(k) for k, _ in columns] for r in rows], [h for _, h in columns])._repr_html_()
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -110,32 +107,9 @@ def _wrap(text: str, width: int = 22, lines: int = 4) -> str:
 
 def _strip_figure(rows: Sequence[tuple[str, np.ndarray, float]], reference: np.ndarray | None, n_frames: int,
                   title: str = "") -> Any:
-    """One row per (label, frames, fps): ``n_frames`` evenly spaced frames with their times, the reference (when
-    given) left of the first row."""
-    from ltxic.io.figures import new_figure
-
-    cols = n_frames + (reference is not None)
-    fig = new_figure(figsize=(1.5 * cols + 1.2, 1.6 * len(rows) + 0.5), layout="constrained")
-    axes = fig.subplots(len(rows), cols, squeeze=False)
-    k = int(reference is not None)
-    for i, (label, frames, fps) in enumerate(rows):
-        if reference is not None:
-            if i == 0:
-                axes[0, 0].imshow(reference)
-                axes[0, 0].set_title("reference", fontsize=10)
-            else:
-                axes[i, 0].axis("off")
-        picks = np.linspace(0, len(frames) - 1, n_frames).round().astype(int)
-        for ax, idx in zip(axes[i, k:], picks):
-            ax.imshow(frames[idx])
-            ax.set_title(f"{idx / fps:.2f} s", fontsize=10)
-        axes[i, k].set_ylabel(label, fontsize=10)
-        for ax in axes[i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
+    """One row per (label, frames, fps) at the first clip's fps: :func:`~ltxic.sampling.strips.frame_strips`."""
+    return frame_strips([(label, frames) for label, frames, _ in rows], rows[0][2], n_frames=n_frames,
+                        reference=reference, title=title)
 
 
 def _reference(reference_image: Any) -> np.ndarray | None:
@@ -279,7 +253,7 @@ def plot_checkpoint_strips(samples: Mapping[Any, Sequence[Any]], rows: Sequence[
         caption, frames, fps = _clip(samples[key][0])
         scores = next((r for r in rows if r.get("step") == key), {})
         face, voice = scores.get("face_similarity"), scores.get("voice_similarity")
-        strips.append((f"{_label(key)}\nface {_cell(face)}\nvoice {_cell(voice)}", frames, fps))
+        strips.append((f"{_label(key)}\nface {_score(face)}\nvoice {_score(voice)}", frames, fps))
     return _strip_figure(strips, _reference(reference_image), n_frames, f"every checkpoint: {caption}"[:100])
 
 
@@ -378,8 +352,8 @@ def plot_guidance_grid(rows: Sequence[Mapping[str, Any]], reference_image: Any =
             row = grid_cell(rows, s, g)
             frames = np.asarray(row["_frames"])
             axes[i, j + 1].imshow(frames[int(round(frame * (len(frames) - 1)))])
-            axes[i, j + 1].set_title(f"guidance {g:g}\nface {_cell(row['face_similarity'])} voice "
-                                     f"{_cell(row['voice_similarity'])}", fontsize=10)
+            axes[i, j + 1].set_title(f"guidance {g:g}\nface {_score(row['face_similarity'])} voice "
+                                     f"{_score(row['voice_similarity'])}", fontsize=10)
         axes[i, 1].set_ylabel(f"LoRA strength {s:g}", fontsize=10)
         for ax in axes[i]:
             ax.set_xticks([])

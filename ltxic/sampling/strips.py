@@ -15,16 +15,19 @@ def even_picks(count: int, n_frames: int) -> list[int]:
     return [int(i) for i in np.unique(np.linspace(0, count - 1, min(n_frames, count)).round().astype(int))]
 
 
-def frame_strips(rows: Mapping[str, np.ndarray], fps: float, *, picks: Sequence[int] | None = None, n_frames: int = 6,
-                 reference: np.ndarray | None = None, title: str = ""):
-    """A matplotlib figure with one row per ``label -> frames (F, H, W, 3) uint8``: the same frame indices in
-    every row (``picks``, or ``n_frames`` spread over the shortest clip), the reference (when given) first in each
-    row, the label at the row's left and each column's time on top."""
+def frame_strips(rows: Mapping[str, np.ndarray] | Sequence[tuple[str, np.ndarray]], fps: float, *,
+                 picks: Sequence[int] | None = None, n_frames: int = 6, reference: np.ndarray | None = None,
+                 title: str = ""):
+    """A matplotlib figure with one row per ``label -> frames (F, H, W, 3) uint8`` (a mapping, or (label, frames)
+    pairs where labels may repeat): the same frame indices in every row (``picks``, or ``n_frames`` spread over the
+    shortest clip), the reference (when given) first in each row, the label at the row's left and each column's
+    time on top."""
     from ltxic.io.figures import new_figure
 
+    rows = list(rows.items()) if isinstance(rows, Mapping) else list(rows)
     if not rows:
         raise ValueError("frame_strips: no clips to show")
-    count = min(len(f) for f in rows.values())
+    count = min(len(f) for _, f in rows)
     cols = list(picks) if picks is not None else even_picks(count, n_frames)
     if any(not 0 <= c < count for c in cols):
         raise ValueError(f"frame_strips: frame indices {cols} outside the shortest clip's {count} frames")
@@ -32,7 +35,7 @@ def frame_strips(rows: Mapping[str, np.ndarray], fps: float, *, picks: Sequence[
     n_cols = len(cols) + extra
     fig = new_figure(figsize=(1.45 * n_cols + 0.9, 1.5 * len(rows) + 0.5), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(rows), n_cols, squeeze=False))
-    for r, (label, frames) in enumerate(rows.items()):
+    for r, (label, frames) in enumerate(rows):
         if extra:
             axes[r, 0].imshow(reference)
             if r == 0:
