@@ -81,6 +81,7 @@ class ValidationReport:
     voices: list[VoiceStats] = field(default_factory=list)
     identity: list[Any] | None = None  # ltxic.identity.dataset_check.ClipIdentity per entry, when identity was checked
     embedders: dict[str, Any] | None = None  # the embedders that measured it
+    parsed: Any = field(default=None, repr=False, compare=False)  # the Dataset checked (parsed once, shared onward)
 
     @property
     def errors(self) -> list[Problem]:
@@ -242,7 +243,8 @@ def check_dataset(
     rules_used, source = resolve_rules(ds, rules, buckets)
     detector = _pick_detector(ds, rules_used, face_detector) if faces else None
     report = ValidationReport(path, len(ds.entries), rules=rules_used, rules_source=source,
-                              face_detector=getattr(detector, "name", type(detector).__name__) if faces else "none")
+                              face_detector=getattr(detector, "name", type(detector).__name__) if faces else "none",
+                              parsed=ds)
     add = report.problems.append
     users: dict[tuple[str, str], list[int]] = {}  # (field, relative path) -> entries using that existing file
     for i, e in enumerate(ds.entries):

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from ltxic.data.dataset import load_dataset
 from ltxic.data.validate import Problem, ValidationReport, check_dataset, sort_problems
 
 __all__ = ["ClipIdentity", "check_identity", "validate_dataset"]
@@ -175,7 +174,7 @@ def validate_dataset(
     ``data_checks`` (``rules``, ``buckets``, ``face_detector``) go to :func:`~ltxic.data.validate.check_dataset`.
     """
     report = check_dataset(path, check_media=check_media, progress=progress, **data_checks)
-    ds = load_dataset(path)
+    ds = report.parsed
     if check_media and (identity if identity is not None else not ds.synthetic):
         check_identity(ds, Path(path).parent, report, embedders=embedders, face_weights=face_weights,
                        voice_weights=voice_weights, progress=progress)

@@ -59,7 +59,6 @@ def check_dataset_for_training(cfg: Any, output_dir: Path, *, allow: bool = Fals
     """Validate ``cfg.dataset.dataset_file`` against the config's buckets (faces are not looked for: that check
     only warns); raise :class:`DatasetValidationError` on errors unless ``allow`` (the flag) or
     ``cfg.dataset.allow_validation_errors``. Writes ``output_dir/dataset_check.json`` when ``write``."""
-    from ltxic.data.dataset import load_dataset
     from ltxic.identity.dataset_check import validate_dataset
 
     start = time.perf_counter()
@@ -67,7 +66,7 @@ def check_dataset_for_training(cfg: Any, output_dir: Path, *, allow: bool = Fals
     val = cfg.validation
     report = validate_dataset(path, buckets=[str(b) for b in cfg.dataset.resolution_buckets], faces=False,
                               identity=cfg.dataset.identity_checks, embedders=val.embedders, face_weights=val.face_weights, voice_weights=val.voice_weights)
-    errors = _lines(report, load_dataset(path))
+    errors = _lines(report, report.parsed)
     override = ("ltxic train --allow-invalid-dataset" if allow else
                 "dataset.allow_validation_errors: true" if cfg.dataset.allow_validation_errors else None)
     check = DatasetCheck(str(path), report.ok, errors, len(report.warnings), report.identity is not None,
