@@ -314,8 +314,7 @@ def reference_latent_size(setting: Setting, geometry: VideoGeometry) -> tuple[in
 
 
 def make_inputs(cfg: dict[str, Any], scale: Scale, setting: Setting, device: torch.device, dtype: torch.dtype,
-                sigma: float = 0.7, seed: int = 0, video_latent: torch.Tensor | None = None,
-                audio_latent: torch.Tensor | None = None) -> Inputs:
+                sigma: float = 0.7, seed: int = 0) -> Inputs:
     """Transformer inputs laid out as the IC pipelines do: target tokens, then clean reference tokens."""
     tcfg = cfg["transformer"]
     geometry, ageo = VideoGeometry(), AudioGeometry()
@@ -324,8 +323,7 @@ def make_inputs(cfg: dict[str, Any], scale: Scale, setting: Setting, device: tor
     vshape = VideoLatentShape(batch=1, channels=tcfg["in_channels"], frames=frames, height=lh, width=lw)
     vtools = VideoLatentTools(VideoLatentPatchifier(patch_size=1), vshape, fps=setting.fps,
                               scale_factors=geometry.scale_factors)
-    if video_latent is None:
-        video_latent = torch.randn(tuple(vshape.to_torch_shape()), generator=gen)
+    video_latent = torch.randn(tuple(vshape.to_torch_shape()), generator=gen)
     state = vtools.create_initial_state(device=device, dtype=dtype, initial_latent=video_latent.to(device, dtype))
     if setting.ref_downscale:
         rh, rw = reference_latent_size(setting, geometry)
@@ -341,14 +339,13 @@ def make_inputs(cfg: dict[str, Any], scale: Scale, setting: Setting, device: tor
     patchifier = AudioPatchifier(patch_size=1, sample_rate=ageo.sample_rate, hop_length=ageo.hop_length,
                                  audio_latent_downsample_factor=ageo.latent_downsample)
 
-    def audio_state(seconds: float, latent: torch.Tensor | None = None):
+    def audio_state(seconds: float):
         shape = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=channels, mel_bins=mel)
-        if latent is None:
-            latent = torch.randn(tuple(shape.to_torch_shape()), generator=gen)
+        latent = torch.randn(tuple(shape.to_torch_shape()), generator=gen)
         return shape, AudioLatentTools(patchifier, shape).create_initial_state(
             device=device, dtype=dtype, initial_latent=latent.to(device, dtype))
 
-    ashape, astate = audio_state(setting.frames / setting.fps, audio_latent)
+    ashape, astate = audio_state(setting.frames / setting.fps)
     tokens, positions, timesteps = astate.latent, astate.positions.float(), sig * astate.denoise_mask[..., 0]
     if setting.ref_audio_seconds > 0:
         # audio_ref_only_ic: clean reference-voice tokens appended to the audio sequence (timestep 0)

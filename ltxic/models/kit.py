@@ -258,5 +258,8 @@ class _MissingTextEncoder:
             "tree holding it; fetch it with `ltxic download --only gemma-3-12b-hf`"
         )
 
+    def encode_each(self, texts: Sequence[str], *, release: bool = False) -> Any:
+        return self.encode(texts)
+
 
 __all__ = ["Models"]

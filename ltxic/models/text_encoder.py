@@ -102,6 +102,11 @@ class TextEncoder(nn.Module):
         device = self.token_embedding.weight.device
         return self.encode_tokens(tokens.to(device), mask.to(device))
 
+    def encode_each(self, texts: Sequence[str], *, release: bool = False) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One :meth:`encode` per text, unpadded (the samplers' interface, shared with LTX-2.3's encoder; ``release``
+        has nothing to free here)."""
+        return [self.encode([text]) for text in texts]
+
     def encode_tokens(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`encode` from ids already made by :meth:`tokenize` (and on this module's device)."""
         video, audio = self(tokens, mask)

@@ -242,8 +242,7 @@ class TwoStagePipeline:
         with self._stage("text encode"):
             encoder = self._on(m.text_encoder)
             texts = [prompt, negative_prompt] if guidance.uses_text else [prompt]
-            each = getattr(encoder, "encode_each", None)  # LTX-2.3's: Gemma freed before its connectors are built
-            encoded = each(texts, release=True) if each is not None else [encoder.encode([t]) for t in texts]
+            encoded = encoder.encode_each(texts, release=True)  # LTX-2.3's frees Gemma before building its connectors
             (v_ctx, a_ctx, mask), neg = encoded[0], (encoded[1] if guidance.uses_text else (None, None, None))
             self._off(encoder)
         ref_v = ref_a = None
