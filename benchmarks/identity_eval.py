@@ -73,15 +73,17 @@ def part_train(config: Path, output_dir: Path) -> dict:
     }
 
 
-def part_identity(lora: Path, prompts: list[str], seeds: list[int], steps: int, identities: list[str]) -> dict:
+def part_identity(lora: Path, prompts: list[str], seeds: list[int], steps: int, identities: list[str],
+                  frames: int = 25) -> dict:
     import torch
 
     from ltxic.identity.evaluate import DEFAULT_CONDITIONS, REFERENCE_GUIDANCE_SCALE, identity_eval, summarize
     from ltxic.sampling.generate import GenerateConfig
     from ltxic.sampling.guidance import Guidance
 
-    config = GenerateConfig(steps=steps, guidance=Guidance.tiny().with_overrides(reference_video=REFERENCE_GUIDANCE_SCALE))
-    out: dict = {"prompts": prompts, "seeds": seeds, "sampling_steps": steps, "lora": _rel(lora),
+    config = GenerateConfig(frames=frames, steps=steps,
+                            guidance=Guidance.tiny().with_overrides(reference_video=REFERENCE_GUIDANCE_SCALE))
+    out: dict = {"prompts": prompts, "seeds": seeds, "frames": frames, "sampling_steps": steps, "lora": _rel(lora),
                  "reference_guidance_scale": REFERENCE_GUIDANCE_SCALE,
                  "audio_reference_guidance_scale": config.guidance.reference_audio, "text_cfg_scale": 1.0,
                  "by_identity": {}}
@@ -131,6 +133,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--captions", type=int, default=12)
     parser.add_argument("--steps", type=int, default=10, help="sampling steps of the evaluation clips")
+    parser.add_argument("--frames", type=int, default=25, help="frames of the evaluation clips")
     parser.add_argument("--identities", default="dex,ava")
     parser.add_argument("--cfg", type=float, default=1.0, help="text CFG scale of the seeds part (1 = off)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the tiny model gains nothing from more, and a loaded machine loses much)")
@@ -179,7 +182,8 @@ def main() -> None:
 
             lora = latest_checkpoint(args.train_dir) / "lora.safetensors"
         prompts = heldout_captions(train_captions, args.prompts, seed=1)
-        results["identity"] = part_identity(lora, prompts, list(range(args.seeds)), args.steps, args.identities.split(","))
+        results["identity"] = part_identity(lora, prompts, list(range(args.seeds)), args.steps, args.identities.split(","),
+                                            args.frames)
         save()
         for ident, r in results["identity"]["by_identity"].items():
             print(f"\nidentity {ident} ({r['split']}), held-out prompts:")
