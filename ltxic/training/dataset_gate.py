@@ -45,8 +45,8 @@ class DatasetCheck:
         return asdict(self)
 
 
-def _lines(report: Any, ds: Any) -> list[dict[str, Any]]:
-    out = []
+def _lines(report: Any) -> list[dict[str, Any]]:
+    ds, out = report.parsed, []
     for p in report.errors:
         entry = ds.entries[p.entry] if p.entry is not None and p.entry < len(ds.entries) else None
         file = getattr(entry, p.field, None) if entry is not None and p.field in ("video_path", "reference_image",
@@ -66,7 +66,7 @@ def check_dataset_for_training(cfg: Any, output_dir: Path, *, allow: bool = Fals
     val = cfg.validation
     report = validate_dataset(path, buckets=[str(b) for b in cfg.dataset.resolution_buckets], faces=False,
                               identity=cfg.dataset.identity_checks, embedders=val.embedders, face_weights=val.face_weights, voice_weights=val.voice_weights)
-    errors = _lines(report, report.parsed)
+    errors = _lines(report)
     override = ("ltxic train --allow-invalid-dataset" if allow else
                 "dataset.allow_validation_errors: true" if cfg.dataset.allow_validation_errors else None)
     check = DatasetCheck(str(path), report.ok, errors, len(report.warnings), report.identity is not None,
