@@ -391,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_toy_locator)
 
     p = sub.add_parser("course", help="run the course notebooks in order (papermill), executed copies in --out")
-    p.add_argument("--out", default="outputs/course", help="where executed notebooks go (default: outputs/course)")
+    p.add_argument("--out", default="outputs/course", help="where the executed notebooks and the files the lessons write go (default: outputs/course)")
     p.add_argument("--only", nargs="+", metavar="NN", help="run only these lessons, e.g. --only 00 04")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a lesson parameter (the GPU value beside each default), e.g. -p steps=6000")

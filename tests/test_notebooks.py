@@ -134,12 +134,14 @@ def test_default_course_tells_the_story(executed_course) -> None:
 @pytest.mark.notebooks
 @pytest.mark.slow
 def test_a_later_lesson_runs_alone(tmp_path: Path) -> None:
-    """Lesson 07 without lesson 04 before it: it trains 04's run itself (lesson_checkpoints) and measures drift."""
-    params = {"out_dir": str(tmp_path / "files")}
-    (run,) = run_course(tmp_path / "out", only=["07"], parameters=params)
+    """Lesson 07 without lesson 04 before it: it trains 04's run itself (lesson_checkpoints) and measures drift.
+    Its files go where ``run_course`` puts the executed copy (no ``out_dir`` given), named by a relative path."""
+    (run,) = run_course(tmp_path / "out", only=["07"])
     executed = nbformat.read(run.output, as_version=4)
     assert not [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert list((tmp_path / "files" / "04_training" / "checkpoints").iterdir())
+    assert list((tmp_path / "out" / "04_training" / "checkpoints").iterdir())
+    injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert re.search(r'^out_dir = "\.\./[^"]*out"$', injected, re.M), injected
 
 
 def test_training_lesson_defaults_match_the_helper() -> None:

@@ -207,7 +207,8 @@ def run_course(
     kernel_name: str = KERNEL_NAME,
     threads: int | None = None,
 ) -> list[LessonRun]:
-    """Execute the lessons in order (a tqdm bar over lessons); stops at the first failing lesson.
+    """Execute the lessons in order (a tqdm bar over lessons); stops at the first failing lesson. The lessons write
+    their files into ``out`` too (their ``out_dir``, unless ``parameters`` sets it).
 
     ``threads``: the kernels' CPU threads; ``None`` is :func:`course_threads` (1 on a machine without a GPU), 0
     leaves the environment's.
@@ -224,8 +225,16 @@ def run_course(
     bar = tqdm(todo, desc="course", unit="lesson")
     for nb in bar:
         bar.set_postfix_str(nb.stem)
-        runs.append(run_lesson(nb, out, parameters, kernel_name, threads=course_threads(threads)))
+        params = {"out_dir": lesson_out_dir(out, nb), **(parameters or {})}
+        runs.append(run_lesson(nb, out, params, kernel_name, threads=course_threads(threads)))
     return runs
+
+
+def lesson_out_dir(out: str | Path, notebook: str | Path) -> str:
+    """The lessons' ``out_dir`` for a course run into ``out``: the same folder, relative to where the lesson runs
+    (``../outputs/course`` for the default), so a lesson's files land beside its executed copy and no absolute path
+    of the machine enters the outputs."""
+    return os.path.relpath(Path(out).resolve(), lesson_home(notebook))
 
 
 def course_threads(threads: int | None = None) -> int | None:
