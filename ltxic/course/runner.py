@@ -94,7 +94,8 @@ def run_lesson(
     timeout: int = 900,
     threads: int | None = None,
 ) -> LessonRun:
-    """Execute one lesson with papermill into ``out_dir``; a failing cell raises :class:`CourseError`.
+    """Execute one lesson with papermill into ``out_dir`` (also the lesson's ``out_dir`` unless ``parameters`` sets
+    it); a failing cell raises :class:`CourseError`.
 
     ``threads`` sets the kernel's CPU thread count (``OMP_NUM_THREADS``); ``None`` leaves it to the environment.
     """
@@ -103,9 +104,12 @@ def run_lesson(
 
     notebook = Path(notebook).resolve()
     home = lesson_home(notebook)
+    # The lesson's files go beside its executed copy unless ``parameters`` names an ``out_dir``: the same folder,
+    # relative to where the lesson runs (``../outputs/course`` for the default), so no absolute path enters the outputs.
+    parameters = {"out_dir": os.path.relpath(Path(out_dir).resolve(), home), **(parameters or {})}
     # Only the parameters this lesson declares: papermill would inject the others as unused globals.
     declared = declared_parameters(notebook)
-    parameters = {k: v for k, v in (parameters or {}).items() if k in declared}
+    parameters = {k: v for k, v in parameters.items() if k in declared}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / notebook.name
@@ -208,7 +212,7 @@ def run_course(
     threads: int | None = None,
 ) -> list[LessonRun]:
     """Execute the lessons in order (a tqdm bar over lessons); stops at the first failing lesson. The lessons write
-    their files into ``out`` too (their ``out_dir``, unless ``parameters`` sets it).
+    their files into ``out`` too (:func:`run_lesson`).
 
     ``threads``: the kernels' CPU threads; ``None`` is :func:`course_threads` (1 on a machine without a GPU), 0
     leaves the environment's.
@@ -225,16 +229,8 @@ def run_course(
     bar = tqdm(todo, desc="course", unit="lesson")
     for nb in bar:
         bar.set_postfix_str(nb.stem)
-        params = {"out_dir": lesson_out_dir(out, nb), **(parameters or {})}
-        runs.append(run_lesson(nb, out, params, kernel_name, threads=course_threads(threads)))
+        runs.append(run_lesson(nb, out, parameters, kernel_name, threads=course_threads(threads)))
     return runs
-
-
-def lesson_out_dir(out: str | Path, notebook: str | Path) -> str:
-    """The lessons' ``out_dir`` for a course run into ``out``: the same folder, relative to where the lesson runs
-    (``../outputs/course`` for the default), so a lesson's files land beside its executed copy and no absolute path
-    of the machine enters the outputs."""
-    return os.path.relpath(Path(out).resolve(), lesson_home(notebook))
 
 
 def course_threads(threads: int | None = None) -> int | None:
