@@ -6,8 +6,9 @@ guidance (``reference_video``) and the video stream's text CFG. Run the course f
 
     python benchmarks/identity_recipe_probe.py --run outputs/course/04_training
 
-It also scores the held-out identity's own toy clips (``data_samples/clips/dex_*.mp4``, their first 25 frames) before
-and after a round trip through the tiny video codec: the face similarity the codec alone leaves a perfect generation.
+It also scores the held-out identity's own toy clips (``data_samples/clips/dex_*.mp4``, their first 25 frames), and dex
+rendered by the toy world doing each sampled prompt, before and after a round trip through the tiny video codec: the
+face similarity the codec alone leaves a perfect generation (``codec_ceiling``).
 
 ``--train-steps S`` first trains lesson 04's run (``tiny_cpu``, checkpoints every 100 steps) for ``S`` steps into
 ``--run``, on the shipped dataset or, with ``--extra-identities N --clips M``, on a toy dataset of the shipped
@@ -23,6 +24,7 @@ Results: ``benchmarks/results/identity_recipe_probe.json``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -45,25 +47,38 @@ SETTINGS = [(0, 8, 3.0, 1.0), (-1, 8, 3.0, 1.0), (0, 16, 3.0, 1.0), (0, 8, 6.0, 
             (-1, 8, 10.0, 1.0)]
 
 
-def codec_ceiling() -> list[dict]:
-    """Face similarity of dex's real toy clips to its reference, as stored and through the tiny codec."""
+def codec_ceiling(prompts: list[str] | None = None, frames: int = 25, seeds: int = 4) -> list[dict]:
+    """Face similarity a perfect generation could score: dex's own toy clips (``clip``) and, for each of ``prompts``, dex
+    rendered by the toy world doing exactly that prompt (``prompt``, the mean over ``seeds`` renders), each as stored and
+    after a round trip through the tiny video codec."""
     import torch
 
     from ltxic.identity.metrics import identity_scores
     from ltxic.io.media import read_video
     from ltxic.models.kit import Models
     from ltxic.sampling.generate import to_uint8_frames
+    from ltxic.toy.identity import identity_from_name
+    from ltxic.toy.render import render_clip
+    from ltxic.toy.scene import Scene
     from ltxic.training.cache import video_pixels
 
     codec = Models.tiny(None).video_codec
-    rows = []
-    for clip in sorted((DATA / "clips").glob("dex_*.mp4")):
-        frames = read_video(clip)[:25]
-        with torch.no_grad():
-            through = to_uint8_frames(codec.decode(codec.encode(video_pixels(frames, frames.shape[2], frames.shape[1]))))
-        score = {name: round(identity_scores(f, DATA / "refs" / "dex.jpg", sync=False, dataset=DATA / "dataset.json")
-                             ["face_similarity"], 3) for name, f in (("stored", frames), ("through_codec", through))}
-        rows.append({"clip": clip.name, **score})
+
+    def scores(clips: list[np.ndarray]) -> dict:
+        out = {"stored": [], "through_codec": []}
+        for f in clips:
+            with torch.no_grad():
+                through = to_uint8_frames(codec.decode(codec.encode(video_pixels(f, f.shape[2], f.shape[1]))))
+            for name, x in (("stored", f), ("through_codec", through)):
+                out[name].append(identity_scores(x, DATA / "refs" / "dex.jpg", sync=False,
+                                                 dataset=DATA / "dataset.json")["face_similarity"])
+        return {name: round(float(np.mean(v)), 3) for name, v in out.items()}
+
+    rows = [{"clip": clip.name, **scores([read_video(clip)[:frames]])} for clip in sorted((DATA / "clips").glob("dex_*.mp4"))]
+    dex = identity_from_name("dex")
+    for prompt in prompts or []:
+        renders = [render_clip(dex, Scene.from_caption(prompt), seed=seed, frames=frames).frames for seed in range(seeds)]
+        rows.append({"prompt": prompt, "renders": seeds, **scores(renders)})
     return rows
 
 
@@ -101,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ltxic.identity.evaluate import Condition, identity_eval
     from ltxic.identity.motion import expects_travel, face_travel
+    from ltxic.models.transformer import default_tiny_dir
     from ltxic.sampling.generate import GenerateConfig
     from ltxic.sampling.guidance import Guidance
 
@@ -113,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoints", type=int, nargs="+", default=[200, 300], help="the run's checkpoint steps to score")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override for the training")
     p.add_argument("--settings", type=int, default=len(SETTINGS), help="score the first N sampling settings")
+    p.add_argument("--face-guidance", type=float, nargs="+", metavar="G",
+                   help="instead of --settings: lesson 06's setting (8 steps, video CFG 1) on both checkpoints at each "
+                        "of these face identity guidances (reference_video)")
     p.add_argument("--strengths", type=float, nargs="+", default=[1.0], help="LoRA strengths to score")
     p.add_argument("--still", action="store_true", help="also sample lesson 05's still prompt (seeds 0-2) and "
                    "record its face travel (the walk's should be >= 0.25, the still one's < 0.1)")
@@ -122,10 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.train_steps:
         train_run(Path(args.run), args.train_steps, args.extra_identities, args.clips, parse_overrides(args.set))
-    ceiling = codec_ceiling()
+    prompts = PROMPTS + ([STILL] if args.still else []) + args.extra_prompts
+    ceiling = codec_ceiling(prompts, args.frames)
     print(json.dumps(ceiling), flush=True)
     rows = []
-    for (which, steps, face_guidance, cfg), strength in ((s, w) for s in SETTINGS[:args.settings] for w in args.strengths):
+    settings = ([(which, 8, g, 1.0) for g in args.face_guidance for which in (0, -1)] if args.face_guidance
+                else SETTINGS[:args.settings])
+    for (which, steps, face_guidance, cfg), strength in ((s, w) for s in settings for w in args.strengths):
         ckpt = args.checkpoints[which]
         lora = Path(args.run) / "checkpoints" / f"step_{ckpt:06d}" / "lora.safetensors"
         if not lora.is_file():
@@ -133,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         guidance = Guidance.for_kit("tiny").with_overrides(reference_video=face_guidance, video_cfg=cfg)
         config = GenerateConfig(width=128, height=128, frames=args.frames, steps=steps, guidance=guidance)
-        prompts = PROMPTS + ([STILL] if args.still else []) + args.extra_prompts
         every = identity_eval(None, lora, dataset=DATA / "dataset.json", identity="dex",
                               reference_image=DATA / "refs" / "dex.jpg", reference_audio=DATA / "voice" / "dex_0.wav",
                               prompts=prompts, seeds=[0, 1, 2], conditions=[Condition("lora", strength, True)],
@@ -158,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
     command = "python benchmarks/identity_recipe_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
     record = {"machine": platform.machine(), "torch": torch.__version__, "command": command,
+              "video_codec_sha256": hashlib.sha256((default_tiny_dir() / "video_codec.safetensors").read_bytes()).hexdigest(),
               "training_overrides": parse_overrides(args.set), "codec_ceiling": ceiling,
               "rows": rows}
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
