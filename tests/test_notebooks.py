@@ -144,6 +144,32 @@ def test_a_later_lesson_runs_alone(tmp_path: Path) -> None:
     assert re.search(r'^out_dir = "\.\./[^"]*out"$', injected, re.M), injected
 
 
+@pytest.mark.notebooks
+def test_a_default_run_injects_no_parameters(tmp_path: Path) -> None:
+    """Where ``run_course``'s folder is the one the lesson names by default, the executed copy (and so the book page)
+    shows the lesson's own parameters cell, with no injected copy of it; another folder is injected, relative."""
+    from ltxic.course.runner import parameter_defaults, run_lesson
+
+    home = tmp_path / "notebooks"
+    home.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('out_dir = "../outputs/course"  # GPU: the same\nsteps = 2 * 3',
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print(out_dir)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, home / "lesson.ipynb")
+    assert parameter_defaults(home / "lesson.ipynb") == {"out_dir": "../outputs/course"}  # 2 * 3 is not a literal
+
+    def injected(out: Path) -> list[str]:
+        run_lesson(home / "lesson.ipynb", out)
+        cells = nbformat.read(out / "lesson.ipynb", as_version=4).cells
+        return [c.source for c in cells if "injected-parameters" in c.metadata.get("tags", [])]
+
+    assert injected(tmp_path / "outputs" / "course") == []
+    (elsewhere,) = injected(tmp_path / "elsewhere")
+    assert 'out_dir = "../elsewhere"' in elsewhere
+
+
 def test_training_lesson_defaults_match_the_helper() -> None:
     """Lessons 05-07 train lesson 04's run themselves when run alone: with the values of 04's parameters cell."""
     import ast

@@ -68,6 +68,26 @@ def declared_parameters(notebook: str | Path) -> list[str]:
     return [name for c in cells for name, _ in _assignments(c.source)]
 
 
+def parameter_defaults(notebook: str | Path) -> dict[str, Any]:
+    """The literal values the lesson's ``parameters`` cell assigns (a value that is not a literal is left out)."""
+    import nbformat
+
+    nb = nbformat.read(Path(notebook), as_version=4)
+    out: dict[str, Any] = {}
+    for cell in (c for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", [])):
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                try:
+                    out[node.targets[0].id] = ast.literal_eval(node.value)
+                except (ValueError, TypeError):
+                    pass
+    return out
+
+
 def _check_kernel(kernel_name: str) -> None:
     """Fail early when the kernel would run another Python than this one (the lessons import ``ltxic``)."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -106,7 +126,11 @@ def run_lesson(
     home = lesson_home(notebook)
     # The lesson's files go beside its executed copy unless ``parameters`` names an ``out_dir``: the same folder,
     # relative to where the lesson runs (``../outputs/course`` for the default), so no absolute path enters the outputs.
-    parameters = {"out_dir": os.path.relpath(Path(out_dir).resolve(), home), **(parameters or {})}
+    # Left out where it is the lesson's own default, so a default run's executed copy has no injected cell.
+    lesson_out = os.path.relpath(Path(out_dir).resolve(), home)
+    parameters = dict(parameters or {})
+    if lesson_out != parameter_defaults(notebook).get("out_dir"):
+        parameters.setdefault("out_dir", lesson_out)
     # Only the parameters this lesson declares: papermill would inject the others as unused globals.
     declared = declared_parameters(notebook)
     parameters = {k: v for k, v in parameters.items() if k in declared}
