@@ -58,6 +58,11 @@ def test_a_table_renders_in_every_form() -> None:
     config = REPO_ROOT / "ltxic" / "configs" / "tiny_cpu.yaml"
     row = Table([[config, 0.0005, ["128x128x25", "64x64x9"]]], columns=["file", "lr", "buckets"]).cells[0]
     assert row == ["ltxic/configs/tiny_cpu.yaml", "0.0005", "128x128x25, 64x64x9"]
+    # a note the same on every row goes into the title once; one that differs stays a column
+    rows = [{"step": 100, "embedders": "toy face CNN", "note": "a"}, {"step": 200, "embedders": "toy face CNN", "note": "b"}]
+    folded = Table(rows, title="scores", fold=["embedders", "note"])
+    assert folded.columns == ["step", "note"] and folded.title == "scores; embedders: toy face CNN"
+    assert "<caption>scores; embedders: toy face CNN</caption>" in folded._repr_html_()
 
 
 def test_shown_path_is_relative(tmp_path, monkeypatch) -> None:
