@@ -24,7 +24,6 @@ Results: ``benchmarks/results/identity_recipe_probe.json``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import sys
@@ -116,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ltxic.identity.evaluate import Condition, identity_eval
     from ltxic.identity.motion import expects_travel, face_travel
+    from ltxic.io.files import sha256_file
     from ltxic.models.transformer import default_tiny_dir
     from ltxic.sampling.generate import GenerateConfig
     from ltxic.sampling.guidance import Guidance
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
     command = "python benchmarks/identity_recipe_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
     record = {"machine": platform.machine(), "torch": torch.__version__, "command": command,
-              "video_codec_sha256": hashlib.sha256((default_tiny_dir() / "video_codec.safetensors").read_bytes()).hexdigest(),
+              "video_codec_sha256": sha256_file(default_tiny_dir() / "video_codec.safetensors"),
               "training_overrides": parse_overrides(args.set), "codec_ceiling": ceiling,
               "rows": rows}
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")

@@ -59,32 +59,27 @@ def lessons(notebooks_dir: str | Path | None = None, only: Sequence[str] | None 
     return found
 
 
-def declared_parameters(notebook: str | Path) -> list[str]:
-    """Names assigned in the lesson's ``parameters`` cell, in order."""
+def _parameter_assignments(notebook: str | Path) -> list[tuple[str, str, ast.expr | None]]:
+    """:func:`_assignments` of the lesson's ``parameters`` cell."""
     import nbformat
 
     nb = nbformat.read(Path(notebook), as_version=4)
-    cells = [c for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", [])]
-    return [name for c in cells for name, _ in _assignments(c.source)]
+    return [a for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", []) for a in _assignments(c.source)]
+
+
+def declared_parameters(notebook: str | Path) -> list[str]:
+    """Names assigned in the lesson's ``parameters`` cell, in order."""
+    return [name for name, _, _ in _parameter_assignments(notebook)]
 
 
 def parameter_defaults(notebook: str | Path) -> dict[str, Any]:
     """The literal values the lesson's ``parameters`` cell assigns (a value that is not a literal is left out)."""
-    import nbformat
-
-    nb = nbformat.read(Path(notebook), as_version=4)
     out: dict[str, Any] = {}
-    for cell in (c for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", [])):
+    for name, _, value in _parameter_assignments(notebook):
         try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                try:
-                    out[node.targets[0].id] = ast.literal_eval(node.value)
-                except (ValueError, TypeError):
-                    pass
+            out[name] = ast.literal_eval(value)
+        except (ValueError, TypeError):
+            pass
     return out
 
 
@@ -271,14 +266,15 @@ def course_threads(threads: int | None = None) -> int | None:
     return None if torch.cuda.is_available() else 1
 
 
-def _assignments(source: str) -> list[tuple[str, str]]:
-    """``(name, source line)`` of each top-level ``name = value`` in a cell (empty when it does not parse)."""
+def _assignments(source: str) -> list[tuple[str, str, ast.expr | None]]:
+    """``(name, source line, value)`` of each top-level ``name = value`` in a cell (empty when it does not parse)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
     lines = source.splitlines()
-    return [(t.id, lines[node.lineno - 1]) for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+    return [(t.id, lines[node.lineno - 1], node.value) for node in tree.body
+            if isinstance(node, (ast.Assign, ast.AnnAssign))
             for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
 
 
@@ -319,7 +315,7 @@ def notebook_problems(path: str | Path) -> list[str]:
             assigned = _assignments(cell.source)
             if not assigned:
                 problems.append(f"{where}: the parameters cell assigns no 'name = value'")
-            for name, line in assigned:
+            for name, line, _ in assigned:
                 if "# GPU:" not in line:
                     problems.append(f"{where}: parameter {name} needs a '# GPU: <value>' comment beside it")
     return problems
