@@ -63,6 +63,9 @@ def test_a_table_renders_in_every_form() -> None:
     folded = Table(rows, title="scores", fold=["embedders", "note"])
     assert folded.columns == ["step", "note"] and folded.title == "scores; embedders: toy face CNN"
     assert "<caption>scores; embedders: toy face CNN</caption>" in folded._repr_html_()
+    # a column of whole milliseconds gets its own decimals, the rest keep 3
+    ms = Table([{"face": 0.5, "lip_sync_offset_ms": -85.0}], digits={"lip_sync_offset_ms": 0})
+    assert ms.cells == [["0.500", "-85"]]
 
 
 def test_shown_path_is_relative(tmp_path, monkeypatch) -> None:

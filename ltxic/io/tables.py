@@ -48,14 +48,15 @@ class Table:
     """Rows of values under named columns.
 
     ``rows``: mappings (their keys are the columns, in first-seen order, unless ``columns`` names them) or
-    sequences (``columns`` required). Floats show ``digits`` decimals (``None``: as short as exact), ``None`` and NaN
-    a dash; columns whose values are all numbers are right-aligned. ``title``: a caption above the table. ``fold``:
+    sequences (``columns`` required). Floats show ``digits`` decimals (``None``: as short as exact; a mapping gives
+    some columns their own, e.g. ``{"lip_sync_offset_ms": 0}``, the rest 3), ``None`` and NaN a dash; columns whose values are all numbers are right-aligned. ``title``: a caption above the table. ``fold``:
     columns shown once, in the title, where every row holds the same value (a long note repeated on every row
     would stretch each row to many lines); a column whose values differ stays a column.
     """
 
     def __init__(self, rows: Sequence[Mapping[str, Any] | Sequence[Any]], columns: Sequence[str] | None = None, *,
-                 digits: int | None = 3, title: str = "", fold: Sequence[str] = ()) -> None:
+                 digits: int | None | Mapping[str, int | None] = 3, title: str = "",
+                 fold: Sequence[str] = ()) -> None:
         if columns is None:
             if not all(isinstance(r, Mapping) for r in rows):
                 raise ValueError("Table: rows that are not mappings need their columns")
@@ -65,17 +66,18 @@ class Table:
         for r in self.rows:
             if len(r) != len(self.columns):
                 raise ValueError(f"Table: a row of {len(r)} values under {len(self.columns)} columns")
+        places = {c: (digits.get(c, 3) if isinstance(digits, Mapping) else digits) for c in self.columns}
         folded = []
         for name in fold:
             j = self.columns.index(name) if name in self.columns else None
             if j is not None and self.rows and all(r[j] == self.rows[0][j] for r in self.rows):
-                folded.append(f"{name}: {_cell(self.rows[0][j], digits)}")
+                folded.append(f"{name}: {_cell(self.rows[0][j], places[name])}")
                 del self.columns[j]
                 for r in self.rows:
                     del r[j]
         title = "; ".join([title, *folded] if title else folded)
         self.title = title
-        self.cells = [[_cell(v, digits) for v in r] for r in self.rows]
+        self.cells = [[_cell(v, places[c]) for v, c in zip(r, self.columns)] for r in self.rows]
         self.numeric = [bool(self.rows) and all(isinstance(r[j], (int, float)) and not isinstance(r[j], bool)
                                                 or r[j] is None for r in self.rows) for j in range(len(self.columns))]
 
