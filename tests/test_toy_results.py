@@ -208,15 +208,17 @@ def test_shipped_base_is_the_recorded_continuation_of_the_pretrained_one() -> No
 def test_the_8x_kit_waiting_in_benchmarks_is_what_its_records_describe() -> None:
     """``benchmarks/results/tiny_kit_8x/kit`` (not shipped: its transformer needs more training) holds the files its
     records name: the 8x codec whose decoder was fine-tuned past 30 dB, with its encoder kept, and the transformer
-    trained on that codec's latents. The next GPU call starts from them."""
+    trained on that codec's latents (call C's, continued by call D: ``kit/pretrain_record.json``)."""
     from ltxic.io.files import sha256_file
 
     folder = SAMPLES_TINY.parents[1] / "benchmarks" / "results" / "tiny_kit_8x"
     dec = json.loads((folder / "dec_record.json").read_text())
     more = json.loads((folder / "more_record.json").read_text())
+    latest = json.loads((folder / "kit" / "pretrain_record.json").read_text())
     assert dec["sha256"] == sha256_file(folder / "kit" / "video_codec.safetensors") and dec["encoder_identical"]
     assert dec["eval_after"]["video_psnr_db"] >= 30.0
+    assert latest["transformer_from"]["sha256"] == more["sha256"]["transformer.safetensors"]
     for name in ("transformer.safetensors", "text_encoder.safetensors"):
-        assert more["sha256"][name] == sha256_file(folder / "kit" / name), name
+        assert latest["sha256"][name] == sha256_file(folder / "kit" / name), name
     codec = VideoCodec.load(folder / "kit" / "video_codec.safetensors")
     assert codec.geometry.spatial == 8 and codec.latent_channels == 16
