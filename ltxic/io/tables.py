@@ -49,7 +49,8 @@ class Table:
 
     ``rows``: mappings (their keys are the columns, in first-seen order, unless ``columns`` names them) or
     sequences (``columns`` required). Floats show ``digits`` decimals (``None``: as short as exact; a mapping gives
-    some columns their own, e.g. ``{"lip_sync_offset_ms": 0}``, the rest 3), ``None`` and NaN a dash; columns whose values are all numbers are right-aligned. ``title``: a caption above the table. ``fold``:
+    some columns their own, e.g. ``{"lip_sync_offset_ms": 0}``, the rest 3), ``None`` and NaN a dash; columns whose
+    values are all numbers are right-aligned. ``title``: a caption above the table. ``fold``:
     columns shown once, in the title, where every row holds the same value (a long note repeated on every row
     would stretch each row to many lines); a column whose values differ stays a column.
     """

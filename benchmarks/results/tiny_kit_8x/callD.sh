@@ -1,8 +1,9 @@
 #!/bin/bash
-# Issue 24, GPU calls D and E (2026-12-05/06, night): the 8x kit's transformer trained on alone, on the same codec.
-# Call D starts from kit/ (1269 steps at batch 256 on the 8x codec's latents); call E starts from call D's result,
-# unpacked into .whl/base (FROM=.whl/base). A fifth of the clips give their first latent frame clean (0.1 before):
-# attending from noisy tokens to clean ones is the skill an IC reference needs. Needs only the wheels in .whl (see
+# Issue 24, GPU call D (2026-12-06, ran on an H100 with TRAIN_S=440 NAME=nextD): the 8x kit's transformer trained on
+# alone, on the same codec. Call D started from call C's kit (1269 steps at batch 256 on the 8x codec's latents, its
+# record more_record.json); kit/ now holds call D's result and record, so FROM (default kit/) chains a further call.
+# README.md says why another call like this is not worth it. A fifth of the clips give their first latent frame
+# clean (0.1 before): attending from noisy tokens to clean ones is the skill an IC reference needs. Needs only the wheels in .whl (see
 # callA.sh); comes back as one tar (record, transformer, text encoder) to score on the CPU as README.md says.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
