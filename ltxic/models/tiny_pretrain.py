@@ -108,6 +108,7 @@ class PretrainConfig(ToyRunConfig):
     from_codecs: str | None = None  # skip stage 1: copy these trained codecs (a folder) into ``out`` and use them
     transformer_from: str | None = None  # stage 2 continues this folder's transformer and text encoder
     first_frame_p: float = 0.0  # share of stage-2 clips whose first latent frame is given clean (image-to-video)
+    keyframe_p: float = 0.0  # share of stage-2 steps that append one latent frame of each clip as clean tokens
 
     @classmethod
     def smoke_config(cls, out: str) -> PretrainConfig:
@@ -394,12 +395,16 @@ class TokenLayout:
 
 def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.Tensor, za: torch.Tensor, tokens: torch.Tensor,
                        mask: torch.Tensor, sigma: torch.Tensor, noise_v: torch.Tensor, noise_a: torch.Tensor,
-                       first_frame: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       first_frame: torch.Tensor | None = None, keyframe: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rectified-flow MSE of the velocity on video and audio tokens (``x_s = (1-s) x0 + s n``, ``v = n - x0``).
 
     Latents ``zv (B, C, F, H, W)`` / ``za (B, C, T, M)``, noise of the same shapes; ``tokens``/``mask`` from
     ``TextEncoder.tokenize``. ``first_frame`` (bool, ``(B,)``) gives those clips' first latent frame clean, at
     timestep 0 and outside the video loss: image-to-video, as ltx-trainer's first-frame conditioning does it.
+    ``keyframe`` appends latent frame ``keyframe`` of every clip once more after the video tokens, clean, at timestep 0
+    and at that frame's own positions (outside the loss), the way ltx-core's keyframe conditioning appends a frame.
+    An IC reference enters the same way (appended clean tokens at frame 0's positions), so a base that learned to
+    read appended frames gives its IC-LoRA something to build on, as the real LTX-2 base does.
     """
     b = zv.shape[0]
     v0, na_v = _VIDEO_PATCHIFIER.patchify(zv), _VIDEO_PATCHIFIER.patchify(noise_v)
@@ -412,12 +417,20 @@ def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.
         t_video = torch.where(clean, 0.0, t_video)
         keep = (~clean).to(v0.dtype)
     x_video = (1 - t_video[..., None]) * v0 + t_video[..., None] * na_v
+    positions = layout.video_positions
+    n_target = v0.shape[1]
+    if keyframe is not None:
+        frame = slice(keyframe * zv.shape[3] * zv.shape[4], (keyframe + 1) * zv.shape[3] * zv.shape[4])
+        x_video = torch.cat([x_video, v0[:, frame]], 1)
+        t_video = torch.cat([t_video, t_video.new_zeros(b, frame.stop - frame.start)], 1)
+        positions = torch.cat([positions, positions[:, :, frame]], 2)
     vctx, actx, mask = text.encode_tokens(tokens, mask)
     video_in = Modality(latent=x_video, sigma=sigma, timesteps=t_video,
-                        positions=layout.video_positions.expand(b, -1, -1, -1), context=vctx, context_mask=mask)
+                        positions=positions.expand(b, -1, -1, -1), context=vctx, context_mask=mask)
     audio_in = Modality(latent=(1 - s) * a0 + s * na_a, sigma=sigma, timesteps=sigma[:, None].expand(b, a0.shape[1]),
                         positions=layout.audio_positions.expand(b, -1, -1, -1), context=actx, context_mask=mask)
     pv, pa = model(video_in, audio_in, BatchedPerturbationConfig.empty(b))
+    pv = pv[:, :n_target]
     if keep is None:
         video_loss = F.mse_loss(pv.float(), na_v - v0)
     else:
@@ -432,16 +445,19 @@ def fm_eval(model, text, layout: TokenLayout, zv, za, caps, cfg: PretrainConfig)
     model.eval(), text.eval()
     gen = torch.Generator().manual_seed(12345)
     tokens, mask = (t.to(cfg.device) for t in text.tokenize(caps))
-    out_v, out_a = [], []
+    out_v, out_a, out_k = [], [], []
     for sig in (0.1, 0.3, 0.5, 0.7, 0.9):
         n = len(zv)
         nv = torch.randn(zv.shape, generator=gen).to(cfg.device)
         na = torch.randn(za.shape, generator=gen).to(cfg.device)
-        lv, la = flow_matching_loss(model, text, layout, zv.to(cfg.device), za.to(cfg.device), tokens, mask,
-                                    torch.full((n,), sig, device=cfg.device), nv, na)
+        args = (model, text, layout, zv.to(cfg.device), za.to(cfg.device), tokens, mask, torch.full((n,), sig, device=cfg.device), nv, na)
+        lv, la = flow_matching_loss(*args)
         out_v.append(lv.item()), out_a.append(la.item())
+        out_k.append(flow_matching_loss(*args, keyframe=0)[0].item())
     model.train(), text.train()
-    return {"video_fm_loss": round(float(np.mean(out_v)), 5), "audio_fm_loss": round(float(np.mean(out_a)), 5)}
+    # with frame 0 appended clean the loss falls only where the base reads appended frames (an IC reference's way in)
+    return {"video_fm_loss": round(float(np.mean(out_v)), 5), "audio_fm_loss": round(float(np.mean(out_a)), 5),
+            "video_fm_loss_frame0_appended": round(float(np.mean(out_k)), 5)}
 
 
 def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, zv_pool, za_pool, caps, eval_set, ckpt: Checkpoint, state, record):
@@ -496,8 +512,14 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
             group["lr"] = lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)),
                                  time_frac(t_start, cfg.max_train_seconds))
         first = (torch.rand(cfg.batch, generator=gen) < cfg.first_frame_p).to(device) if cfg.first_frame_p > 0 else None
+        keyframe = None
+        if cfg.keyframe_p > 0 and torch.rand(1, generator=gen).item() < cfg.keyframe_p:
+            # frame 0 half the time: where image-to-video and an IC reference portrait sit; else any frame
+            n_frames = zv_pool.shape[2]
+            keyframe = 0 if torch.rand(1, generator=gen).item() < 0.5 else int(torch.randint(n_frames, (1,), generator=gen))
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
-            lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na, first)
+            lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na, first,
+                                        keyframe)
         loss = lv + la
         optimizer_step(opt, loss, params)
         pending.append(torch.stack([lv.detach(), la.detach()]))
@@ -641,13 +663,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "(with --from-codecs DIR: more pretraining of a shipped base)")
     p.add_argument("--first-frame-p", type=float, help="share of stage-2 clips whose first latent frame is given clean "
                    "at timestep 0 (image-to-video; default 0)")
+    p.add_argument("--keyframe-p", type=float, help="share of stage-2 steps that append one latent frame of each clip as "
+                   "clean tokens at its own positions (keyframe conditioning, the way an IC reference enters; default 0)")
     args = p.parse_args(argv)
     cfg = PretrainConfig.smoke_config(args.out) if args.smoke else PretrainConfig(out=args.out, device=args.device)
     if not args.smoke and not cfg.device.startswith("cuda"):
         cfg.workers = 0
     for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr",
                  "codec_lr", "codec_frames", "latent_channels", "spatial", "audio_codec_from", "max_codec_seconds",
-                 "video_codec_from", "latent_noise", "transformer_from", "first_frame_p"):
+                 "video_codec_from", "latent_noise", "transformer_from", "first_frame_p", "keyframe_p"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.no_bf16:
