@@ -109,6 +109,7 @@ class PretrainConfig(ToyRunConfig):
     transformer_from: str | None = None  # stage 2 continues this folder's transformer and text encoder
     first_frame_p: float = 0.0  # share of stage-2 clips whose first latent frame is given clean (image-to-video)
     keyframe_p: float = 0.0  # share of stage-2 steps that append one latent frame of each clip as clean tokens
+    other_shot_p: float = 0.0  # share of stage-2 steps that append a frame of the same person from another shot
 
     @classmethod
     def smoke_config(cls, out: str) -> PretrainConfig:
@@ -147,6 +148,31 @@ def _render(args: tuple[int, int, int, int, float]) -> tuple[np.ndarray, np.ndar
     rng = np.random.default_rng([0x9E7, seed])
     clip = render_clip(make_identity(seed), random_scene(rng), seed=seed, width=width, height=height, frames=frames, fps=fps)
     return clip.frames, clip.audio, clip.caption
+
+
+def _render_other_shot(args: tuple[int, int, int, int, float]) -> np.ndarray:
+    """One frame ``(1, H, W, 3)`` of the seed's person in another random scene, at a random moment of its action."""
+    seed, width, height, _, fps = args
+    rng = np.random.default_rng([0x5407, seed])
+    clip = render_clip(make_identity(seed), random_scene(rng), seed=seed + 1, width=width, height=height, frames=17, fps=fps)
+    return clip.frames[int(rng.integers(17))][None]
+
+
+def render_other_shots(cfg: ToyRunConfig, seeds: list[int], desc: str) -> np.ndarray:
+    """Frames ``(N, 1, H, W, 3)``: for each seed, its person seen in another shot (another room, light, framing)."""
+    jobs = [(s, cfg.width, cfg.height, 1, cfg.fps) for s in seeds]
+    workers = cfg.workers or mp.cpu_count()
+    if workers <= 1:
+        return np.stack(list(tqdm(map(_render_other_shot, jobs), total=len(jobs), desc=desc, leave=False)))
+    with mp.get_context("fork").Pool(workers) as pool:
+        return np.stack(list(tqdm(pool.imap(_render_other_shot, jobs, chunksize=8), total=len(jobs), desc=desc, leave=False)))
+
+
+@torch.no_grad()
+def encode_frames(cfg: PretrainConfig, video: VideoCodec, frames: np.ndarray) -> torch.Tensor:
+    """Latents ``(N, C, 1, h, w)`` of single frames ``(N, 1, H, W, 3)``, as a reference image is encoded."""
+    return torch.cat([video.encode(to_video_tensor(frames[i : i + 64]).to(cfg.device)).float().cpu()
+                      for i in range(0, len(frames), 64)])
 
 
 def render_clips(cfg: ToyRunConfig, seeds: list[int], desc: str):
@@ -395,16 +421,17 @@ class TokenLayout:
 
 def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.Tensor, za: torch.Tensor, tokens: torch.Tensor,
                        mask: torch.Tensor, sigma: torch.Tensor, noise_v: torch.Tensor, noise_a: torch.Tensor,
-                       first_frame: torch.Tensor | None = None, keyframe: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       first_frame: torch.Tensor | None = None, append: tuple[torch.Tensor, int] | None = None,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rectified-flow MSE of the velocity on video and audio tokens (``x_s = (1-s) x0 + s n``, ``v = n - x0``).
 
     Latents ``zv (B, C, F, H, W)`` / ``za (B, C, T, M)``, noise of the same shapes; ``tokens``/``mask`` from
     ``TextEncoder.tokenize``. ``first_frame`` (bool, ``(B,)``) gives those clips' first latent frame clean, at
     timestep 0 and outside the video loss: image-to-video, as ltx-trainer's first-frame conditioning does it.
-    ``keyframe`` appends latent frame ``keyframe`` of every clip once more after the video tokens, clean, at timestep 0
-    and at that frame's own positions (outside the loss), the way ltx-core's keyframe conditioning appends a frame.
-    An IC reference enters the same way (appended clean tokens at frame 0's positions), so a base that learned to
-    read appended frames gives its IC-LoRA something to build on, as the real LTX-2 base does.
+    ``append = (latent (B, C, 1, H, W), k)`` appends one clean latent frame per clip after the video tokens, at
+    timestep 0, at the positions of the clip's latent frame ``k`` and outside the loss: a frame of the clip itself is
+    ltx-core's keyframe conditioning; a frame of the same person from another shot at ``k = 0`` is the way an IC
+    reference portrait enters (``ltxic.models.strategies``).
     """
     b = zv.shape[0]
     v0, na_v = _VIDEO_PATCHIFIER.patchify(zv), _VIDEO_PATCHIFIER.patchify(noise_v)
@@ -419,10 +446,11 @@ def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.
     x_video = (1 - t_video[..., None]) * v0 + t_video[..., None] * na_v
     positions = layout.video_positions
     n_target = v0.shape[1]
-    if keyframe is not None:
-        frame = slice(keyframe * zv.shape[3] * zv.shape[4], (keyframe + 1) * zv.shape[3] * zv.shape[4])
-        x_video = torch.cat([x_video, v0[:, frame]], 1)
-        t_video = torch.cat([t_video, t_video.new_zeros(b, frame.stop - frame.start)], 1)
+    if append is not None:
+        extra, k = _VIDEO_PATCHIFIER.patchify(append[0]), append[1]
+        frame = slice(k * extra.shape[1], (k + 1) * extra.shape[1])  # patchify orders tokens (frame, row, column)
+        x_video = torch.cat([x_video, extra.to(x_video.dtype)], 1)
+        t_video = torch.cat([t_video, t_video.new_zeros(b, extra.shape[1])], 1)
         positions = torch.cat([positions, positions[:, :, frame]], 2)
     vctx, actx, mask = text.encode_tokens(tokens, mask)
     video_in = Modality(latent=x_video, sigma=sigma, timesteps=t_video,
@@ -440,12 +468,15 @@ def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.
 
 
 @torch.no_grad()
-def fm_eval(model, text, layout: TokenLayout, zv, za, caps, cfg: PretrainConfig) -> dict[str, float]:
-    """Flow-matching loss at fixed sigmas (0.1 .. 0.9) and fixed noise: comparable across runs and steps."""
+def fm_eval(model, text, layout: TokenLayout, zv, za, caps, cfg: PretrainConfig, other: torch.Tensor | None = None) -> dict[str, float]:
+    """Flow-matching loss at fixed sigmas (0.1 .. 0.9) and fixed noise: comparable across runs and steps.
+
+    Also with frame 0 appended clean, and with ``other`` (each clip's person in another shot) appended: the loss falls
+    only as far as the base reads appended frames, and the person in them, which is what an IC reference asks."""
     model.eval(), text.eval()
     gen = torch.Generator().manual_seed(12345)
     tokens, mask = (t.to(cfg.device) for t in text.tokenize(caps))
-    out_v, out_a, out_k = [], [], []
+    out_v, out_a, out_k, out_o = [], [], [], []
     for sig in (0.1, 0.3, 0.5, 0.7, 0.9):
         n = len(zv)
         nv = torch.randn(zv.shape, generator=gen).to(cfg.device)
@@ -453,14 +484,19 @@ def fm_eval(model, text, layout: TokenLayout, zv, za, caps, cfg: PretrainConfig)
         args = (model, text, layout, zv.to(cfg.device), za.to(cfg.device), tokens, mask, torch.full((n,), sig, device=cfg.device), nv, na)
         lv, la = flow_matching_loss(*args)
         out_v.append(lv.item()), out_a.append(la.item())
-        out_k.append(flow_matching_loss(*args, keyframe=0)[0].item())
+        out_k.append(flow_matching_loss(*args, append=(zv[:, :, :1].to(cfg.device), 0))[0].item())
+        if other is not None:
+            out_o.append(flow_matching_loss(*args, append=(other.to(cfg.device), 0))[0].item())
     model.train(), text.train()
-    # with frame 0 appended clean the loss falls only where the base reads appended frames (an IC reference's way in)
-    return {"video_fm_loss": round(float(np.mean(out_v)), 5), "audio_fm_loss": round(float(np.mean(out_a)), 5),
-            "video_fm_loss_frame0_appended": round(float(np.mean(out_k)), 5)}
+    out = {"video_fm_loss": round(float(np.mean(out_v)), 5), "audio_fm_loss": round(float(np.mean(out_a)), 5),
+           "video_fm_loss_frame0_appended": round(float(np.mean(out_k)), 5)}
+    if out_o:
+        out["video_fm_loss_other_shot_appended"] = round(float(np.mean(out_o)), 5)
+    return out
 
 
-def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, zv_pool, za_pool, caps, eval_set, ckpt: Checkpoint, state, record):
+def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, zv_pool, za_pool, caps, eval_set, ckpt: Checkpoint, state,
+                      record, other_pool: torch.Tensor | None = None, eval_other: torch.Tensor | None = None):
     device = cfg.device
     config = preset_config("tiny")  # the transformer reads the codec's latents: its in/out channels follow them
     config["transformer"]["in_channels"] = config["transformer"]["out_channels"] = video.latent_channels
@@ -482,10 +518,11 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
         model.load_state_dict(state["model"]), text.load_state_dict(state["text"]), opt.load_state_dict(state["opt"])
         start = state["step"]
     layout = TokenLayout.build(video, audio, text, zv_pool, za_pool, caps, cfg.fps, device)
-    record["fm_eval_before"] = record.get("fm_eval_before") or fm_eval(model, text, layout, *eval_set, cfg)
+    record["fm_eval_before"] = record.get("fm_eval_before") or fm_eval(model, text, layout, *eval_set, cfg, eval_other)
     model.train(), text.train()
     forward = torch.compile(model) if cfg.compile else model  # shares the parameters; checkpoints save `model`
     zv_pool, za_pool = zv_pool.to(device), za_pool.to(device)  # the whole pool fits: no loader needed
+    other_pool = other_pool.to(device) if other_pool is not None else None
     pad = text.index["<pad>"]
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     noise_gen = torch.Generator(device=device)
@@ -512,14 +549,17 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
             group["lr"] = lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)),
                                  time_frac(t_start, cfg.max_train_seconds))
         first = (torch.rand(cfg.batch, generator=gen) < cfg.first_frame_p).to(device) if cfg.first_frame_p > 0 else None
-        keyframe = None
-        if cfg.keyframe_p > 0 and torch.rand(1, generator=gen).item() < cfg.keyframe_p:
-            # frame 0 half the time: where image-to-video and an IC reference portrait sit; else any frame
-            n_frames = zv_pool.shape[2]
-            keyframe = 0 if torch.rand(1, generator=gen).item() < 0.5 else int(torch.randint(n_frames, (1,), generator=gen))
+        append = None
+        if cfg.keyframe_p > 0 or cfg.other_shot_p > 0:
+            u = torch.rand(1, generator=gen).item()
+            if u < cfg.keyframe_p:  # frame 0 half the time (where image-to-video sits), else any frame
+                k = 0 if torch.rand(1, generator=gen).item() < 0.5 else int(torch.randint(zv_pool.shape[2], (1,), generator=gen))
+                append = (zv_pool[idx][:, :, k : k + 1], k)
+            elif u < cfg.keyframe_p + cfg.other_shot_p:
+                append = (other_pool[idx], 0)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
             lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na, first,
-                                        keyframe)
+                                        append)
         loss = lv + la
         optimizer_step(opt, loss, params)
         pending.append(torch.stack([lv.detach(), la.detach()]))
@@ -530,7 +570,7 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
                        "opt": opt.state_dict(), "record": json_safe(record)})
     if pending:  # stopped early between flushes
         _flush_losses(pending, losses, bar, ("video", "audio"))
-    record["fm_eval_after"] = fm_eval(model, text, layout, *eval_set, cfg)
+    record["fm_eval_after"] = fm_eval(model, text, layout, *eval_set, cfg, eval_other)
     return model.eval(), text.eval()
 
 
@@ -599,8 +639,12 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
     zv, za, caps = encode_pool(cfg, video, audio, seeds, "render+encode latent pool")
     record["latent_std"] = {"video": round(zv.std().item(), 4), "audio": round(za.std().item(), 4)}
     eval_set = encode_pool(cfg, video, audio, eval_seeds[: min(32, len(eval_seeds))], "encode eval clips")
+    other = eval_other = None
+    if cfg.other_shot_p > 0:
+        other = encode_frames(cfg, video, render_other_shots(cfg, seeds, "render other shots"))
+        eval_other = encode_frames(cfg, video, render_other_shots(cfg, eval_seeds[: len(eval_set[0])], "render other shots (eval)"))
     t2 = time.time()
-    model, text = train_transformer(cfg, video, audio, zv, za, caps, eval_set, ckpt, state, record)
+    model, text = train_transformer(cfg, video, audio, zv, za, caps, eval_set, ckpt, state, record, other, eval_other)
     record["transformer_wall_s"] = round(time.time() - t2, 1)
     record["fm_loss_summary"] = _summ(record["fm_losses"], min(20, len(record["fm_losses"])))
 
@@ -664,14 +708,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--first-frame-p", type=float, help="share of stage-2 clips whose first latent frame is given clean "
                    "at timestep 0 (image-to-video; default 0)")
     p.add_argument("--keyframe-p", type=float, help="share of stage-2 steps that append one latent frame of each clip as "
-                   "clean tokens at its own positions (keyframe conditioning, the way an IC reference enters; default 0)")
+                   "clean tokens at its own positions (ltx-core's keyframe conditioning; default 0)")
+    p.add_argument("--other-shot-p", type=float, help="share of stage-2 steps that append, at frame 0's positions, a clean "
+                   "frame of each clip's person from another shot (the way an IC reference portrait enters; default 0)")
     args = p.parse_args(argv)
     cfg = PretrainConfig.smoke_config(args.out) if args.smoke else PretrainConfig(out=args.out, device=args.device)
     if not args.smoke and not cfg.device.startswith("cuda"):
         cfg.workers = 0
     for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr",
                  "codec_lr", "codec_frames", "latent_channels", "spatial", "audio_codec_from", "max_codec_seconds",
-                 "video_codec_from", "latent_noise", "transformer_from", "first_frame_p", "keyframe_p"):
+                 "video_codec_from", "latent_noise", "transformer_from", "first_frame_p", "keyframe_p", "other_shot_p"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.no_bf16:

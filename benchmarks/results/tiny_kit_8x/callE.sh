@@ -1,7 +1,13 @@
 #!/bin/bash
-# Issue 24, GPU call E (2026-12-06): call D's recipe from kit/ (call D's base), with keyframe conditioning on half of
-# the steps: one latent frame of each clip appended as clean tokens at its own positions (frame 0 half the time), the
-# way ltx-core's keyframe conditioning appends frames and the way an IC reference portrait enters. Call D showed
-# that plain text-to-video training makes the IC-LoRA read the reference less; this asks whether a base that has
-# learned to read appended frames gives lesson 04's LoRA the reference's face.
-KF=${KF:-0.5} NAME=${NAME:-nextE} TRAIN_S=${TRAIN_S:-470} exec bash "$(dirname "$0")/callD.sh"
+# Issue 24, GPU call E (2026-12-06): call D's recipe from kit/ (call D's base), twice side by side, each appending
+# one clean latent frame per clip on half of the steps (outside the loss):
+#   kf:   a frame of the clip itself at its own positions (frame 0 half the time): ltx-core's keyframe conditioning;
+#   shot: a frame of the same person from another shot (another room, light, framing) at frame 0's positions: the
+#         way an IC reference portrait enters, with a room the target does not share.
+# Call D showed that plain text-to-video training makes the IC-LoRA read the reference less. This asks whether a base
+# that has learned to read appended frames (kf), or the person in them (shot), gives lesson 04's LoRA the face.
+D="$(dirname "$0")/callD.sh"
+KF=0.5 NAME=nextE_kf WORKERS=7 TRAIN_S=${TRAIN_S:-430} bash "$D" &
+sleep 20  # the first has installed the wheels and copied the shared inputs
+SHOT=0.5 NAME=nextE_shot WORKERS=7 TRAIN_S=${TRAIN_S:-430} bash "$D" &
+wait
