@@ -180,15 +180,50 @@ def test_first_frame_conditioning_gives_clean_tokens_at_timestep_0_outside_the_v
     assert not torch.allclose(first[0], plain[0]) and torch.equal(first[1], plain[1])
 
 
+def test_an_appended_frame_enters_clean_at_timestep_0_at_its_frames_positions_and_outside_the_loss() -> None:
+    """``flow_matching_loss(append=(latent, k))``: one latent frame per clip goes after the video tokens, clean, at
+    timestep 0 and at the positions of latent frame ``k`` (keyframe or IC-reference layout); only the target's
+    tokens are scored, so a model that ignores the extra tokens has the plain loss."""
+    from ltxic.models.tiny_pretrain import TokenLayout, flow_matching_loss, toy_vocabulary
+    from ltxic.models.text_encoder import TextEncoder
+
+    torch.manual_seed(0)
+    zv, nv = torch.randn(2, 4, 3, 2, 2), torch.randn(2, 4, 3, 2, 2)
+    za, na = torch.randn(2, 8, 5, 4), torch.randn(2, 8, 5, 4)
+    text = TextEncoder(vocab=toy_vocabulary())
+    tokens, mask = text.tokenize(["A person walks across in a dim teal room, medium shot."] * 2)
+    positions = torch.arange(12.0)[None, None, :, None].expand(1, 3, 12, 2).clone()
+    layout = TokenLayout(positions, torch.zeros(1, 1, 5, 2), tokens, mask)
+    seen = {}
+
+    def model(video, audio, _perturbations):
+        seen["video"] = video
+        return video.latent, audio.latent
+
+    sigma = torch.tensor([0.6, 0.6])
+    other = torch.randn(2, 4, 1, 2, 2)
+    plain = flow_matching_loss(model, text, layout, zv, za, tokens, mask, sigma, nv, na)
+    extra = flow_matching_loss(model, text, layout, zv, za, tokens, mask, sigma, nv, na, append=(other, 2))
+    v = seen["video"]
+    assert v.latent.shape[1] == 16 and torch.equal(v.latent[:, 12:], other.permute(0, 2, 3, 4, 1).reshape(2, 4, 4))
+    assert (v.timesteps[:, 12:] == 0).all() and (v.timesteps[:, :12] == 0.6).all()
+    assert torch.equal(v.positions[0, :, 12:], positions[0, :, 8:12])  # latent frame 2 holds tokens 8..11
+    assert torch.allclose(extra[0], plain[0]) and torch.equal(extra[1], plain[1])
+
+
 def test_stage_2_continues_a_pretrained_base(tmp_path) -> None:
     """``--transformer-from`` starts stage 2 from the shipped base (recorded), well below a fresh one's loss (on the smoke run's 64x64 clips)."""
     from ltxic.models.tiny_pretrain import main
 
     record = main(["--smoke", "--out", str(tmp_path / "more"), "--from-codecs", str(SAMPLES_TINY), "--transformer-from",
-                   str(SAMPLES_TINY), "--first-frame-p", "0.5", "--steps", "2"])
+                   str(SAMPLES_TINY), "--first-frame-p", "0.5", "--keyframe-p", "0.4", "--other-shot-p", "0.4", "--steps", "2"])
     scratch = main(["--smoke", "--out", str(tmp_path / "scratch"), "--from-codecs", str(SAMPLES_TINY), "--steps", "2"])
     assert record["transformer_from"]["folder"] == str(SAMPLES_TINY) and record["config"]["first_frame_p"] == 0.5
-    assert record["fm_eval_before"]["video_fm_loss"] < 0.7 * scratch["fm_eval_before"]["video_fm_loss"]
+    before = record["fm_eval_before"]
+    assert before["video_fm_loss"] < 0.7 * scratch["fm_eval_before"]["video_fm_loss"]
+    # the shipped base reads a clean frame 0 appended after the clip (it lowers the loss): the way in for an IC reference
+    assert before["video_fm_loss_frame0_appended"] < before["video_fm_loss"]
+    assert "video_fm_loss_other_shot_appended" in before and record["config"]["other_shot_p"] == 0.4
 
 
 def test_shipped_base_is_the_recorded_continuation_of_the_pretrained_one() -> None:
