@@ -150,7 +150,8 @@ def test_stage_1_continues_a_trained_codec(tmp_path) -> None:
 def test_first_frame_conditioning_gives_clean_tokens_at_timestep_0_outside_the_video_loss() -> None:
     """``flow_matching_loss(first_frame=...)``: the chosen clips' first latent frame enters clean at timestep 0 and
     its prediction does not count; the other clips and the audio are untouched."""
-    from ltxic.models.tiny_pretrain import TokenLayout, flow_matching_loss, toy_vocabulary
+    from ltxic.models.tiny_flow import TokenLayout, flow_matching_loss
+    from ltxic.models.tiny_pretrain import toy_vocabulary
     from ltxic.models.text_encoder import TextEncoder
 
     torch.manual_seed(0)
@@ -184,7 +185,8 @@ def test_an_appended_frame_enters_clean_at_timestep_0_at_its_frames_positions_an
     """``flow_matching_loss(append=(latent, k))``: one latent frame per clip goes after the video tokens, clean, at
     timestep 0 and at the positions of latent frame ``k`` (keyframe or IC-reference layout); only the target's
     tokens are scored, so a model that ignores the extra tokens has the plain loss."""
-    from ltxic.models.tiny_pretrain import TokenLayout, flow_matching_loss, toy_vocabulary
+    from ltxic.models.tiny_flow import TokenLayout, flow_matching_loss
+    from ltxic.models.tiny_pretrain import toy_vocabulary
     from ltxic.models.text_encoder import TextEncoder
 
     torch.manual_seed(0)

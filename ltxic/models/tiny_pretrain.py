@@ -16,9 +16,9 @@ caption -> video + audio, where every clip has a random identity the caption doe
         --transformer-from data_samples/tiny --first-frame-p 0.1 --seed 1 --latent-pool 4096 --batch 512 \
         --steps 2000 --lr 2e-4 --max-train-seconds 280
 
-Token positions come from the codecs' own geometry (:class:`TokenLayout`), exactly as the sampler and the trainer
-build them: a base pretrained on other positions (say the real VAE's 32x grid) denoises well in training and draws
-no faces when sampled. On a GPU a step of the 2 M-parameter model is bound by Python dispatch (about 5 steps/s on
+Stage 2's objective lives in :mod:`ltxic.models.tiny_flow`. Token positions come from the codecs' own geometry,
+exactly as the sampler and the trainer build them: a base pretrained on other positions (say the real VAE's 32x
+grid) denoises well in training and draws no faces when sampled. On a GPU a step of the 2 M-parameter model is bound by Python dispatch (about 5 steps/s on
 an H100 at batch 64 and at batch 512 alike), so large batches come almost free.
 
 Checkpoints are written atomically every ``--ckpt-every`` steps; rerunning the same command resumes.
@@ -41,17 +41,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ltx_core.guidance.perturbations import BatchedPerturbationConfig
-from ltx_core.components.patchifiers import AudioPatchifier, VideoLatentPatchifier
-from ltx_core.model.transformer.modality import Modality
 from ltxic.io.progress import progress as tqdm
 
 from ltxic.models.codecs import AudioCodec, VideoCodec, video_codec_config
 from ltxic.io.files import atomic_path, sha256_file, write_json_atomic
-from ltxic.models.latents import audio_tokens, video_tokens
 from ltxic.models.transformer import (TINY_TRANSFORMER_FILE, build_transformer, count_parameters, load_pretrained_tiny,
                                      preset_config, save_transformer)
 from ltxic.models.text_encoder import TextEncoder, build_vocab
+from ltxic.models.tiny_flow import TokenLayout, flow_matching_loss, fm_eval
 from ltxic.models.tiny import AUDIO_CODEC_FILE, RECORD_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
 from ltxic.toy.identity import make_identity
 from ltxic.toy.render import render_clip
@@ -397,104 +394,6 @@ def encode_pool(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, seeds
     return torch.cat(zv), torch.cat(za), caps
 
 
-_VIDEO_PATCHIFIER, _AUDIO_PATCHIFIER = VideoLatentPatchifier(patch_size=1), AudioPatchifier(patch_size=1)
-
-
-@dataclass
-class TokenLayout:
-    """Token positions of one clip shape, built with the codecs' own geometry (the same positions the trainer's
-    strategies and the sampler give the model), and the pool's captions tokenized once."""
-
-    video_positions: torch.Tensor  # (1, 3, Nv, 2)
-    audio_positions: torch.Tensor  # (1, 1, Na, 2)
-    tokens: torch.Tensor  # (N, L) caption token ids of the pool
-    mask: torch.Tensor  # (N, L)
-
-    @classmethod
-    def build(cls, video: VideoCodec, audio: AudioCodec, text: TextEncoder, zv: torch.Tensor, za: torch.Tensor,
-              captions: list[str], fps: float, device: str) -> TokenLayout:
-        _, v_pos = video_tokens(zv[:1], fps=fps, geometry=video.geometry)
-        _, a_pos = audio_tokens(za[:1], geometry=audio.geometry)
-        tokens, mask = text.tokenize(captions)
-        return cls(v_pos.to(device), a_pos.to(device), tokens.to(device), mask.to(device))
-
-
-def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.Tensor, za: torch.Tensor, tokens: torch.Tensor,
-                       mask: torch.Tensor, sigma: torch.Tensor, noise_v: torch.Tensor, noise_a: torch.Tensor,
-                       first_frame: torch.Tensor | None = None, append: tuple[torch.Tensor, int] | None = None,
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rectified-flow MSE of the velocity on video and audio tokens (``x_s = (1-s) x0 + s n``, ``v = n - x0``).
-
-    Latents ``zv (B, C, F, H, W)`` / ``za (B, C, T, M)``, noise of the same shapes; ``tokens``/``mask`` from
-    ``TextEncoder.tokenize``. ``first_frame`` (bool, ``(B,)``) gives those clips' first latent frame clean, at
-    timestep 0 and outside the video loss: image-to-video, as ltx-trainer's first-frame conditioning does it.
-    ``append = (latent (B, C, 1, H, W), k)`` appends one clean latent frame per clip after the video tokens, at
-    timestep 0, at the positions of the clip's latent frame ``k`` and outside the loss: a frame of the clip itself is
-    ltx-core's keyframe conditioning; a frame of the same person from another shot at ``k = 0`` is the way an IC
-    reference portrait enters (``ltxic.models.strategies``).
-    """
-    b = zv.shape[0]
-    v0, na_v = _VIDEO_PATCHIFIER.patchify(zv), _VIDEO_PATCHIFIER.patchify(noise_v)
-    a0, na_a = _AUDIO_PATCHIFIER.patchify(za), _AUDIO_PATCHIFIER.patchify(noise_a)
-    s = sigma.view(b, 1, 1)
-    t_video = sigma[:, None].expand(b, v0.shape[1])
-    keep = None
-    if first_frame is not None:  # patchify orders tokens (frame, row, column): the first H*W are the first frame
-        clean = (torch.arange(v0.shape[1], device=v0.device) < zv.shape[3] * zv.shape[4])[None] & first_frame[:, None]
-        t_video = torch.where(clean, 0.0, t_video)
-        keep = (~clean).to(v0.dtype)
-    x_video = (1 - t_video[..., None]) * v0 + t_video[..., None] * na_v
-    positions = layout.video_positions
-    n_target = v0.shape[1]
-    if append is not None:
-        extra, k = _VIDEO_PATCHIFIER.patchify(append[0]), append[1]
-        frame = slice(k * extra.shape[1], (k + 1) * extra.shape[1])  # patchify orders tokens (frame, row, column)
-        x_video = torch.cat([x_video, extra.to(x_video.dtype)], 1)
-        t_video = torch.cat([t_video, t_video.new_zeros(b, extra.shape[1])], 1)
-        positions = torch.cat([positions, positions[:, :, frame]], 2)
-    vctx, actx, mask = text.encode_tokens(tokens, mask)
-    video_in = Modality(latent=x_video, sigma=sigma, timesteps=t_video,
-                        positions=positions.expand(b, -1, -1, -1), context=vctx, context_mask=mask)
-    audio_in = Modality(latent=(1 - s) * a0 + s * na_a, sigma=sigma, timesteps=sigma[:, None].expand(b, a0.shape[1]),
-                        positions=layout.audio_positions.expand(b, -1, -1, -1), context=actx, context_mask=mask)
-    pv, pa = model(video_in, audio_in, BatchedPerturbationConfig.empty(b))
-    pv = pv[:, :n_target]
-    if keep is None:
-        video_loss = F.mse_loss(pv.float(), na_v - v0)
-    else:
-        per_token = (pv.float() - (na_v - v0)).square().mean(-1)
-        video_loss = (per_token * keep).sum() / keep.sum().clamp(min=1)
-    return video_loss, F.mse_loss(pa.float(), na_a - a0)
-
-
-@torch.no_grad()
-def fm_eval(model, text, layout: TokenLayout, zv, za, caps, cfg: PretrainConfig, other: torch.Tensor | None = None) -> dict[str, float]:
-    """Flow-matching loss at fixed sigmas (0.1 .. 0.9) and fixed noise: comparable across runs and steps.
-
-    Also with frame 0 appended clean, and with ``other`` (each clip's person in another shot) appended: the loss falls
-    only as far as the base reads appended frames, and the person in them, which is what an IC reference asks."""
-    model.eval(), text.eval()
-    gen = torch.Generator().manual_seed(12345)
-    tokens, mask = (t.to(cfg.device) for t in text.tokenize(caps))
-    out_v, out_a, out_k, out_o = [], [], [], []
-    for sig in (0.1, 0.3, 0.5, 0.7, 0.9):
-        n = len(zv)
-        nv = torch.randn(zv.shape, generator=gen).to(cfg.device)
-        na = torch.randn(za.shape, generator=gen).to(cfg.device)
-        args = (model, text, layout, zv.to(cfg.device), za.to(cfg.device), tokens, mask, torch.full((n,), sig, device=cfg.device), nv, na)
-        lv, la = flow_matching_loss(*args)
-        out_v.append(lv.item()), out_a.append(la.item())
-        out_k.append(flow_matching_loss(*args, append=(zv[:, :, :1].to(cfg.device), 0))[0].item())
-        if other is not None:
-            out_o.append(flow_matching_loss(*args, append=(other.to(cfg.device), 0))[0].item())
-    model.train(), text.train()
-    out = {"video_fm_loss": round(float(np.mean(out_v)), 5), "audio_fm_loss": round(float(np.mean(out_a)), 5),
-           "video_fm_loss_frame0_appended": round(float(np.mean(out_k)), 5)}
-    if out_o:
-        out["video_fm_loss_other_shot_appended"] = round(float(np.mean(out_o)), 5)
-    return out
-
-
 def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, zv_pool, za_pool, caps, eval_set, ckpt: Checkpoint, state,
                       record, other_pool: torch.Tensor | None = None, eval_other: torch.Tensor | None = None):
     device = cfg.device
@@ -518,7 +417,7 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
         model.load_state_dict(state["model"]), text.load_state_dict(state["text"]), opt.load_state_dict(state["opt"])
         start = state["step"]
     layout = TokenLayout.build(video, audio, text, zv_pool, za_pool, caps, cfg.fps, device)
-    record["fm_eval_before"] = record.get("fm_eval_before") or fm_eval(model, text, layout, *eval_set, cfg, eval_other)
+    record["fm_eval_before"] = record.get("fm_eval_before") or fm_eval(model, text, layout, *eval_set, cfg.device, eval_other)
     model.train(), text.train()
     forward = torch.compile(model) if cfg.compile else model  # shares the parameters; checkpoints save `model`
     zv_pool, za_pool = zv_pool.to(device), za_pool.to(device)  # the whole pool fits: no loader needed
@@ -570,7 +469,7 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
                        "opt": opt.state_dict(), "record": json_safe(record)})
     if pending:  # stopped early between flushes
         _flush_losses(pending, losses, bar, ("video", "audio"))
-    record["fm_eval_after"] = fm_eval(model, text, layout, *eval_set, cfg, eval_other)
+    record["fm_eval_after"] = fm_eval(model, text, layout, *eval_set, cfg.device, eval_other)
     return model.eval(), text.eval()
 
 
