@@ -25,7 +25,7 @@ from ltxic.models.codecs import AudioCodec, VideoCodec
 from ltxic.models.text_encoder import TextEncoder
 from ltxic.models.tiny import AUDIO_CODEC_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
 from ltxic.models.tiny_flow import TokenLayout, fm_eval
-from ltxic.models.tiny_pretrain import EVAL_SEED_BASE, PretrainConfig, encode_frames, encode_pool, render_other_shots
+from ltxic.models.tiny_pretrain import PretrainConfig, encode_frames, encode_pool, eval_seeds, render_other_shots
 from ltxic.models.transformer import TINY_TRANSFORMER_FILE, load_pretrained_tiny
 
 
@@ -35,7 +35,7 @@ def evaluate(folder: Path, clips: int) -> dict:
     audio = AudioCodec.load(folder / AUDIO_CODEC_FILE, "cpu")
     model = load_pretrained_tiny(folder, device="cpu").float()
     text = TextEncoder.load(folder / TEXT_ENCODER_FILE, "cpu")
-    seeds = [EVAL_SEED_BASE + cfg.seed * 10_000 + i for i in range(clips)]
+    seeds = eval_seeds(cfg.seed, clips)
     zv, za, caps = encode_pool(cfg, video, audio, seeds, "render+encode clips")
     other = encode_frames(cfg, video, render_other_shots(cfg, seeds, "render other shots"))
     layout = TokenLayout.build(video, audio, text, zv, za, caps, cfg.fps, "cpu")

@@ -187,7 +187,8 @@ def test_pretrain_positions_are_the_samplers(tmp_path) -> None:
 def test_shipped_base_denoises_best_at_the_samplers_positions() -> None:
     """The shipped base predicts the velocity of held-out toy clips better with the sampler's positions (the
     codec's geometry) than with the real VAE's: it was pretrained on the positions it is sampled with."""
-    from ltxic.models.tiny_pretrain import EVAL_SEED_BASE, PretrainConfig, TokenLayout, flow_matching_loss, render_clips, to_video_tensor
+    from ltxic.models.tiny_flow import TokenLayout, flow_matching_loss
+    from ltxic.models.tiny_pretrain import EVAL_SEED_BASE, PretrainConfig, render_clips, to_video_tensor
 
     torch.set_num_threads(1)
     kit = load_tiny_assets(SAMPLES_TINY).freeze()

@@ -38,8 +38,8 @@ from ltxic.io.files import sha256_file, write_json_atomic
 from ltxic.io.progress import progress as tqdm
 from ltxic.models.codecs import AudioCodec, VideoCodec
 from ltxic.models.tiny import AUDIO_CODEC_FILE, VIDEO_CODEC_FILE
-from ltxic.models.tiny_pretrain import (EVAL_SEED_BASE, TRAIN_SEED_BASE, Checkpoint, ToyRunConfig, codec_metrics, json_safe,
-                                        lr_at, optimizer_step, render_clips, time_frac, to_video_tensor)
+from ltxic.models.tiny_pretrain import (TRAIN_SEED_BASE, Checkpoint, ToyRunConfig, codec_metrics, eval_seeds, json_safe, lr_at,
+                                        optimizer_step, render_clips, time_frac, to_video_tensor)
 
 DECODER_RECORD_FILE = "decoder_record.json"
 DECODER_CKPT_FILE = "decoder_checkpoint.pt"
@@ -164,8 +164,8 @@ def tune_decoder(cfg: DecoderTuneConfig, command: list[str] | None = None) -> di
         video.decoder.load_state_dict(state["decoder"]), opt.load_state_dict(state["opt"])
         start = state["step"]
 
-    eval_seeds = [EVAL_SEED_BASE + i for i in range(cfg.eval_clips)]  # the pretrain record's held-out clips (seed 0)
-    eval_frames, eval_waves = _render_frames(cfg, eval_seeds, "render held-out clips")
+    held_out = eval_seeds(0, cfg.eval_clips)  # the pretrain record's held-out clips (seed 0)
+    eval_frames, eval_waves = _render_frames(cfg, held_out, "render held-out clips")
     if "eval_before" not in record:
         record["eval_before"] = codec_metrics(source.to(device), audio, eval_frames, eval_waves, device)
     t_render = time.time()

@@ -18,8 +18,9 @@ caption -> video + audio, where every clip has a random identity the caption doe
 
 Stage 2's objective lives in :mod:`ltxic.models.tiny_flow`. Token positions come from the codecs' own geometry,
 exactly as the sampler and the trainer build them: a base pretrained on other positions (say the real VAE's 32x
-grid) denoises well in training and draws no faces when sampled. On a GPU a step of the 2 M-parameter model is bound by Python dispatch (about 5 steps/s on
-an H100 at batch 64 and at batch 512 alike), so large batches come almost free.
+grid) denoises well in training and draws no faces when sampled. On a GPU a step of the 2 M-parameter model is
+bound by Python dispatch (about 5 steps/s on an H100 at batch 64 and at batch 512 alike), so large batches come
+almost free.
 
 Checkpoints are written atomically every ``--ckpt-every`` steps; rerunning the same command resumes.
 """
@@ -155,14 +156,20 @@ def _render_other_shot(args: tuple[int, int, int, int, float]) -> np.ndarray:
     return clip.frames[int(rng.integers(17))][None]
 
 
-def render_other_shots(cfg: ToyRunConfig, seeds: list[int], desc: str) -> np.ndarray:
-    """Frames ``(N, 1, H, W, 3)``: for each seed, its person seen in another shot (another room, light, framing)."""
-    jobs = [(s, cfg.width, cfg.height, 1, cfg.fps) for s in seeds]
+def _render_map(render, cfg: ToyRunConfig, seeds: list[int], desc: str):
+    """Yield ``render((seed, width, height, frames, fps))`` for each seed, in order, on ``cfg.workers`` processes."""
+    jobs = [(s, cfg.width, cfg.height, cfg.frames, cfg.fps) for s in seeds]
     workers = cfg.workers or mp.cpu_count()
     if workers <= 1:
-        return np.stack(list(tqdm(map(_render_other_shot, jobs), total=len(jobs), desc=desc, leave=False)))
+        yield from tqdm(map(render, jobs), total=len(jobs), desc=desc, leave=False)
+        return
     with mp.get_context("fork").Pool(workers) as pool:
-        return np.stack(list(tqdm(pool.imap(_render_other_shot, jobs, chunksize=8), total=len(jobs), desc=desc, leave=False)))
+        yield from tqdm(pool.imap(render, jobs, chunksize=8), total=len(jobs), desc=desc, leave=False)
+
+
+def render_other_shots(cfg: ToyRunConfig, seeds: list[int], desc: str) -> np.ndarray:
+    """Frames ``(N, 1, H, W, 3)``: for each seed, its person seen in another shot (another room, light, framing)."""
+    return np.stack(list(_render_map(_render_other_shot, cfg, seeds, desc)))
 
 
 @torch.no_grad()
@@ -172,15 +179,14 @@ def encode_frames(cfg: PretrainConfig, video: VideoCodec, frames: np.ndarray) ->
                       for i in range(0, len(frames), 64)])
 
 
+def eval_seeds(seed: int, n: int) -> list[int]:
+    """The held-out clips' seeds of a run with ``--seed seed`` (its ``fm_eval`` and codec figures use these)."""
+    return [EVAL_SEED_BASE + seed * 10_000 + i for i in range(n)]
+
+
 def render_clips(cfg: ToyRunConfig, seeds: list[int], desc: str):
     """Yield ``(frames uint8 (F,H,W,3), audio (1,N), caption)`` for each seed, rendered by worker processes."""
-    jobs = [(s, cfg.width, cfg.height, cfg.frames, cfg.fps) for s in seeds]
-    workers = cfg.workers or mp.cpu_count()
-    if workers <= 1:
-        yield from tqdm(map(_render, jobs), total=len(jobs), desc=desc, leave=False)
-        return
-    with mp.get_context("fork").Pool(workers) as pool:
-        yield from tqdm(pool.imap(_render, jobs, chunksize=8), total=len(jobs), desc=desc, leave=False)
+    yield from _render_map(_render, cfg, seeds, desc)
 
 
 def to_video_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -453,7 +459,7 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
             u = torch.rand(1, generator=gen).item()
             if u < cfg.keyframe_p:  # frame 0 half the time (where image-to-video sits), else any frame
                 k = 0 if torch.rand(1, generator=gen).item() < 0.5 else int(torch.randint(zv_pool.shape[2], (1,), generator=gen))
-                append = (zv_pool[idx][:, :, k : k + 1], k)
+                append = (zv_pool[idx, :, k : k + 1], k)
             elif u < cfg.keyframe_p + cfg.other_shot_p:
                 append = (other_pool[idx], 0)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
@@ -496,8 +502,8 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
     record: dict[str, Any] = dict(state["record"]) if state else {}
     record.update({"command": command or sys.argv, "config": asdict(cfg), "torch": torch.__version__})
 
-    eval_seeds = [EVAL_SEED_BASE + cfg.seed * 10_000 + i for i in range(cfg.eval_clips)]
-    ev = list(render_clips(cfg, eval_seeds, "render eval clips"))
+    held_out = eval_seeds(cfg.seed, cfg.eval_clips)
+    ev = list(render_clips(cfg, held_out, "render eval clips"))
     eval_frames = torch.from_numpy(np.stack([e[0] for e in ev]))
     eval_waves = torch.from_numpy(np.stack([e[1] for e in ev]))
 
@@ -537,11 +543,11 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
     seeds = [TRAIN_SEED_BASE + cfg.seed * 1_000_000 + i for i in range(cfg.latent_pool)]
     zv, za, caps = encode_pool(cfg, video, audio, seeds, "render+encode latent pool")
     record["latent_std"] = {"video": round(zv.std().item(), 4), "audio": round(za.std().item(), 4)}
-    eval_set = encode_pool(cfg, video, audio, eval_seeds[: min(32, len(eval_seeds))], "encode eval clips")
+    eval_set = encode_pool(cfg, video, audio, held_out[:32], "encode eval clips")
     other = eval_other = None
     if cfg.other_shot_p > 0:
         other = encode_frames(cfg, video, render_other_shots(cfg, seeds, "render other shots"))
-        eval_other = encode_frames(cfg, video, render_other_shots(cfg, eval_seeds[: len(eval_set[0])], "render other shots (eval)"))
+        eval_other = encode_frames(cfg, video, render_other_shots(cfg, held_out[:32], "render other shots (eval)"))
     t2 = time.time()
     model, text = train_transformer(cfg, video, audio, zv, za, caps, eval_set, ckpt, state, record, other, eval_other)
     record["transformer_wall_s"] = round(time.time() - t2, 1)
