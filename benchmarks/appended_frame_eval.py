@@ -36,14 +36,16 @@ def evaluate(folder: Path, clips: int) -> dict:
     model = load_pretrained_tiny(folder, device="cpu").float()
     text = TextEncoder.load(folder / TEXT_ENCODER_FILE, "cpu")
     seeds = eval_seeds(cfg.seed, clips)
-    zv, za, caps = encode_pool(cfg, video, audio, seeds, "render+encode clips")
+    zv, za, caps, face = encode_pool(cfg, video, audio, seeds, "render+encode clips")
     other = encode_frames(cfg, video, render_other_shots(cfg, seeds, "render other shots"))
     layout = TokenLayout.build(video, audio, text, zv, za, caps, cfg.fps, "cpu")
-    losses = fm_eval(model, text, layout, zv, za, caps, "cpu", other)
+    losses = fm_eval(model, text, layout, zv, za, caps, "cpu", other, face)
     return {"folder": str(folder), "sha256": {n: sha256_file(folder / n) for n in (TINY_TRANSFORMER_FILE, VIDEO_CODEC_FILE)},
             "latent_grid": list(zv.shape[-2:]), **losses,
             "frame0_appended_over_plain": round(losses["video_fm_loss_frame0_appended"] / losses["video_fm_loss"], 3),
-            "other_shot_appended_over_plain": round(losses["video_fm_loss_other_shot_appended"] / losses["video_fm_loss"], 3)}
+            "other_shot_appended_over_plain": round(losses["video_fm_loss_other_shot_appended"] / losses["video_fm_loss"], 3),
+            "face_other_shot_appended_over_plain": round(losses["video_fm_loss_face_other_shot_appended"]
+                                                         / losses["video_fm_loss_face"], 3)}
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not (SAMPLES_TINY / "video_codec.safetensors").i
 
 def _clip(frames: int = 9, size: int = 64) -> torch.Tensor:
     cfg = PretrainConfig(width=size, height=size, frames=frames, workers=1)
-    ((video, _, _),) = list(render_clips(cfg, [EVAL_SEED_BASE + 777], "clip"))
+    ((video, *_),) = list(render_clips(cfg, [EVAL_SEED_BASE + 777], "clip"))
     return to_video_tensor(video[None])
 
 

@@ -213,12 +213,49 @@ def test_an_appended_frame_enters_clean_at_timestep_0_at_its_frames_positions_an
     assert torch.allclose(extra[0], plain[0]) and torch.equal(extra[1], plain[1])
 
 
+def test_the_face_mask_covers_the_rendered_face_and_weighs_the_loss() -> None:
+    """``face_token_mask`` marks the latent cells the clip's face boxes touch (frame 0 alone, then each latent frame's
+    pixel frames), and ``flow_matching_loss(weight=mask)`` is the loss on those tokens alone."""
+    from ltxic.models.tiny_flow import TokenLayout, face_token_mask, flow_matching_loss
+    from ltxic.models.tiny_pretrain import EVAL_SEED_BASE, PretrainConfig, render_clips, toy_vocabulary
+    from ltxic.models.text_encoder import TextEncoder
+
+    boxes = np.zeros((17, 4), int)
+    boxes[0] = (0, 0, 9, 9)  # frame 0: the top-left 2x2 cells of an 8-pixel grid
+    boxes[5] = (56, 56, 64, 64)  # latent frame 1 (pixel frames 1..8): the bottom-right cell
+    mask = face_token_mask(boxes, (3, 8, 8), (64, 64))
+    assert mask[0, :2, :2].all() and mask[0].sum() == 4 and mask[1].sum() == 1 and mask[1, 7, 7] and not mask[2].any()
+    cfg = PretrainConfig(width=64, height=64, frames=17, workers=1)
+    ((frames, _, caption, face_box),) = list(render_clips(cfg, [EVAL_SEED_BASE + 3], "clip"))
+    real = face_token_mask(face_box, (3, 8, 8), (64, 64))
+    assert 0 < real.mean() < 0.5 and real.all(axis=0).any()  # a face, smaller than the frame, seen throughout
+
+    torch.manual_seed(0)
+    zv, nv = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 4, 3, 8, 8)
+    za, na = torch.randn(1, 8, 5, 4), torch.randn(1, 8, 5, 4)
+    text = TextEncoder(vocab=toy_vocabulary())
+    tokens, tmask = text.tokenize([caption])
+    layout = TokenLayout(torch.zeros(1, 3, 192, 2), torch.zeros(1, 1, 5, 2), tokens, tmask)
+
+    def model(video, audio, _perturbations):
+        return video.latent, audio.latent
+
+    sigma = torch.tensor([0.5])
+    w = torch.from_numpy(real).flatten()[None].float()
+    face = flow_matching_loss(model, text, layout, zv, za, tokens, tmask, sigma, nv, na, weight=w)[0]
+    v0, n0 = (z.permute(0, 2, 3, 4, 1).reshape(1, 192, 4) for z in (zv, nv))
+    per_token = (0.5 * v0 + 0.5 * n0 - (n0 - v0)).square().mean(-1)
+    assert torch.allclose(face, per_token[w > 0].mean())
+    plain = flow_matching_loss(model, text, layout, zv, za, tokens, tmask, sigma, nv, na)[0]
+    assert torch.allclose(flow_matching_loss(model, text, layout, zv, za, tokens, tmask, sigma, nv, na, weight=torch.ones(1, 192))[0], plain)
+
+
 def test_stage_2_continues_a_pretrained_base(tmp_path) -> None:
     """``--transformer-from`` starts stage 2 from the shipped base (recorded), well below a fresh one's loss (on the smoke run's 64x64 clips)."""
     from ltxic.models.tiny_pretrain import main
 
     record = main(["--smoke", "--out", str(tmp_path / "more"), "--from-codecs", str(SAMPLES_TINY), "--transformer-from",
-                   str(SAMPLES_TINY), "--first-frame-p", "0.5", "--keyframe-p", "0.4", "--other-shot-p", "0.4", "--steps", "2"])
+                   str(SAMPLES_TINY), "--first-frame-p", "0.5", "--keyframe-p", "0.4", "--other-shot-p", "0.4", "--face-weight", "5", "--steps", "2"])
     scratch = main(["--smoke", "--out", str(tmp_path / "scratch"), "--from-codecs", str(SAMPLES_TINY), "--steps", "2"])
     assert record["transformer_from"]["folder"] == str(SAMPLES_TINY) and record["config"]["first_frame_p"] == 0.5
     before = record["fm_eval_before"]
@@ -226,6 +263,7 @@ def test_stage_2_continues_a_pretrained_base(tmp_path) -> None:
     # the shipped base reads a clean frame 0 appended after the clip (it lowers the loss): the way in for an IC reference
     assert before["video_fm_loss_frame0_appended"] < before["video_fm_loss"]
     assert "video_fm_loss_other_shot_appended" in before and record["config"]["other_shot_p"] == 0.4
+    assert before["video_fm_loss_face"] > 0 and before["video_fm_loss_face_other_shot_appended"] > 0
 
 
 def test_shipped_base_is_the_recorded_continuation_of_the_pretrained_one() -> None:

@@ -44,10 +44,28 @@ class TokenLayout:
         return cls(v_pos.to(device), a_pos.to(device), tokens.to(device), mask.to(device))
 
 
+def face_token_mask(boxes: np.ndarray, grid: tuple[int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """Which latent video tokens ``(f, h, w)`` hold a clip's face, from its per-pixel-frame face boxes ``(F, 4)``
+    (``x0, y0, x1, y1``, exclusive; ``ClipTruth.face_box``) at frame size ``(H, W)``. Latent frame 0 is pixel frame 0,
+    latent frame ``k`` the ``(F - 1) / (f - 1)`` pixel frames before and at ``k * (F - 1) / (f - 1)``; a token holds
+    the face where the union of those frames' boxes touches its cell."""
+    f, h, w = grid
+    n, (height, width) = len(boxes), size
+    step = (n - 1) // max(1, f - 1)
+    sy, sx = height / h, width / w
+    out = np.zeros(grid, bool)
+    for k in range(f):
+        frames = boxes[:1] if k == 0 else boxes[(k - 1) * step + 1 : k * step + 1]
+        for x0, y0, x1, y1 in frames:
+            if x1 > x0 and y1 > y0:  # an empty box: the face is out of view in that frame
+                out[k, int(y0 // sy) : int(np.ceil(y1 / sy)), int(x0 // sx) : int(np.ceil(x1 / sx))] = True
+    return out
+
+
 def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.Tensor, za: torch.Tensor, tokens: torch.Tensor,
                        mask: torch.Tensor, sigma: torch.Tensor, noise_v: torch.Tensor, noise_a: torch.Tensor,
                        first_frame: torch.Tensor | None = None, append: tuple[torch.Tensor, int] | None = None,
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+                       weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rectified-flow MSE of the velocity on video and audio tokens (``x_s = (1-s) x0 + s n``, ``v = n - x0``).
 
     Latents ``zv (B, C, F, H, W)`` / ``za (B, C, T, M)``, noise of the same shapes; ``tokens``/``mask`` from
@@ -56,18 +74,20 @@ def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.
     ``append = (latent (B, C, 1, H, W), k)`` appends one clean latent frame per clip after the video tokens, at
     timestep 0, at the positions of the clip's latent frame ``k`` and outside the loss: a frame of the clip itself is
     ltx-core's keyframe conditioning; a frame of the same person from another shot at ``k = 0`` is the way an IC
-    reference portrait enters (``ltxic.models.strategies``).
+    reference portrait enters (``ltxic.models.strategies``). ``weight`` ``(B, Nv)`` weighs the clip's video tokens
+    (patchify order) in the video loss, a weighted mean: a face mask from :func:`face_token_mask` makes the face
+    count more, or alone.
     """
     b = zv.shape[0]
     v0, na_v = _VIDEO_PATCHIFIER.patchify(zv), _VIDEO_PATCHIFIER.patchify(noise_v)
     a0, na_a = _AUDIO_PATCHIFIER.patchify(za), _AUDIO_PATCHIFIER.patchify(noise_a)
     s = sigma.view(b, 1, 1)
     t_video = sigma[:, None].expand(b, v0.shape[1])
-    keep = None
+    keep = None if weight is None else weight.to(v0.dtype)
     if first_frame is not None:  # patchify orders tokens (frame, row, column): the first H*W are the first frame
         clean = (torch.arange(v0.shape[1], device=v0.device) < zv.shape[3] * zv.shape[4])[None] & first_frame[:, None]
         t_video = torch.where(clean, 0.0, t_video)
-        keep = (~clean).to(v0.dtype)
+        keep = (~clean).to(v0.dtype) * (1 if keep is None else keep)
     x_video = (1 - t_video[..., None]) * v0 + t_video[..., None] * na_v
     positions = layout.video_positions
     n_target = v0.shape[1]
@@ -93,15 +113,19 @@ def flow_matching_loss(model, text: TextEncoder, layout: TokenLayout, zv: torch.
 
 
 @torch.no_grad()
-def fm_eval(model, text, layout: TokenLayout, zv, za, caps, device: str, other: torch.Tensor | None = None) -> dict[str, float]:
+def fm_eval(model, text, layout: TokenLayout, zv, za, caps, device: str, other: torch.Tensor | None = None,
+            face: torch.Tensor | None = None) -> dict[str, float]:
     """Flow-matching loss at fixed sigmas (0.1 .. 0.9) and fixed noise: comparable across runs and steps.
 
     Also with frame 0 appended clean, and with ``other`` (each clip's person in another shot) appended: the loss falls
-    only as far as the base reads appended frames, and the person in them, which is what an IC reference asks."""
+    only as far as the base reads appended frames, and the person in them, which is what an IC reference asks. With
+    ``face`` (each clip's :func:`face_token_mask`), the loss on the face's tokens alone, plain and with ``other``
+    appended: the face is a small part of the frame, and reading the person shows there first."""
     model.eval(), text.eval()
     gen = torch.Generator().manual_seed(12345)
     tokens, mask = (t.to(device) for t in text.tokenize(caps))
-    out_v, out_a, out_k, out_o = [], [], [], []
+    out_v, out_a, out_k, out_o, out_f, out_fo = [], [], [], [], [], []
+    face_w = face.flatten(1).float().to(device) if face is not None else None
     for sig in (0.1, 0.3, 0.5, 0.7, 0.9):
         n = len(zv)
         nv = torch.randn(zv.shape, generator=gen).to(device)
@@ -112,9 +136,17 @@ def fm_eval(model, text, layout: TokenLayout, zv, za, caps, device: str, other: 
         out_k.append(flow_matching_loss(*args, append=(zv[:, :, :1].to(device), 0))[0].item())
         if other is not None:
             out_o.append(flow_matching_loss(*args, append=(other.to(device), 0))[0].item())
+        if face_w is not None:
+            out_f.append(flow_matching_loss(*args, weight=face_w)[0].item())
+            if other is not None:
+                out_fo.append(flow_matching_loss(*args, append=(other.to(device), 0), weight=face_w)[0].item())
     model.train(), text.train()
     out = {"video_fm_loss": round(float(np.mean(out_v)), 5), "audio_fm_loss": round(float(np.mean(out_a)), 5),
            "video_fm_loss_frame0_appended": round(float(np.mean(out_k)), 5)}
     if out_o:
         out["video_fm_loss_other_shot_appended"] = round(float(np.mean(out_o)), 5)
+    if out_f:
+        out["video_fm_loss_face"] = round(float(np.mean(out_f)), 5)
+    if out_fo:
+        out["video_fm_loss_face_other_shot_appended"] = round(float(np.mean(out_fo)), 5)
     return out

@@ -49,7 +49,7 @@ from ltxic.io.files import atomic_path, sha256_file, write_json_atomic
 from ltxic.models.transformer import (TINY_TRANSFORMER_FILE, build_transformer, count_parameters, load_pretrained_tiny,
                                      preset_config, save_transformer)
 from ltxic.models.text_encoder import TextEncoder, build_vocab
-from ltxic.models.tiny_flow import TokenLayout, flow_matching_loss, fm_eval
+from ltxic.models.tiny_flow import TokenLayout, face_token_mask, flow_matching_loss, fm_eval
 from ltxic.models.tiny import AUDIO_CODEC_FILE, RECORD_FILE, TEXT_ENCODER_FILE, VIDEO_CODEC_FILE
 from ltxic.toy.identity import make_identity
 from ltxic.toy.render import render_clip
@@ -108,6 +108,7 @@ class PretrainConfig(ToyRunConfig):
     first_frame_p: float = 0.0  # share of stage-2 clips whose first latent frame is given clean (image-to-video)
     keyframe_p: float = 0.0  # share of stage-2 steps that append one latent frame of each clip as clean tokens
     other_shot_p: float = 0.0  # share of stage-2 steps that append a frame of the same person from another shot
+    face_weight: float = 1.0  # weight of the face's tokens in the video loss on steps with another shot appended
 
     @classmethod
     def smoke_config(cls, out: str) -> PretrainConfig:
@@ -141,11 +142,11 @@ def toy_vocabulary() -> list[str]:
     return build_vocab([*captions, "his her their head to the an"])
 
 
-def _render(args: tuple[int, int, int, int, float]) -> tuple[np.ndarray, np.ndarray, str]:
+def _render(args: tuple[int, int, int, int, float]) -> tuple[np.ndarray, np.ndarray, str, np.ndarray]:
     seed, width, height, frames, fps = args
     rng = np.random.default_rng([0x9E7, seed])
     clip = render_clip(make_identity(seed), random_scene(rng), seed=seed, width=width, height=height, frames=frames, fps=fps)
-    return clip.frames, clip.audio, clip.caption
+    return clip.frames, clip.audio, clip.caption, clip.truth.face_box
 
 
 def _render_other_shot(args: tuple[int, int, int, int, float]) -> np.ndarray:
@@ -185,7 +186,8 @@ def eval_seeds(seed: int, n: int) -> list[int]:
 
 
 def render_clips(cfg: ToyRunConfig, seeds: list[int], desc: str):
-    """Yield ``(frames uint8 (F,H,W,3), audio (1,N), caption)`` for each seed, rendered by worker processes."""
+    """Yield ``(frames uint8 (F,H,W,3), audio (1,N), caption, face boxes (F,4))`` for each seed, rendered by worker
+    processes."""
     yield from _render_map(_render, cfg, seeds, desc)
 
 
@@ -381,8 +383,9 @@ def train_codecs(cfg: PretrainConfig, pool_frames: torch.Tensor, pool_waves: tor
 
 @torch.no_grad()
 def encode_pool(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, seeds: list[int], desc: str):
-    """Render clips for ``seeds`` and encode them: ``(video latents, audio latents, captions)`` on the CPU."""
-    zv, za, caps = [], [], []
+    """Render clips for ``seeds`` and encode them: ``(video latents, audio latents, captions, face token masks)`` on
+    the CPU (the masks ``(N, f, h, w)`` bool from :func:`face_token_mask`)."""
+    zv, za, caps, faces = [], [], [], []
     batch_f, batch_w = [], []
 
     def flush() -> None:
@@ -391,17 +394,19 @@ def encode_pool(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, seeds
         za.append(audio.encode(torch.as_tensor(np.stack(batch_w)).to(cfg.device)).float().cpu())
         batch_f.clear(), batch_w.clear()
 
-    for frames, wave, caption in render_clips(cfg, seeds, desc):
-        batch_f.append(frames), batch_w.append(wave), caps.append(caption)
+    for frames, wave, caption, boxes in render_clips(cfg, seeds, desc):
+        batch_f.append(frames), batch_w.append(wave), caps.append(caption), faces.append(boxes)
         if len(batch_f) == 32:
             flush()
     if batch_f:
         flush()
-    return torch.cat(zv), torch.cat(za), caps
+    zv_all = torch.cat(zv)
+    grid, size = tuple(zv_all.shape[2:]), (cfg.height, cfg.width)
+    return zv_all, torch.cat(za), caps, torch.from_numpy(np.stack([face_token_mask(b, grid, size) for b in faces]))
 
 
-def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, zv_pool, za_pool, caps, eval_set, ckpt: Checkpoint, state,
-                      record, other_pool: torch.Tensor | None = None, eval_other: torch.Tensor | None = None):
+def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec, zv_pool, za_pool, caps, face_pool, eval_set,
+                      ckpt: Checkpoint, state, record, other_pool: torch.Tensor | None = None, eval_other: torch.Tensor | None = None):
     device = cfg.device
     config = preset_config("tiny")  # the transformer reads the codec's latents: its in/out channels follow them
     config["transformer"]["in_channels"] = config["transformer"]["out_channels"] = video.latent_channels
@@ -423,11 +428,14 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
         model.load_state_dict(state["model"]), text.load_state_dict(state["text"]), opt.load_state_dict(state["opt"])
         start = state["step"]
     layout = TokenLayout.build(video, audio, text, zv_pool, za_pool, caps, cfg.fps, device)
-    record["fm_eval_before"] = record.get("fm_eval_before") or fm_eval(model, text, layout, *eval_set, cfg.device, eval_other)
+    ev_zv, ev_za, ev_caps, ev_face = eval_set
+    record["fm_eval_before"] = record.get("fm_eval_before") or fm_eval(model, text, layout, ev_zv, ev_za, ev_caps, device,
+                                                                       eval_other, ev_face)
     model.train(), text.train()
     forward = torch.compile(model) if cfg.compile else model  # shares the parameters; checkpoints save `model`
     zv_pool, za_pool = zv_pool.to(device), za_pool.to(device)  # the whole pool fits: no loader needed
     other_pool = other_pool.to(device) if other_pool is not None else None
+    face_pool = face_pool.flatten(1).to(device)  # (N, tokens) in patchify order
     pad = text.index["<pad>"]
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     noise_gen = torch.Generator(device=device)
@@ -454,7 +462,7 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
             group["lr"] = lr_at(step, cfg.steps, cfg.lr, max(1, min(300, cfg.steps // 10)),
                                  time_frac(t_start, cfg.max_train_seconds))
         first = (torch.rand(cfg.batch, generator=gen) < cfg.first_frame_p).to(device) if cfg.first_frame_p > 0 else None
-        append = None
+        append = weight = None
         if cfg.keyframe_p > 0 or cfg.other_shot_p > 0:
             u = torch.rand(1, generator=gen).item()
             if u < cfg.keyframe_p:  # frame 0 half the time (where image-to-video sits), else any frame
@@ -462,9 +470,11 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
                 append = (zv_pool[idx, :, k : k + 1], k)
             elif u < cfg.keyframe_p + cfg.other_shot_p:
                 append = (other_pool[idx], 0)
+                if cfg.face_weight != 1:  # reading the person in the other shot pays where the person is
+                    weight = 1 + (cfg.face_weight - 1) * face_pool[idx].float()
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
             lv, la = flow_matching_loss(forward, text, layout, zv_pool[idx], za_pool[idx], tokens, mask, sigma, nv, na, first,
-                                        append)
+                                        append, weight)
         loss = lv + la
         optimizer_step(opt, loss, params)
         pending.append(torch.stack([lv.detach(), la.detach()]))
@@ -475,7 +485,7 @@ def train_transformer(cfg: PretrainConfig, video: VideoCodec, audio: AudioCodec,
                        "opt": opt.state_dict(), "record": json_safe(record)})
     if pending:  # stopped early between flushes
         _flush_losses(pending, losses, bar, ("video", "audio"))
-    record["fm_eval_after"] = fm_eval(model, text, layout, *eval_set, cfg.device, eval_other)
+    record["fm_eval_after"] = fm_eval(model, text, layout, ev_zv, ev_za, ev_caps, device, eval_other, ev_face)
     return model.eval(), text.eval()
 
 
@@ -541,7 +551,7 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
         ckpt.save({"stage": 2, "step": 0, "record": json_safe(record)})
 
     seeds = [TRAIN_SEED_BASE + cfg.seed * 1_000_000 + i for i in range(cfg.latent_pool)]
-    zv, za, caps = encode_pool(cfg, video, audio, seeds, "render+encode latent pool")
+    zv, za, caps, faces = encode_pool(cfg, video, audio, seeds, "render+encode latent pool")
     record["latent_std"] = {"video": round(zv.std().item(), 4), "audio": round(za.std().item(), 4)}
     eval_set = encode_pool(cfg, video, audio, held_out[:32], "encode eval clips")
     other = eval_other = None
@@ -549,7 +559,7 @@ def pretrain(cfg: PretrainConfig, command: list[str] | None = None) -> dict[str,
         other = encode_frames(cfg, video, render_other_shots(cfg, seeds, "render other shots"))
         eval_other = encode_frames(cfg, video, render_other_shots(cfg, held_out[:32], "render other shots (eval)"))
     t2 = time.time()
-    model, text = train_transformer(cfg, video, audio, zv, za, caps, eval_set, ckpt, state, record, other, eval_other)
+    model, text = train_transformer(cfg, video, audio, zv, za, caps, faces, eval_set, ckpt, state, record, other, eval_other)
     record["transformer_wall_s"] = round(time.time() - t2, 1)
     record["fm_loss_summary"] = _summ(record["fm_losses"], min(20, len(record["fm_losses"])))
 
@@ -616,13 +626,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "clean tokens at its own positions (ltx-core's keyframe conditioning; default 0)")
     p.add_argument("--other-shot-p", type=float, help="share of stage-2 steps that append, at frame 0's positions, a clean "
                    "frame of each clip's person from another shot (the way an IC reference portrait enters; default 0)")
+    p.add_argument("--face-weight", type=float, help="on steps with another shot appended, the face's tokens weigh this "
+                   "much in the video loss (the rest 1; default 1): taking the person from the shot pays more")
     args = p.parse_args(argv)
     cfg = PretrainConfig.smoke_config(args.out) if args.smoke else PretrainConfig(out=args.out, device=args.device)
     if not args.smoke and not cfg.device.startswith("cuda"):
         cfg.workers = 0
     for name in ("seed", "steps", "codec_steps", "batch", "codec_batch", "latent_pool", "codec_pool", "workers", "from_codecs", "lr",
                  "codec_lr", "codec_frames", "latent_channels", "spatial", "audio_codec_from", "max_codec_seconds",
-                 "video_codec_from", "latent_noise", "transformer_from", "first_frame_p", "keyframe_p", "other_shot_p"):
+                 "video_codec_from", "latent_noise", "transformer_from", "first_frame_p", "keyframe_p", "other_shot_p",
+                 "face_weight"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.no_bf16:
