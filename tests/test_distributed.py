@@ -25,8 +25,11 @@ TESTS = Path(__file__).parent
 STEPS, INTERVAL, BATCH = 8, 2, 2
 LAST = f"step_{STEPS:06d}"
 # float32 sums in another order (a batch of 4 vs two of 2 averaged by the all-reduce): differences of a few ulps
-# per step that AdamW carries along; 8 steps measured about 1e-7 on LoRA weights of about 0.1.
-ATOL, RTOL = 2e-6, 1e-5
+# per step that AdamW carries along; 8 steps measured about 1e-7 on LoRA weights of about 0.1 here. AdamW divides by
+# sqrt(v), so where an element's gradient is near zero those ulps move its update by a visible share of the learning
+# rate (1e-3): CI's CPU measured 3.4e-6 on one element of 512. A rank that skipped the all-reduce, or trained on the
+# wrong clips, moves many weights by the order of the learning rate at once: 1e-5 is far below that.
+ATOL, RTOL = 1e-5, 1e-5
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

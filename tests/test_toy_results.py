@@ -255,7 +255,7 @@ def test_stage_2_continues_a_pretrained_base(tmp_path) -> None:
     from ltxic.models.tiny_pretrain import main
 
     record = main(["--smoke", "--out", str(tmp_path / "more"), "--from-codecs", str(SAMPLES_TINY), "--transformer-from",
-                   str(SAMPLES_TINY), "--first-frame-p", "0.5", "--keyframe-p", "0.4", "--other-shot-p", "0.4", "--face-weight", "5", "--steps", "2"])
+                   str(SAMPLES_TINY), "--first-frame-p", "0.5", "--keyframe-p", "0.4", "--other-shot-p", "0.4", "--face-weight", "5", "--other-shot-closeup", "--steps", "2"])
     scratch = main(["--smoke", "--out", str(tmp_path / "scratch"), "--from-codecs", str(SAMPLES_TINY), "--steps", "2"])
     assert record["transformer_from"]["folder"] == str(SAMPLES_TINY) and record["config"]["first_frame_p"] == 0.5
     before = record["fm_eval_before"]
@@ -263,7 +263,34 @@ def test_stage_2_continues_a_pretrained_base(tmp_path) -> None:
     # the shipped base reads a clean frame 0 appended after the clip (it lowers the loss): the way in for an IC reference
     assert before["video_fm_loss_frame0_appended"] < before["video_fm_loss"]
     assert "video_fm_loss_other_shot_appended" in before and record["config"]["other_shot_p"] == 0.4
+    assert record["config"]["other_shot_closeup"] is True
     assert before["video_fm_loss_face"] > 0 and before["video_fm_loss_face_other_shot_appended"] > 0
+
+
+def test_other_shots_as_close_ups_enlarge_the_face_and_keep_the_rest_of_the_shot() -> None:
+    """``--other-shot-closeup`` frames every other shot as a close-up: shots drawn as close-ups anyway are unchanged,
+    medium shots become close-ups of the same person in the same room (the face larger, as in a reference portrait)."""
+    from ltxic.models.tiny_pretrain import PretrainConfig, render_other_shots
+    from ltxic.toy.identity import make_identity
+    from ltxic.toy.locate import locate_face
+    from ltxic.toy.scene import random_scene
+
+    def face_area(frame: np.ndarray, seed: int) -> int:
+        x0, y0, x1, y1 = locate_face(frame[0], make_identity(seed).skin_rgb)
+        return (x1 - x0) * (y1 - y0)
+
+    seeds = list(range(8))
+    framings = [random_scene(np.random.default_rng([0x5407, s])).framing for s in seeds]
+    assert set(framings) == {"close-up", "medium shot"}
+    cfg = PretrainConfig(out=".", device="cpu", width=64, height=64, workers=1)
+    anyway = render_other_shots(cfg, seeds, "shots")
+    cfg.other_shot_closeup = True
+    close = render_other_shots(cfg, seeds, "close-ups")
+    for seed, framing in zip(seeds, framings):
+        if framing == "close-up":
+            assert np.array_equal(close[seed], anyway[seed])
+        else:
+            assert face_area(close[seed], seed) > 1.5 * face_area(anyway[seed], seed)
 
 
 def test_shipped_base_is_the_recorded_continuation_of_the_pretrained_one() -> None:

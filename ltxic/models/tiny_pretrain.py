@@ -35,7 +35,8 @@ import multiprocessing as mp
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ class PretrainConfig(ToyRunConfig):
     first_frame_p: float = 0.0  # share of stage-2 clips whose first latent frame is given clean (image-to-video)
     keyframe_p: float = 0.0  # share of stage-2 steps that append one latent frame of each clip as clean tokens
     other_shot_p: float = 0.0  # share of stage-2 steps that append a frame of the same person from another shot
+    other_shot_closeup: bool = False  # the other shots are close-ups (else any framing)
     face_weight: float = 1.0  # weight of the face's tokens in the video loss on steps with another shot appended
 
     @classmethod
@@ -149,11 +151,15 @@ def _render(args: tuple[int, int, int, int, float]) -> tuple[np.ndarray, np.ndar
     return clip.frames, clip.audio, clip.caption, clip.truth.face_box
 
 
-def _render_other_shot(args: tuple[int, int, int, int, float]) -> np.ndarray:
-    """One frame ``(1, H, W, 3)`` of the seed's person in another random scene, at a random moment of its action."""
+def _render_other_shot(args: tuple[int, int, int, int, float], closeup: bool = False) -> np.ndarray:
+    """One frame ``(1, H, W, 3)`` of the seed's person in another random scene, at a random moment of its action;
+    framed as a close-up (the face as large as a reference portrait's) with ``closeup``."""
     seed, width, height, _, fps = args
     rng = np.random.default_rng([0x5407, seed])
-    clip = render_clip(make_identity(seed), random_scene(rng), seed=seed + 1, width=width, height=height, frames=17, fps=fps)
+    scene = random_scene(rng)
+    if closeup:
+        scene = replace(scene, framing="close-up")
+    clip = render_clip(make_identity(seed), scene, seed=seed + 1, width=width, height=height, frames=17, fps=fps)
     return clip.frames[int(rng.integers(17))][None]
 
 
@@ -169,8 +175,10 @@ def _render_map(render, cfg: ToyRunConfig, seeds: list[int], desc: str):
 
 
 def render_other_shots(cfg: ToyRunConfig, seeds: list[int], desc: str) -> np.ndarray:
-    """Frames ``(N, 1, H, W, 3)``: for each seed, its person seen in another shot (another room, light, framing)."""
-    return np.stack(list(_render_map(_render_other_shot, cfg, seeds, desc)))
+    """Frames ``(N, 1, H, W, 3)``: for each seed, its person seen in another shot (another room, light, framing;
+    always a close-up with ``cfg.other_shot_closeup``)."""
+    render = partial(_render_other_shot, closeup=getattr(cfg, "other_shot_closeup", False))
+    return np.stack(list(_render_map(render, cfg, seeds, desc)))
 
 
 @torch.no_grad()
@@ -628,6 +636,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "frame of each clip's person from another shot (the way an IC reference portrait enters; default 0)")
     p.add_argument("--face-weight", type=float, help="on steps with another shot appended, the face's tokens weigh this "
                    "much in the video loss (the rest 1; default 1): taking the person from the shot pays more")
+    p.add_argument("--other-shot-closeup", action="store_true", help="the other shots are close-ups, the face as large "
+                   "as in a reference portrait (default: any framing)")
     args = p.parse_args(argv)
     cfg = PretrainConfig.smoke_config(args.out) if args.smoke else PretrainConfig(out=args.out, device=args.device)
     if not args.smoke and not cfg.device.startswith("cuda"):
@@ -641,6 +651,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.no_bf16:
         cfg.bf16 = False
     cfg.compile = args.compile
+    cfg.other_shot_closeup = cfg.other_shot_closeup or args.other_shot_closeup
     cfg.max_train_seconds = args.max_train_seconds
     record = pretrain(cfg, command=["python", "-m", "ltxic.models.tiny_pretrain", *(argv if argv is not None else sys.argv[1:])])
     print({k: record[k] for k in ("codec_eval_after", "fm_eval_before", "fm_eval_after", "total_mb", "wall_s")})

@@ -15,7 +15,7 @@ cp $FROM/transformer.safetensors $FROM/text_encoder.safetensors $W/base/
 if [ -f $FROM/pretrain_record.json ]; then cp $FROM/pretrain_record.json $W/base/transformer_record.json
 else cp $K/more_record.json $W/base/transformer_record.json; fi   # the base's history
 python3 -m ltxic.models.tiny_pretrain --out $W/$NAME --device cuda --from-codecs $W/codecs --transformer-from $W/base \
-  --first-frame-p ${FF:-0.2} --keyframe-p ${KF:-0} --other-shot-p ${SHOT:-0} --face-weight ${FACEW:-1} --seed ${SEED:-5} --latent-pool 4096 --batch 256 --steps 4000 --lr 3e-4 \
+  --first-frame-p ${FF:-0.2} --keyframe-p ${KF:-0} --other-shot-p ${SHOT:-0} --face-weight ${FACEW:-1} ${CLOSEUP:+--other-shot-closeup} --seed ${SEED:-5} --latent-pool 4096 --batch 256 --steps 4000 --lr 3e-4 \
   --max-train-seconds ${TRAIN_S:-430} --workers ${WORKERS:-14} > $W/$NAME.log 2>&1
 tr '\r' '\n' < $W/$NAME.log | grep -v "^\s*$" | grep -v "render" | grep -v Warning | tail -n 6 > $OUT/$NAME.log
 tar -C $W/$NAME -cf $OUT/$NAME.tar pretrain_record.json transformer.safetensors text_encoder.safetensors
