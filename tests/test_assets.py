@@ -124,18 +124,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if filename in self.server.corrupt_always or filename in self.server.corrupt_once:
                 self.server.corrupt_once.discard(filename)
                 body = bytes(b ^ 0xFF for b in body[:16]) + body[16:]
+            sent = body if drop is None else body[:drop]
+            # recorded before the first byte leaves: once a client has seen a response, its event is in the list
+            self.server.events.append(("GET", filename, start, len(sent)))
         self._headers(data, 206 if start else 200, start)
+        self.wfile.write(sent)
         if drop is not None:
-            self.wfile.write(body[:drop])
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
-            sent = drop
-        else:
-            self.wfile.write(body)
-            sent = len(body)
-        with self.server.lock:
-            self.server.events.append(("GET", filename, start, sent))
 
 
 def _blob(n: int, seed: int) -> bytes:
