@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a lesson parameter (the GPU value beside each default), e.g. -p steps=6000")
     p.add_argument("--notebooks", default=None, help="the notebooks folder (default: the checkout's notebooks/)")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads per lesson kernel (default: 1 without a GPU, the tiny model's best; 0: the environment's)")
+                   help="CPU threads per lesson kernel (default: 2 without a GPU, one lesson at a time; 0: the environment's)")
     p.set_defaults(func=_cmd_course)
 
     p = sub.add_parser("book", help="build the course book (HTML, offline) from the executed lessons, with their results")

@@ -84,7 +84,7 @@ def executed_course(tmp_path_factory):
 
 
 def _run_course(root: Path) -> dict[str, tuple[Path, str | None, dict]]:
-    from ltxic.course.runner import NOTEBOOKS_DIR, CourseError, course_threads, declared_parameters, lessons, run_lesson
+    from ltxic.course.runner import NOTEBOOKS_DIR, CourseError, declared_parameters, lessons, run_lesson
 
     # relative to the lessons' folder, as the defaults are: the outputs name no absolute path of the machine
     overrides = {"out_dir": os.path.relpath(root / "files", NOTEBOOKS_DIR),
@@ -93,7 +93,7 @@ def _run_course(root: Path) -> dict[str, tuple[Path, str | None, dict]]:
     for nb in lessons():
         params = {k: v for k, v in overrides.items() if k in declared_parameters(nb)}
         try:
-            run = run_lesson(nb, root / "executed", params, threads=course_threads())
+            run = run_lesson(nb, root / "executed", params, threads=1)  # xdist runs other tests beside it
             results[nb.stem] = (run.output, None, params)
         except CourseError as err:
             results[nb.stem] = (root / "executed" / nb.name, str(err), params)
