@@ -163,7 +163,7 @@ def test_pretrain_smoke_runs_all_stages_and_learns(tmp_path) -> None:
     with torch.no_grad():
         z = kit.video_codec.encode(clip)
         v, a, m = kit.text_encoder.encode(["A person nods in a dim grey room, close-up."])
-    assert z.shape == (1, 16, 3, 4, 4) and v.shape[-1] == 128 and a.shape[-1] == 64
+    assert z.shape == (1, 16, 3, 8, 8) and v.shape[-1] == 128 and a.shape[-1] == 64  # the 8x codec by default
     # transformer weights were stored as float16 and load as float32
     assert next(kit.transformer.parameters()).dtype == torch.float32
     assert np.isfinite(record["fm_loss_summary"]["last"]).all()

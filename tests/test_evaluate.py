@@ -84,10 +84,11 @@ def test_identity_eval_needs_a_lora_for_lora_conditions():
 
 # The acceptance claim of issues 5/6: the CPU recipe's LoRA carries a held-out identity's face and voice into
 # the prompt's scene, where the base for the same prompts and seeds draws whoever its noise makes. The base given the
-# same references without the LoRA is no fair yardstick for the face: it pastes the reference portrait (grey room)
-# over the scene, so it is checked on the scene instead. Full numbers: benchmarks/identity_eval.py, whose results
-# are in benchmarks/results/identity_eval.json. "Far above": measured +0.67 face / +0.68 voice here (2 prompts x 2
-# seeds), +0.77 / +0.58 over identity_eval's 16 clips (the shipped 300-step recipe, 2026-12-05).
+# same references without the LoRA is checked on the scene only: the earlier 16x base pasted the reference portrait
+# (grey room) over it; the shipped 8x base, trained with other shots of a person appended, keeps the room, and the
+# LoRA must keep it as well. Full numbers: benchmarks/identity_eval.py, whose results
+# are in benchmarks/results/identity_eval.json. "Far above": measured +0.88 face / +0.54 voice here (2 prompts x 2
+# seeds), +0.66 / +0.64 over identity_eval's 16 clips (the shipped 8x kit's 300-step recipe, 2026-12-06).
 ACCEPTANCE_STEPS = 300
 ACCEPTANCE_MARGIN = 0.25
 
@@ -122,4 +123,4 @@ def test_cpu_recipe_lora_beats_base_on_held_out_identity(tmp_path):
     print({k: (round(v["face_similarity"], 3), round(v["voice_similarity"], 3), v["background_match"]) for k, v in summary.items()})
     for key in ("face_similarity", "voice_similarity"):
         assert lora[key] > base[key] + ACCEPTANCE_MARGIN, f"LoRA {key} {lora[key]:.3f} vs base {base[key]:.3f} on held-out dex"
-    assert lora["background_match"] > pasted["background_match"], "the LoRA should keep the prompt's room"
+    assert lora["background_match"] >= max(0.75, pasted["background_match"]), "the LoRA should keep the prompt's room"

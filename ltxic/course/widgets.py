@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 GRID_STRENGTHS = (0.0, 0.5, 1.0)
-GRID_SCALES = (0.0, 1.0, 3.0)  # the tiny kit's identity guidance is 3 on the face and 1 on the voice
+GRID_SCALES = (0.0, 1.0, 3.0)  # off, the tiny kit's identity guidance (1 on face and voice), and a stronger push
 _SCORE_COLUMNS = (("face_similarity", "face"), ("voice_similarity", "voice"), ("face_found", "face found"),
                   ("lip_sync_correlation", "lip sync"), ("background_match", "scene kept"),
                   ("motion_match", "motion kept"))

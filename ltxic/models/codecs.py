@@ -2,13 +2,15 @@
 
 * :class:`VideoCodec` wraps ltx-core's ``VideoEncoder`` / ``VideoDecoder`` (the LTX-2 video VAE) at a small
   width. What differs from the real VAE: 16 latent channels instead of 128 (the tiny transformer's
-  ``in_channels``), 16x spatial compression instead of 32x (a 128x128 toy clip becomes an 8x8 grid: at 32x a
-  whole face would fall in one or two latent cells and its traits blur away), one residual layer per stage,
+  ``in_channels``), 8x spatial compression instead of 32x in the shipped codec (a 128x128 toy clip becomes a 16x16
+  grid: at 32x a whole face would fall in one or two latent cells and its traits blur away; the earlier 16x codec's
+  8x8 grid held the toy clips at 27 dB PSNR, the 8x one at 32), one residual layer per stage,
   no timestep-conditioned decoder, and a plain autoencoder loss (no GAN or perceptual loss). Time is
   compressed 8x exactly as in LTX-2, the first frame kept on its own: ``F' = (F - 1) / 8 + 1``.
-  :func:`video_codec_config` also builds an 8x codec (a 16x16 grid at 128 px), for a sharper kit
-  (``tiny_pretrain --spatial 8``). Files keep the block list they were trained with in their metadata, so a
-  codec of either geometry loads as it was built.
+  :func:`video_codec_config` builds either geometry (``spatial=8``, the shipped one and ``tiny_pretrain``'s default;
+  ``spatial=16``, the default of a bare ``VideoCodec()``, four times fewer tokens, which the tests' random kits use).
+  Files keep the block list they were trained with in their metadata, so a codec of either geometry loads as it
+  was built.
 * :class:`AudioCodec` wraps ltx-core's ``AudioProcessor`` (log-mel, 16 kHz, hop 160, 64 mels),
   ``AudioEncoder`` and ``AudioDecoder`` (4x down in time and mel: 25 latents/s, ``(B, 1, T, 16)`` latents,
   C*M = 16 where LTX-2 has 8*16 = 128) with mono input. The real model turns mels into waveforms with a
@@ -48,8 +50,8 @@ _X2 = {"multiplier": 2}
 def video_codec_config(latent_channels: int = 16, spatial: int = 16, decoder_base_channels: int = 16) -> dict[str, Any]:
     """ltx-core's VAE config schema (``"vae": {...}``, as stored in real checkpoints) for a tiny video codec.
 
-    ``spatial=16`` is the shipped codec's block list (4x4 patchify, 2x time, 2x all, 2x all), its encoder widths from
-    ``latent_channels`` doubling up to 128 (16 channels, the shipped codec: 16, 32, 64, 128). ``spatial=8`` keeps
+    ``spatial=16`` is the earlier codec's block list (4x4 patchify, 2x time, 2x all, 2x all), its encoder widths from
+    ``latent_channels`` doubling up to 128 (16 channels: 16, 32, 64, 128). ``spatial=8`` (the shipped codec) keeps
     twice the grid (2x2 patchify, then 2x all, 2x all, 2x time, a residual layer after each stage), with encoder
     widths from ``latent_channels`` doubling up to 128. Time is compressed 8x in both. The decoder lists the same
     stages (ltx-core builds them in reverse) from ``8 * decoder_base_channels`` features.

@@ -87,7 +87,7 @@ class PretrainConfig(ToyRunConfig):
     codec_pool: int = 2048
     codec_frames: int = 17  # stage 1 trains on random windows of this many frames (8k+1): the codec is convolutional
     latent_channels: int = 16  # video latent channels = the transformer's in_channels
-    spatial: int = 16  # the video codec's spatial compression: 16 (the shipped codec) or 8 (a 16x16 grid at 128 px)
+    spatial: int = 8  # the video codec's spatial compression: 8 (the shipped codec, a 16x16 grid at 128 px) or 16
     audio_codec_from: str | None = None  # stage 1 trains the video codec only and keeps this folder's audio codec
     video_codec_from: str | None = None  # stage 1 starts from this folder's video codec (encoder and decoder train on)
     max_codec_seconds: float | None = None  # end stage 1 after this long (the learning rate follows the clock)
@@ -621,7 +621,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--codec-lr", type=float, help="stage 1 peak learning rate")
     p.add_argument("--codec-frames", type=int, help="stage 1 trains on random windows of this many frames (8k+1)")
     p.add_argument("--latent-channels", type=int, help="video latent channels (the transformer's in_channels follow)")
-    p.add_argument("--spatial", type=int, choices=(8, 16), help="the video codec's spatial compression (default 16)")
+    p.add_argument("--spatial", type=int, choices=(8, 16), help="the video codec's spatial compression (default 8, the shipped codec's)")
     p.add_argument("--audio-codec-from", metavar="DIR", help=f"stage 1 trains the video codec only and keeps DIR/{AUDIO_CODEC_FILE}")
     p.add_argument("--max-codec-seconds", type=float, help="end stage 1 after this long (the record says where it stopped)")
     p.add_argument("--video-codec-from", metavar="DIR", help=f"stage 1 continues DIR/{VIDEO_CODEC_FILE} (encoder and decoder)")
