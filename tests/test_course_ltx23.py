@@ -44,7 +44,7 @@ def course(tmp_path_factory) -> dict[str, Path]:
 
 
 def _run(course: dict[str, Path], lesson: str, parameters: dict) -> nbformat.NotebookNode:
-    (run,) = run_course(course["out"], only=[lesson], parameters=parameters)
+    (run,) = run_course(course["out"], only=[lesson], parameters=parameters, threads=1)  # beside xdist's other worker
     executed = nbformat.read(run.output, as_version=4)
     # the working-folder cell is put into the copy after the run (ltxic.course.runner.set_working_folder)
     code = [c for c in executed.cells if c.cell_type == "code" and WORKING_FOLDER_TAG not in c.metadata.get("tags", [])]

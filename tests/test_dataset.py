@@ -383,7 +383,7 @@ def test_the_trainer_accepts_the_paired_toy_dataset(paired_toy, tmp_path):
     n_train = sum(e["split"] == "train" for e in shipped["entries"])
     assert report.skipped == [] and len(report.entries) == report.encoded == n_train
     first, _ = load_cached(report.entries[0])
-    assert first["video_latent"].shape[-3:] == (4, 8, 8)  # 25 frames -> 4 latent frames, 128 px / 16 -> 8
+    assert first["video_latent"].shape[-3:] == (4, 16, 16)  # 25 frames -> 4 latent frames, 128 px / 8 -> 16
     assert first["reference_image_latent"].shape[-3] == 1 and first["reference_audio_latent"].numel() > 0
 
 

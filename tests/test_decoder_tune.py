@@ -30,7 +30,8 @@ def test_grown_decoder_decodes_as_the_source_until_it_trains() -> None:
     grown = grow_decoder(source, 1)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(grown.decoder) > count(source.decoder) and count(grown.encoder) == count(source.encoder)
-    assert [p["num_layers"] for n, p in grown.config["vae"]["decoder_blocks"] if n == "res_x"] == [2, 2, 2]
+    before = [p["num_layers"] for n, p in source.config["vae"]["decoder_blocks"] if n == "res_x"]
+    assert [p["num_layers"] for n, p in grown.config["vae"]["decoder_blocks"] if n == "res_x"] == [n + 1 for n in before]
     with torch.no_grad():
         z = source.encode(_clip())
         assert torch.equal(grown.encode(_clip()), z)
@@ -89,6 +90,7 @@ def test_shipped_decoder_is_the_recorded_one_and_the_course_says_its_psnr() -> N
     while "record" in first["source"]:
         first = first["source"]["record"]
     pretrain = json.loads((SAMPLES_TINY / "pretrain_record.json").read_text())
-    assert first["eval_before"]["video_psnr_db"] == pretrain["codec_eval_after"]["video_psnr_db"]
+    # the same clips and codec, evaluated in two GPU runs: equal up to bf16 noise (8x codec: 28.218 and 28.219 dB)
+    assert first["eval_before"]["video_psnr_db"] == pytest.approx(pretrain["codec_eval_after"]["video_psnr_db"], abs=0.01)
     assert record["eval_after"]["video_psnr_db"] > first["eval_before"]["video_psnr_db"]
     assert f"{record['eval_after']['video_psnr_db']:.1f} dB PSNR" in tiny_kit_markdown()

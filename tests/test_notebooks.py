@@ -113,8 +113,9 @@ def test_lesson_shows_its_figures_and_clips(notebook: Path, executed_course) -> 
 def test_default_course_tells_the_story(executed_course) -> None:
     """Lesson 06 with its defaults, after lesson 04's default run, on the held-out identity over every prompt and
     seed: the LoRA's face and voice similarity far above the base's from text alone, both in the prompt's room,
-    while the base given the references (strength 0) pastes the portrait. The numbers are the executed lesson's
-    table (the one the book's first page shows)."""
+    while the base given the references (strength 0) takes some of the face but far less than the LoRA (the shipped
+    base keeps the prompt's room there; the earlier 16x base pasted the portrait). The numbers are the executed
+    lesson's table (the one the book's first page shows)."""
     output, failure, _ = executed_course["06_inference"]
     assert failure is None, failure
     cell = next(c for c in nbformat.read(output, as_version=4).cells if "course-result" in c.metadata.get("tags", []))
@@ -128,7 +129,7 @@ def test_default_course_tells_the_story(executed_course) -> None:
     assert lora["clips"] >= 6, "several prompts and seeds"
     assert lora["face"] > base["face"] + 0.25 and lora["voice"] > base["voice"] + 0.25
     assert lora["scene"] >= 0.8 and base["scene"] >= 0.8
-    assert pasted["scene"] <= 0.2 and pasted["face"] > base["face"] + 0.25
+    assert pasted["face"] > base["face"] + 0.25 and lora["face"] > pasted["face"] + 0.2
 
 
 @pytest.mark.notebooks
@@ -136,7 +137,7 @@ def test_default_course_tells_the_story(executed_course) -> None:
 def test_a_later_lesson_runs_alone(tmp_path: Path) -> None:
     """Lesson 07 without lesson 04 before it: it trains 04's run itself (lesson_checkpoints) and measures drift.
     Its files go where ``run_course`` puts the executed copy (no ``out_dir`` given), named by a relative path."""
-    (run,) = run_course(tmp_path / "out", only=["07"])
+    (run,) = run_course(tmp_path / "out", only=["07"], threads=1)  # xdist runs another test beside it
     executed = nbformat.read(run.output, as_version=4)
     assert not [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert list((tmp_path / "out" / "04_training" / "checkpoints").iterdir())
