@@ -317,19 +317,20 @@ def test_shipped_kit_is_what_its_records_describe() -> None:
 
 
 def test_the_8x_kit_waiting_in_benchmarks_is_what_its_records_describe() -> None:
-    """``benchmarks/results/tiny_kit_8x/kit`` (its codec is the shipped one; its transformer, call D's, is where the
-    shipped one's last calls started) holds the files its records name: the 8x codec whose decoder was fine-tuned past 30 dB, with its encoder kept, and the transformer
-    trained on that codec's latents (call C's, continued by call D: ``kit/pretrain_record.json``)."""
+    """``benchmarks/results/tiny_kit_8x`` holds the files its records name: ``dec_record.json`` the 8x codec whose
+    decoder was fine-tuned past 30 dB, with its encoder kept (now the shipped codec, so it is kept only in
+    ``data_samples/tiny``), and ``kit/`` the transformer trained on that codec's latents (call C's, continued by call
+    D: ``kit/pretrain_record.json``), where the shipped transformer's last calls started."""
     from ltxic.io.files import sha256_file
 
     folder = SAMPLES_TINY.parents[1] / "benchmarks" / "results" / "tiny_kit_8x"
     dec = json.loads((folder / "dec_record.json").read_text())
     more = json.loads((folder / "more_record.json").read_text())
     latest = json.loads((folder / "kit" / "pretrain_record.json").read_text())
-    assert dec["sha256"] == sha256_file(folder / "kit" / "video_codec.safetensors") and dec["encoder_identical"]
+    assert dec["sha256"] == sha256_file(SAMPLES_TINY / "video_codec.safetensors") and dec["encoder_identical"]
     assert dec["eval_after"]["video_psnr_db"] >= 30.0
     assert latest["transformer_from"]["sha256"] == more["sha256"]["transformer.safetensors"]
     for name in ("transformer.safetensors", "text_encoder.safetensors"):
         assert latest["sha256"][name] == sha256_file(folder / "kit" / name), name
-    codec = VideoCodec.load(folder / "kit" / "video_codec.safetensors")
+    codec = VideoCodec.load(SAMPLES_TINY / "video_codec.safetensors")
     assert codec.geometry.spatial == 8 and codec.latent_channels == 16

@@ -9,7 +9,7 @@
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 K=benchmarks/results/tiny_kit_8x; FROM=${FROM:-$K/kit}; NAME=${NAME:-next}
 W=/root/w; mkdir -p $W/codecs $W/base
-cp $K/kit/video_codec.safetensors data_samples/tiny/audio_codec.safetensors $W/codecs/
+cp data_samples/tiny/video_codec.safetensors data_samples/tiny/audio_codec.safetensors $W/codecs/   # the 8x codec (dec_record.json), shipped
 cp $K/c8_16ch_record.json $W/codecs/pretrain_record.json   # the codec's stage-1 facts travel into the new record
 cp $FROM/transformer.safetensors $FROM/text_encoder.safetensors $W/base/
 if [ -f $FROM/pretrain_record.json ]; then cp $FROM/pretrain_record.json $W/base/transformer_record.json
